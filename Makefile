@@ -1,0 +1,34 @@
+# Two entry points do all set-up on a fresh machine:
+#   make demo   train on the lyrics and print generated text
+#   make test   run the whole test suite
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SHARED_DATA ?= ../shared/data
+DATA_FILES := jaychou_lyrics.txt.zip ptb.zip
+
+.PHONY: test demo data bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+# Seed data/ from the shared copy when there is one; lyricnn downloads otherwise.
+data:
+	@for f in $(DATA_FILES); do \
+	  if [ ! -f data/$$f ] && [ -f $(SHARED_DATA)/$$f ]; then cp $(SHARED_DATA)/$$f data/$$f && echo "seeded data/$$f"; fi; \
+	done
+
+test: $(VENV)/.installed data
+	$(PY) -m pytest -q
+
+demo: $(VENV)/.installed data
+	$(PY) examples/demo.py
+
+bench: $(VENV)/.installed data
+	$(PY) benchmarks/bench_train.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

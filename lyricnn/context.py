@@ -1,0 +1,69 @@
+"""Devices (``ctx``) and reproducible seeding.
+
+The book passes ``ctx`` everywhere: ``None`` means MXNet's current default
+context (``mx.cpu()`` unless changed), otherwise an ``mx.Context``.
+"""
+import logging
+import random
+
+import mxnet as mx
+import numpy as np
+from mxnet import nd
+
+log = logging.getLogger(__name__)
+
+
+def try_gpu():
+    """Return ``mx.gpu()`` if MXNet can allocate on it, else ``mx.cpu()`` (d2lzh)."""
+    try:
+        ctx = mx.gpu()
+        _ = nd.array([0], ctx=ctx)
+    except mx.base.MXNetError:
+        ctx = mx.cpu()
+    return ctx
+
+
+def try_all_gpus():
+    """Return every usable GPU context, or ``[mx.cpu()]`` if there is none (d2lzh)."""
+    ctxes = []
+    try:
+        for i in range(16):
+            ctx = mx.gpu(i)
+            _ = nd.array([0], ctx=ctx)
+            ctxes.append(ctx)
+    except mx.base.MXNetError:
+        pass
+    return ctxes or [mx.cpu()]
+
+
+def resolve_ctx(ctx):
+    """Turn ``None``, ``'cpu'``, ``'gpu'`` or an ``mx.Context`` into an ``mx.Context``.
+
+    ``'gpu'`` falls back to the CPU with a warning when MXNet sees no GPU, so a
+    script written for a GPU machine still runs on a laptop.
+    """
+    if ctx is None:
+        return mx.context.current_context()
+    if isinstance(ctx, mx.Context):
+        return ctx
+    if ctx == "cpu":
+        return mx.cpu()
+    if ctx == "gpu":
+        found = try_gpu()
+        if found.device_type != "gpu":
+            log.warning("ctx='gpu' requested but MXNet sees no GPU; using the CPU")
+        return found
+    raise ValueError(f"ctx must be None, 'cpu', 'gpu' or an mx.Context, got {ctx!r}")
+
+
+def set_seed(seed):
+    """Seed Python's ``random``, NumPy and MXNet so that a run can be repeated.
+
+    The book's random sampler draws from Python's ``random``; parameter
+    initialisation draws from MXNet; lyricnn's own sampling draws from NumPy.
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    mx.random.seed(seed)

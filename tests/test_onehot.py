@@ -1,0 +1,39 @@
+import d2lzh
+import numpy as np
+from mxnet import nd
+import mxnet as mx
+
+from lyricnn.onehot import to_onehot
+
+
+def test_to_onehot_matches_seed_example():
+    X = nd.arange(10).reshape((2, 5))
+    inputs = to_onehot(X, 10)
+    assert len(inputs) == 5
+    for t, step in enumerate(inputs):
+        assert step.shape == (2, 10)
+        expected = np.zeros((2, 10), dtype=np.float32)
+        expected[0, t] = expected[1, t + 5] = 1
+        np.testing.assert_array_equal(step.asnumpy(), expected)
+
+
+def test_to_onehot_equals_d2lzh():
+    X = nd.array(np.random.RandomState(0).randint(0, 30, size=(4, 7)))
+    ours, theirs = to_onehot(X, 30), d2lzh.to_onehot(X, 30)
+    assert len(ours) == len(theirs)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_array_equal(a.asnumpy(), b.asnumpy())
+
+
+def test_to_onehot_keeps_context():
+    X = nd.array([[1, 2], [3, 4]], ctx=mx.cpu(1))
+    assert all(step.context == mx.cpu(1) for step in to_onehot(X, 5))
+
+
+def test_concatenated_matmul_identity():
+    # Section 2 of the seed: X·W_xh + H·W_hh == [X, H]·[W_xh; W_hh].
+    X, W_xh = nd.random.normal(shape=(3, 1)), nd.random.normal(shape=(1, 4))
+    H, W_hh = nd.random.normal(shape=(3, 4)), nd.random.normal(shape=(4, 4))
+    separate = nd.dot(X, W_xh) + nd.dot(H, W_hh)
+    joined = nd.dot(nd.concat(X, H, dim=1), nd.concat(W_xh, W_hh, dim=0))
+    np.testing.assert_allclose(separate.asnumpy(), joined.asnumpy(), rtol=1e-5, atol=1e-5)
