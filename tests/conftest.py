@@ -1,3 +1,4 @@
+import lyricnn  # noqa: F401  (first: it sets MXNet threads before MXNet loads)
 import os
 from pathlib import Path
 
@@ -21,3 +22,9 @@ def pytest_configure(config):
 @pytest.fixture(scope="session")
 def lyrics_zip():
     return hub.locate("jaychou_lyrics.txt.zip", download_missing=False)
+
+
+# Tests import the book's notebook code from benchmarks/book_notebook.py.
+import sys  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

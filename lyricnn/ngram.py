@@ -1,0 +1,490 @@
+"""N-gram language models (book 6.1: 语言模型, n元语法).
+
+The seed defines a language model through the chain rule
+``P(w1..wT) = prod_t P(wt | w1..wt-1)`` and makes it tractable with the order-n
+Markov assumption: ``wt`` depends only on the ``n - 1`` tokens before it. The
+first tokens of a text have fewer predecessors and use the shorter contexts,
+exactly as the seed's trigram example ``P(w1) P(w2|w1) P(w3|w1,w2) P(w4|w2,w3)``.
+
+Estimators (``NGramLM(order, smoothing)``):
+
+- ``"mle"``: the seed's relative frequencies, ``P(w) = count(w) / N`` and
+  ``P(w | h) = count(h w) / count(h)``. An unseen n-gram has probability 0, so
+  a text containing one has log-probability ``-inf`` and perplexity ``inf``.
+- ``"add-k"``: ``(count(h w) + k) / (count(h) + k V)``.
+- ``"kneser-ney"``: interpolated modified Kneser-Ney (Chen & Goodman 1998),
+  three discounts per order, continuation counts below the top order, and a
+  uniform distribution over the vocabulary (``<unk>`` included) at the bottom.
+
+``count(h)`` is the number of times ``h`` is *followed by a token*, i.e.
+``sum_w count(h w)``. It equals the seed's ``count(w1 w2)`` except when the text
+ends with ``h``; the sum is what makes every ``P(. | h)`` sum to 1.
+
+Tokens are integer-encoded through a ``Vocab`` in first-appearance order with
+``<unk>`` at index 0; tokens not seen in training map to ``<unk>``.
+"""
+import itertools
+import logging
+import math
+
+import numpy as np
+
+from .data import Vocab
+from .tokenize import UNK, chars
+
+log = logging.getLogger(__name__)
+
+SMOOTHINGS = ("mle", "add-k", "kneser-ney")
+STRATEGIES = ("greedy", "sample")
+
+# Context id marking "this position has fewer than k-1 predecessors": the
+# order-k estimate does not apply there and the shorter context is used.
+NO_CONTEXT = -2
+# Context or n-gram id marking "never seen in training".
+UNSEEN = -1
+
+
+def kn_discounts(n1, n2, n3, n4):
+    """Discounts ``(D1, D2, D3+)`` of modified Kneser-Ney from counts-of-counts.
+
+    ``n_i`` is the number of distinct n-grams (of one order) seen exactly ``i``
+    times. Chen & Goodman (1998), eq. 26: ``Y = n1 / (n1 + 2 n2)`` and
+    ``D_i = i - (i + 1) Y n_{i+1} / n_i``.
+
+    On real corpora every ``n_i > 0`` and the formulas give ``0 < D_i < i``.
+    Tiny or oddly shaped count distributions break them: ``n_{i+1} = 0``
+    would give ``D_i = i`` (every n-gram seen ``i`` times loses all its mass),
+    ``n_i = 0`` divides by zero, and a large ``n_{i+1}`` makes ``D_i``
+    negative. Fallbacks keep every ``D_i`` in ``(0, i)``, so a seen n-gram
+    always keeps some mass and some always reaches the lower order:
+    ``Y = 0.5`` unless ``n1, n2 > 0``; a ``D_i`` that needs a zero ``n_i`` or
+    ``n_{i+1}``, or falls outside ``(0, i)``, takes the previous discount
+    (``D1`` takes ``Y``).
+    """
+    y = n1 / (n1 + 2 * n2) if n1 > 0 and n2 > 0 else 0.5
+    discounts, previous = [], y
+    for i, (n_i, n_next) in enumerate(((n1, n2), (n2, n3), (n3, n4)), start=1):
+        d = i - (i + 1) * y * n_next / n_i if n_i > 0 and n_next > 0 else previous
+        if not 0 < d < i:
+            d = previous
+        discounts.append(d)
+        previous = d
+    return tuple(discounts)
+
+
+def _take(values, index, default):
+    """``values[index]`` where ``index >= 0``, else ``default``; float array like ``index``."""
+    if len(values) == 0:
+        return np.full(index.shape, default, dtype=np.float64)
+    return np.where(index >= 0, values[np.maximum(index, 0)], default)
+
+
+class NGramCounts:
+    """Counts of every k-gram, k = 1..order, of one token sequence.
+
+    Level ``k`` is a sorted int64 array ``keys[k]`` of shape ``(G_k,)`` (one
+    entry per distinct k-gram) with ``counts[k]`` beside it. A k-gram's key is
+    ``prefix_id * V + w``: the index of its (k-1)-gram prefix in level k-1 times
+    the vocabulary size, plus its last token's index. So keys stay below
+    ``G_{k-1} * V`` for any order (``V**k`` would overflow int64 at k = 5 on
+    PTB), the context of a k-gram is ``key // V``, and a batch of look-ups is
+    one ``np.searchsorted`` per level. Level 0 is the empty n-gram, seen ``N``
+    times. Counting is ``np.unique`` on arrays, never a Python loop over tokens.
+
+    ``continuation[k]`` (k < order) holds Kneser-Ney's continuation counts
+    ``N1+(. g)``: the number of distinct tokens seen before the k-gram ``g``.
+    The start of the text counts as one more distinct predecessor, so every
+    k-gram seen in training has a continuation count of at least 1.
+    """
+
+    def __init__(self, tokens, order):
+        tokens = list(tokens)
+        self.order = order
+        # <unk> first; dict.fromkeys keeps first-appearance order (never set order).
+        self.vocab = Vocab(dict.fromkeys(itertools.chain([UNK], tokens)))
+        self.unk_id = self.vocab.token_to_idx[UNK]
+        ids = self.encode(tokens)
+        self.num_tokens = len(ids)
+        self.keys = [np.zeros(1, dtype=np.int64)]
+        self.counts = [np.array([self.num_tokens], dtype=np.int64)]
+        self.continuation = []
+        starts_prev = np.zeros(len(ids), dtype=np.int64)  # id of the 0-gram at each position
+        for k in range(1, order + 1):
+            starts = self._count_level(k, ids, starts_prev)
+            self.continuation.append(self._continuation(starts, starts_prev, k - 1))
+            starts_prev = starts
+        self.continuation.append(None)  # the top order has no (order+1)-grams
+
+    @property
+    def vocab_size(self):
+        return len(self.vocab)
+
+    def encode(self, tokens):
+        """Token list -> int64 array of vocabulary indices, unknown -> ``<unk>``."""
+        get, unk = self.vocab.token_to_idx.get, self.unk_id
+        return np.fromiter((get(t, unk) for t in tokens), dtype=np.int64, count=len(tokens))
+
+    def _count_level(self, k, ids, starts_prev):
+        """Fill ``keys[k]``/``counts[k]``; return each position's k-gram id, shape (N-k+1,)."""
+        m = max(len(ids) - k + 1, 0)  # number of k-gram occurrences
+        raw = starts_prev[:m] * self.vocab_size + ids[k - 1:k - 1 + m]
+        keys, starts, counts = np.unique(raw, return_inverse=True, return_counts=True)
+        self.keys.append(keys.astype(np.int64))
+        self.counts.append(counts.astype(np.int64))
+        return starts.reshape(-1).astype(np.int64)
+
+    def _continuation(self, starts, starts_prev, k):
+        """Continuation counts of level ``k`` from the (k+1)-gram ids by position."""
+        if k == 0:
+            return None
+        # One occurrence per distinct (k+1)-gram: its suffix is the k-gram one
+        # position later, and each distinct (k+1)-gram adds one distinct
+        # predecessor to that suffix.
+        occurrence = np.empty(len(self.keys[k + 1]), dtype=np.int64)
+        occurrence[starts] = np.arange(len(starts))
+        suffixes = starts_prev[occurrence + 1]
+        cont = np.bincount(suffixes, minlength=len(self.keys[k])).astype(np.int64)
+        if len(starts_prev):
+            cont[starts_prev[0]] += 1  # the k-gram opening the text
+        return cont
+
+    def find(self, k, context_ids, word_ids):
+        """Ids of the k-grams ``(context, word)`` in level ``k``, shape like the inputs.
+
+        ``context_ids`` are (k-1)-gram ids; ``UNSEEN`` and ``NO_CONTEXT`` pass
+        through, and a k-gram absent from training gives ``UNSEEN``.
+        """
+        keys = self.keys[k]
+        query = context_ids * self.vocab_size + word_ids
+        if len(keys) == 0:
+            found = np.zeros(query.shape, dtype=bool)
+            pos = np.zeros(query.shape, dtype=np.int64)
+        else:
+            pos = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
+            found = keys[pos] == query
+        ids = np.where(found & (context_ids >= 0), pos, UNSEEN)
+        return np.where(context_ids == NO_CONTEXT, NO_CONTEXT, ids)
+
+    def context_ids(self, ids):
+        """Per order k, the id of the (k-1)-gram before each position of ``ids``.
+
+        Returns a list indexed by k = 0..order (entry 0 unused) of int64 arrays
+        of shape ``(len(ids),)``: ``UNSEEN`` if that context never occurred,
+        ``NO_CONTEXT`` at positions ``i < k - 1``.
+        """
+        ids = np.asarray(ids, dtype=np.int64)
+        contexts = [None, np.zeros(len(ids), dtype=np.int64)]
+        for k in range(2, self.order + 1):
+            ending_here = self.find(k - 1, contexts[k - 1], ids)
+            shifted = np.full(len(ids), NO_CONTEXT, dtype=np.int64)
+            shifted[1:] = ending_here[:-1]
+            contexts.append(shifted)
+        return contexts
+
+    def ngram_id(self, ngram):
+        """Id of a token tuple in its level, or ``UNSEEN``."""
+        gid = np.zeros(1, dtype=np.int64)
+        for k, token_id in enumerate(self.encode(ngram), start=1):
+            gid = self.find(k, gid, np.array([token_id]))
+        return int(gid[0])
+
+    def count(self, ngram):
+        """How many times the token tuple ``ngram`` (length 0..order) occurs."""
+        ngram = tuple(ngram)
+        if len(ngram) > self.order:
+            raise ValueError(f"ngram has {len(ngram)} tokens; this model counts up to {self.order}")
+        if any(t not in self.vocab for t in ngram):
+            return 0
+        gid = self.ngram_id(ngram)
+        return 0 if gid < 0 else int(self.counts[len(ngram)][gid])
+
+    def decode(self, k, gram_id):
+        """Token tuple of k-gram ``gram_id`` (walks the prefix ids down to level 1)."""
+        tokens = []
+        for level in range(k, 0, -1):
+            key = int(self.keys[level][gram_id])
+            gram_id, token_id = divmod(key, self.vocab_size)
+            tokens.append(self.vocab.idx_to_token[token_id])
+        return tuple(reversed(tokens))
+
+    def most_common(self, k, num=10):
+        """The ``num`` most frequent k-grams as ``[(tokens_tuple, count), ...]``.
+
+        Ties are broken by first appearance of the n-gram's ids (stable sort).
+        """
+        if not 1 <= k <= self.order:
+            raise ValueError(f"k must be between 1 and {self.order}, got {k!r}")
+        order = np.argsort(-self.counts[k], kind="stable")[:num]
+        return [(self.decode(k, int(g)), int(self.counts[k][g])) for g in order]
+
+
+class NGramLM:
+    """An order-n language model over any tokens (book 6.1 n元语法).
+
+    ``order``: n >= 1 (1 = unigram, 2 = bigram, ...). ``smoothing``: one of
+    ``SMOOTHINGS``. ``k``: the pseudo-count of add-k smoothing (> 0).
+    ``tokenizer``: callable str -> list of tokens, applied whenever a ``str``
+    is passed where tokens are expected (default: characters, as the book).
+    Any other sequence is taken as tokens as-is.
+    """
+
+    def __init__(self, order, smoothing="mle", k=1.0, tokenizer=chars):
+        if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 1:
+            raise ValueError(f"order must be an integer >= 1, got {order!r}")
+        if smoothing not in SMOOTHINGS:
+            raise ValueError(f"smoothing must be one of {list(SMOOTHINGS)}, got {smoothing!r}")
+        if isinstance(k, bool) or not isinstance(k, (int, float)) or not 0 < k < math.inf:
+            raise ValueError(f"k must be a finite number > 0, got {k!r}")
+        if not callable(tokenizer):
+            raise ValueError(f"tokenizer must be callable, got {tokenizer!r}")
+        self.order, self.smoothing, self.k = int(order), smoothing, float(k)
+        self.tokenizer = tokenizer
+        self.counts = None
+
+    def __repr__(self):
+        fitted = f", V={self.vocab_size}, N={self.counts.num_tokens}" if self.counts is not None else ""
+        return f"NGramLM(order={self.order}, smoothing={self.smoothing!r}{fitted})"
+
+    # -- training ---------------------------------------------------------
+
+    def fit(self, tokens):
+        """Count the n-grams of ``tokens`` (a str is tokenized) and build the tables.
+
+        Everything a query needs is precomputed here, per order k and per
+        context h: the total ``count(h)``, and for Kneser-Ney the discounted
+        count of every n-gram and the back-off weight of every context.
+        Returns ``self``.
+        """
+        tokens = self._as_tokens(tokens, "tokens")
+        self.counts = NGramCounts(tokens, self.order)
+        self._tables = [None] + [self._level_tables(k) for k in range(1, self.order + 1)]
+        log.info("fitted %r: distinct n-grams per order %s", self,
+                 [len(keys) for keys in self.counts.keys[1:]])
+        return self
+
+    def _model_counts(self, k):
+        """Counts that order k uses: raw, except KN's lower orders (continuation)."""
+        if self.smoothing == "kneser-ney" and k < self.order:
+            return self.counts.continuation[k]
+        return self.counts.counts[k]
+
+    def _level_tables(self, k):
+        """Per-context arrays of order k (contexts = (k-1)-grams) as a dict."""
+        counts = self._model_counts(k)
+        context_of = self.counts.keys[k] // self.vocab_size
+        num_contexts = len(self.counts.keys[k - 1])
+        total = np.bincount(context_of, weights=counts, minlength=num_contexts)
+        inv_total = np.divide(1.0, total, out=np.zeros_like(total), where=total > 0)
+        tables = {"counts": counts, "total": total, "inv_total": inv_total}
+        if self.smoothing == "kneser-ney":
+            tables.update(self._kn_tables(counts, context_of, total, inv_total))
+        return tables
+
+    @staticmethod
+    def _kn_tables(counts, context_of, total, inv_total):
+        """Discounted counts ``c - D(c)`` and back-off weights ``gamma(h)``.
+
+        ``gamma(h) = (D1 N1(h.) + D2 N2(h.) + D3+ N3+(h.)) / count(h)`` is the
+        mass removed by discounting; a context never followed by anything
+        (``count(h) = 0``) passes all its mass down (``gamma = 1``).
+        """
+        n1, n2, n3, n4 = np.bincount(np.minimum(counts, 5), minlength=6)[1:5]
+        d = kn_discounts(int(n1), int(n2), int(n3), int(n4))
+        discount = np.array((0.0,) + d)[np.minimum(counts, 3)]
+        removed = np.bincount(context_of, weights=discount, minlength=len(total))
+        gamma = np.where(total > 0, removed * inv_total, 1.0)
+        return {"discounts": d, "discounted": counts - discount, "gamma": gamma}
+
+    # -- probabilities ----------------------------------------------------
+
+    @property
+    def vocab(self):
+        self._check_fitted()
+        return self.counts.vocab
+
+    @property
+    def vocab_size(self):
+        return len(self.vocab)
+
+    def discounts(self, k):
+        """``(D1, D2, D3+)`` that Kneser-Ney uses at order ``k``."""
+        self._check_fitted()
+        if self.smoothing != "kneser-ney":
+            raise ValueError(f"discounts exist for smoothing='kneser-ney' only, not {self.smoothing!r}")
+        if not 1 <= k <= self.order:
+            raise ValueError(f"k must be between 1 and {self.order}, got {k!r}")
+        return self._tables[k]["discounts"]
+
+    def count(self, ngram):
+        """Training count of an n-gram (a str is tokenized); ``count(())`` is N."""
+        self._check_fitted()
+        if isinstance(ngram, str):
+            ngram = self.tokenizer(ngram)
+        return self.counts.count(ngram)
+
+    def prob(self, token, context=()):
+        """``P(token | context)`` under the order-n Markov assumption.
+
+        Only the last ``order - 1`` tokens of ``context`` matter; a shorter
+        context uses the correspondingly lower order.
+        """
+        return float(self.probs(context)[self._token_id(token)])
+
+    def probs(self, context=()):
+        """``P(. | context)`` over the whole vocabulary: float64 array of shape (V,).
+
+        Index ``i`` is ``vocab.idx_to_token[i]``.
+        """
+        self._check_fitted()
+        context = self._as_tokens(context, "context", allow_empty=True)
+        context = context[-(self.order - 1):] if self.order > 1 else []
+        # The contexts of a dummy token appended after ``context`` are those of
+        # the next position.
+        ids = np.append(self.counts.encode(context), 0)
+        contexts = [None if c is None else np.full(self.vocab_size, c[-1])
+                    for c in self.counts.context_ids(ids)]
+        return self._cond_probs(contexts, np.arange(self.vocab_size))
+
+    def token_log_probs(self, tokens):
+        """``log P(w_t | previous n-1 tokens)`` for every token: shape (T,), natural log."""
+        self._check_fitted()
+        ids = self.counts.encode(self._as_tokens(tokens, "tokens"))
+        p = self._cond_probs(self.counts.context_ids(ids), ids)
+        with np.errstate(divide="ignore"):  # an MLE zero is a legitimate -inf
+            return np.log(p)
+
+    def log_prob(self, tokens):
+        """``log P(w1..wT)`` by the chain rule (natural log; ``-inf`` if any factor is 0)."""
+        return float(np.sum(self.token_log_probs(tokens)))
+
+    def perplexity(self, tokens):
+        """``exp(-log P(w1..wT) / T)``; ``inf`` if the text has probability 0."""
+        logp = self.token_log_probs(tokens)
+        return float(np.exp(-np.mean(logp)))
+
+    def score(self, text):
+        """Log-probability of a text: the scorer to give to ``rank``."""
+        return self.log_prob(text)
+
+    def _cond_probs(self, contexts, words):
+        """``P(words[i] | context i)`` for a batch; ``contexts`` from ``context_ids``."""
+        if self.smoothing == "kneser-ney":
+            return self._kn_probs(contexts, words)
+        p = np.zeros(len(words))
+        for k in range(1, self.order + 1):
+            # Overwrite with each longer order that applies: the result is the
+            # estimate of the longest available context (no back-off, by design).
+            t = self._tables[k]
+            grams = self.counts.find(k, contexts[k], words)
+            count = _take(t["counts"], grams, 0.0)
+            total = _take(t["total"], contexts[k], 0.0)
+            if self.smoothing == "mle":
+                p_k = np.divide(count, total, out=np.zeros_like(count), where=total > 0)
+            else:
+                p_k = (count + self.k) / (total + self.k * self.vocab_size)
+            p = np.where(contexts[k] != NO_CONTEXT, p_k, p)
+        return p
+
+    def _kn_probs(self, contexts, words):
+        """Interpolated modified Kneser-Ney, from the uniform distribution upwards.
+
+        ``P_k(w|h) = (c(hw) - D(c(hw))) / c(h) + gamma(h) P_{k-1}(w|h')``, with
+        ``h'`` the context minus its first token; unseen (or unavailable)
+        contexts pass ``P_{k-1}`` through unchanged.
+        """
+        p = np.full(len(words), 1.0 / self.vocab_size)
+        for k in range(1, self.order + 1):
+            ctx = contexts[k]
+            if not np.any(ctx >= 0):
+                continue
+            t = self._tables[k]
+            grams = self.counts.find(k, ctx, words)
+            p_k = (_take(t["discounted"], grams, 0.0) * _take(t["inv_total"], ctx, 0.0)
+                   + _take(t["gamma"], ctx, 1.0) * p)
+            p = np.where(ctx >= 0, p_k, p)
+        return p
+
+    # -- generation ---------------------------------------------------------
+
+    def generate(self, prefix=(), length=20, strategy="greedy", seed=None):
+        """Continue ``prefix`` by ``length`` tokens; returns prefix + new tokens (a list).
+
+        ``strategy='greedy'`` takes the most probable token (lowest index on
+        ties), so it is deterministic; ``'sample'`` draws from ``P(. | context)``
+        with ``numpy.random.default_rng(seed)``, reproducible for a fixed seed.
+        If a context has no probability mass at all (MLE after a context never
+        followed by anything) its oldest token is dropped until one has.
+        ``<unk>`` is never generated unless the training text contains it.
+        """
+        self._check_fitted()
+        if strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {list(STRATEGIES)}, got {strategy!r}")
+        if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 0:
+            raise ValueError(f"length must be an integer >= 0, got {length!r}")
+        tokens = self._as_tokens(prefix, "prefix", allow_empty=True)
+        rng = np.random.default_rng(seed)
+        # <unk> only stands for "a token not seen in training": never write it
+        # out unless the corpus itself uses it (PTB does).
+        drop_unk = self.count((UNK,)) == 0
+        for _ in range(length):
+            p = self._next_distribution(tokens)
+            if drop_unk:
+                p[self.counts.unk_id] = 0.0
+            if strategy == "greedy":
+                i = int(np.argmax(p))
+            else:  # inverse CDF: no sum-to-one tolerance issues
+                cdf = np.cumsum(p)
+                i = int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"))
+                i = min(i, len(p) - 1)
+            tokens.append(self.vocab.idx_to_token[i])
+        return tokens
+
+    def _next_distribution(self, tokens):
+        context = tokens[-(self.order - 1):] if self.order > 1 else []
+        while True:
+            p = self.probs(context)
+            if p.sum() > 0 or not context:
+                return p
+            context = context[1:]
+
+    # -- helpers ------------------------------------------------------------
+
+    def _check_fitted(self):
+        if self.counts is None:
+            raise ValueError("this NGramLM is not fitted yet: call fit(tokens) first")
+
+    def _token_id(self, token):
+        return self.vocab.token_to_idx.get(token, self.counts.unk_id)
+
+    def _as_tokens(self, tokens, name, allow_empty=False):
+        if isinstance(tokens, str):
+            tokens = self.tokenizer(tokens)
+        try:
+            tokens = list(tokens)
+        except TypeError:
+            raise ValueError(f"{name} must be a str or a sequence of tokens, got {tokens!r}") from None
+        if not tokens and not allow_empty:
+            raise ValueError(f"{name} must not be empty")
+        return tokens
+
+
+def rank(candidates, scorer):
+    """Sort candidate texts most likely first (the seed's 福贵/富贵 example).
+
+    ``scorer``: any callable text -> log-probability (``NGramLM.score``, or
+    an RNN's scorer). Returns ``[(candidate, log_prob), ...]`` in decreasing
+    log-probability; ties keep the input order. Log-probabilities of texts of
+    different lengths are compared as they are (no length normalisation).
+    """
+    if not callable(scorer):
+        raise ValueError(f"scorer must be callable, got {scorer!r}")
+    candidates = list(candidates)
+    if not candidates:
+        raise ValueError("candidates must not be empty")
+    scored = []
+    for candidate in candidates:
+        value = float(scorer(candidate))
+        if math.isnan(value):
+            raise ValueError(f"scorer returned NaN for candidate {candidate!r}")
+        scored.append((candidate, value))
+    return sorted(scored, key=lambda item: -item[1])
