@@ -20,9 +20,11 @@ from .data import Vocab, load_corpus_chars, load_data_jay_lyrics, read_text
 from .generation import predict_rnn, predict_rnn_gluon
 from .gluon_model import RNNModel
 from .hub import DATA_HUB, download, locate
+from .ngram import NGramCounts, NGramLM, kn_discounts, rank
 from .onehot import to_onehot
 from .sampling import data_iter_consecutive, data_iter_random
 from .scratch import get_params, init_rnn_state, params_getter, rnn, rnn_sequence
+from .tokenize import EOS, UNK, get_tokenizer, load_ptb
 from .training import (History, TrainingDiverged, grad_clipping, perplexity, sgd,
                        train_and_predict_rnn, train_and_predict_rnn_gluon)
 

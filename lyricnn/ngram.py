@@ -15,6 +15,13 @@ Estimators (``NGramLM(order, smoothing)``):
 - ``"kneser-ney"``: interpolated modified Kneser-Ney (Chen & Goodman 1998),
   three discounts per order, continuation counts below the top order, and a
   uniform distribution over the vocabulary (``<unk>`` included) at the bottom.
+  A context shorter than ``n - 1`` (the first tokens of a text) gets the
+  lower-order distribution that the model itself interpolates with.
+
+MLE and add-k never back off: the estimate is the one of the longest context
+available, even when that context was never seen (MLE: 0, add-k: ``1/V``).
+For word corpora the sentence end is an ordinary ``<eos>`` token, predicted and
+counted like a word; contexts run across it (standard PTB evaluation).
 
 ``count(h)`` is the number of times ``h`` is *followed by a token*, i.e.
 ``sum_w count(h w)``. It equals the seed's ``count(w1 w2)`` except when the text
@@ -48,7 +55,7 @@ def kn_discounts(n1, n2, n3, n4):
     """Discounts ``(D1, D2, D3+)`` of modified Kneser-Ney from counts-of-counts.
 
     ``n_i`` is the number of distinct n-grams (of one order) seen exactly ``i``
-    times. Chen & Goodman (1998), eq. 26: ``Y = n1 / (n1 + 2 n2)`` and
+    times. Chen & Goodman (1998): ``Y = n1 / (n1 + 2 n2)`` and
     ``D_i = i - (i + 1) Y n_{i+1} / n_i``.
 
     On real corpora every ``n_i > 0`` and the formulas give ``0 < D_i < i``.
@@ -86,10 +93,12 @@ class NGramCounts:
     entry per distinct k-gram) with ``counts[k]`` beside it. A k-gram's key is
     ``prefix_id * V + w``: the index of its (k-1)-gram prefix in level k-1 times
     the vocabulary size, plus its last token's index. So keys stay below
-    ``G_{k-1} * V`` for any order (``V**k`` would overflow int64 at k = 5 on
-    PTB), the context of a k-gram is ``key // V``, and a batch of look-ups is
-    one ``np.searchsorted`` per level. Level 0 is the empty n-gram, seen ``N``
-    times. Counting is ``np.unique`` on arrays, never a Python loop over tokens.
+    ``G_{k-1} * V <= N * V`` for any order (``V**k`` would overflow int64 at
+    k = 5 on PTB; ``N * V`` stays far below 2**63), the context of a k-gram
+    is ``key // V``, and a batch of look-ups is one ``np.searchsorted`` per
+    level. Level 0 is the empty n-gram, seen ``N`` times. Counting is
+    ``np.unique`` on arrays; the only per-token Python work is encoding the
+    tokens to ids.
 
     ``continuation[k]`` (k < order) holds Kneser-Ney's continuation counts
     ``N1+(. g)``: the number of distinct tokens seen before the k-gram ``g``.
@@ -98,8 +107,10 @@ class NGramCounts:
     """
 
     def __init__(self, tokens, order):
+        if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 1:
+            raise ValueError(f"order must be an integer >= 1, got {order!r}")
         tokens = list(tokens)
-        self.order = order
+        self.order = int(order)
         # <unk> first; dict.fromkeys keeps first-appearance order (never set order).
         self.vocab = Vocab(dict.fromkeys(itertools.chain([UNK], tokens)))
         self.unk_id = self.vocab.token_to_idx[UNK]
@@ -207,15 +218,16 @@ class NGramCounts:
             tokens.append(self.vocab.idx_to_token[token_id])
         return tuple(reversed(tokens))
 
-    def most_common(self, k, num=10):
-        """The ``num`` most frequent k-grams as ``[(tokens_tuple, count), ...]``.
+    def most_common(self, n, num=10):
+        """The ``num`` most frequent n-grams as ``[(tokens_tuple, count), ...]``.
 
-        Ties are broken by first appearance of the n-gram's ids (stable sort).
+        Ties keep the order of the n-gram keys (a stable sort), so the result
+        is deterministic.
         """
-        if not 1 <= k <= self.order:
-            raise ValueError(f"k must be between 1 and {self.order}, got {k!r}")
-        order = np.argsort(-self.counts[k], kind="stable")[:num]
-        return [(self.decode(k, int(g)), int(self.counts[k][g])) for g in order]
+        if not 1 <= n <= self.order:
+            raise ValueError(f"n must be between 1 and {self.order}, got {n!r}")
+        ranked = np.argsort(-self.counts[n], kind="stable")[:num]
+        return [(self.decode(n, int(g)), int(self.counts[n][g])) for g in ranked]
 
 
 class NGramLM:
@@ -239,10 +251,13 @@ class NGramLM:
             raise ValueError(f"tokenizer must be callable, got {tokenizer!r}")
         self.order, self.smoothing, self.k = int(order), smoothing, float(k)
         self.tokenizer = tokenizer
-        self.counts = None
+        self.counts = None  # NGramCounts, set by fit
+        self._tables = None  # per order: dict of per-context arrays, set by fit
 
     def __repr__(self):
-        fitted = f", V={self.vocab_size}, N={self.counts.num_tokens}" if self.counts is not None else ""
+        fitted = ""
+        if self.counts is not None:
+            fitted = f", V={self.vocab_size}, N={self.counts.num_tokens}"
         return f"NGramLM(order={self.order}, smoothing={self.smoothing!r}{fitted})"
 
     # -- training ---------------------------------------------------------
@@ -273,7 +288,8 @@ class NGramLM:
         counts = self._model_counts(k)
         context_of = self.counts.keys[k] // self.vocab_size
         num_contexts = len(self.counts.keys[k - 1])
-        total = np.bincount(context_of, weights=counts, minlength=num_contexts)
+        # astype: bincount of an empty array (order > text length) returns ints.
+        total = np.bincount(context_of, weights=counts, minlength=num_contexts).astype(np.float64)
         inv_total = np.divide(1.0, total, out=np.zeros_like(total), where=total > 0)
         tables = {"counts": counts, "total": total, "inv_total": inv_total}
         if self.smoothing == "kneser-ney":
@@ -291,7 +307,7 @@ class NGramLM:
         n1, n2, n3, n4 = np.bincount(np.minimum(counts, 5), minlength=6)[1:5]
         d = kn_discounts(int(n1), int(n2), int(n3), int(n4))
         discount = np.array((0.0,) + d)[np.minimum(counts, 3)]
-        removed = np.bincount(context_of, weights=discount, minlength=len(total))
+        removed = np.bincount(context_of, weights=discount, minlength=len(total)).astype(np.float64)
         gamma = np.where(total > 0, removed * inv_total, 1.0)
         return {"discounts": d, "discounted": counts - discount, "gamma": gamma}
 
@@ -306,14 +322,15 @@ class NGramLM:
     def vocab_size(self):
         return len(self.vocab)
 
-    def discounts(self, k):
-        """``(D1, D2, D3+)`` that Kneser-Ney uses at order ``k``."""
+    def discounts(self, n):
+        """``(D1, D2, D3+)`` that Kneser-Ney uses for its ``n``-grams (1 <= n <= order)."""
         self._check_fitted()
         if self.smoothing != "kneser-ney":
-            raise ValueError(f"discounts exist for smoothing='kneser-ney' only, not {self.smoothing!r}")
-        if not 1 <= k <= self.order:
-            raise ValueError(f"k must be between 1 and {self.order}, got {k!r}")
-        return self._tables[k]["discounts"]
+            raise ValueError("discounts exist for smoothing='kneser-ney' only, "
+                             f"not {self.smoothing!r}")
+        if not 1 <= n <= self.order:
+            raise ValueError(f"n must be between 1 and {self.order}, got {n!r}")
+        return self._tables[n]["discounts"]
 
     def count(self, ngram):
         """Training count of an n-gram (a str is tokenized); ``count(())`` is N."""
@@ -328,22 +345,28 @@ class NGramLM:
         Only the last ``order - 1`` tokens of ``context`` matter; a shorter
         context uses the correspondingly lower order.
         """
-        return float(self.probs(context)[self._token_id(token)])
+        word = np.array([self._token_id(token)], dtype=np.int64)
+        return float(self._cond_probs(self._next_contexts(context, 1), word)[0])
 
     def probs(self, context=()):
         """``P(. | context)`` over the whole vocabulary: float64 array of shape (V,).
 
         Index ``i`` is ``vocab.idx_to_token[i]``.
         """
+        words = np.arange(self.vocab_size, dtype=np.int64)
+        return self._cond_probs(self._next_contexts(context, len(words)), words)
+
+    def _next_contexts(self, context, size):
+        """Context ids (as ``NGramCounts.context_ids``) of the token after ``context``,
+        repeated ``size`` times."""
         self._check_fitted()
         context = self._as_tokens(context, "context", allow_empty=True)
         context = context[-(self.order - 1):] if self.order > 1 else []
         # The contexts of a dummy token appended after ``context`` are those of
         # the next position.
         ids = np.append(self.counts.encode(context), 0)
-        contexts = [None if c is None else np.full(self.vocab_size, c[-1])
-                    for c in self.counts.context_ids(ids)]
-        return self._cond_probs(contexts, np.arange(self.vocab_size))
+        return [None if c is None else np.full(size, c[-1])
+                for c in self.counts.context_ids(ids)]
 
     def token_log_probs(self, tokens):
         """``log P(w_t | previous n-1 tokens)`` for every token: shape (T,), natural log."""
@@ -462,7 +485,8 @@ class NGramLM:
         try:
             tokens = list(tokens)
         except TypeError:
-            raise ValueError(f"{name} must be a str or a sequence of tokens, got {tokens!r}") from None
+            raise ValueError(
+                f"{name} must be a str or a sequence of tokens, got {tokens!r}") from None
         if not tokens and not allow_empty:
             raise ValueError(f"{name} must not be empty")
         return tokens

@@ -1,0 +1,104 @@
+import mxnet as mx
+import numpy as np
+import pytest
+from mxnet import autograd, nd
+from mxnet.gluon import loss as gloss
+
+from benchmarks import book_notebook as book
+from lyricnn.onehot import to_onehot
+from lyricnn.scratch import (get_params, init_rnn_state, params_getter, rnn, rnn_sequence,
+                             sequence_forward)
+
+V, H = 40, 16
+
+
+def _random_params(seed=0, scale=0.3):
+    """Parameters large enough that every term matters (init's 0.01 would hide errors)."""
+    rs = np.random.RandomState(seed)
+    shapes = [(V, H), (H, H), (H,), (H, V), (V,)]
+    params = [nd.array(rs.normal(scale=scale, size=s)) for s in shapes]
+    for p in params:
+        p.attach_grad()
+    return params
+
+
+def test_get_params_shapes_init_and_grads():
+    mx.random.seed(0)
+    W_xh, W_hh, b_h, W_hq, b_q = params = get_params(1027, 256)
+    assert [p.shape for p in params] == [(1027, 256), (256, 256), (256,), (256, 1027), (1027,)]
+    assert abs(float(W_xh.asnumpy().std()) - 0.01) < 0.0005
+    assert abs(float(W_hq.asnumpy().mean())) < 0.001
+    assert not b_h.asnumpy().any() and not b_q.asnumpy().any()
+    assert all(p.grad is not None for p in params)
+
+
+def test_params_getter_is_the_books_zero_argument_call():
+    get = params_getter(V, H, mx.cpu(1))
+    a, b = get(), get()
+    assert [p.shape for p in a] == [(V, H), (H, H), (H,), (H, V), (V,)]
+    assert all(p.context == mx.cpu(1) for p in a)
+    assert not np.array_equal(a[0].asnumpy(), b[0].asnumpy())  # fresh every call
+
+
+def test_book_shapes_from_the_seed():
+    X = nd.arange(10).reshape((2, 5))
+    state = init_rnn_state(X.shape[0], 256, None)
+    outputs, state_new = rnn(to_onehot(X, 1027), state, get_params(1027, 256))
+    assert (len(outputs), state_new[0].shape, outputs[0].shape) == (5, (2, 256), (2, 1027))
+    assert isinstance(state, tuple) and state[0].shape == (2, 256)
+
+
+def _loss_and_grads(forward, X, Y, params, state):
+    """The training loss (cross-entropy, as the book) plus a term on the last state."""
+    with autograd.record():
+        logits, (H_last,) = forward(X, state, params)
+        loss = gloss.SoftmaxCrossEntropyLoss()(logits, Y.T.reshape((-1,))).mean() \
+            + H_last.mean()
+    loss.backward()
+    return logits.asnumpy(), H_last.asnumpy(), [p.grad.asnumpy().copy() for p in params]
+
+
+def _book_forward(X, state, params):
+    outputs, state = book.rnn(to_onehot(X, V), state, params)
+    return nd.concat(*outputs, dim=0), state
+
+
+@pytest.mark.parametrize("batch,steps", [(3, 7), (1, 1), (4, 35)])
+def test_fast_form_equals_the_book_one_hot_formulation(batch, steps):
+    rs = np.random.RandomState(batch * 100 + steps)
+    X, Y = (nd.array(rs.randint(0, V, size=(batch, steps))) for _ in range(2))
+    state = (nd.array(rs.normal(size=(batch, H))),)
+    params = _random_params(seed=steps)
+    ref = _loss_and_grads(_book_forward, X, Y, params, state)
+    fast = _loss_and_grads(rnn_sequence, X, Y, params, state)
+    assert max(np.abs(g).max() for g in ref[2]) > 1e-3  # the comparison is not vacuous
+    assert fast[0].shape == (steps * batch, V)
+    for a, b in zip(ref[:2] + tuple(ref[2]), fast[:2] + tuple(fast[2])):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
+
+
+def test_sequence_forward_uses_fast_form_for_lyricnn_rnn():
+    assert sequence_forward(rnn, V) is rnn_sequence
+
+
+def test_sequence_forward_runs_any_book_cell_on_one_hot_inputs():
+    calls = []
+
+    def my_cell(inputs, state, params):
+        calls.append([x.shape for x in inputs])
+        return book.rnn(inputs, state, params)
+
+    params = _random_params()
+    X = nd.array([[1, 2, 3], [4, 5, 6]])
+    logits, _ = sequence_forward(my_cell, V)(X, init_rnn_state(2, H, None), params)
+    assert calls == [[(2, V)] * 3]
+    expected, _ = rnn_sequence(X, init_rnn_state(2, H, None), params)
+    np.testing.assert_allclose(logits.asnumpy(), expected.asnumpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_fast_form_keeps_the_context():
+    ctx = mx.cpu(1)
+    params = get_params(V, H, ctx)
+    logits, (H_last,) = rnn_sequence(nd.array([[1, 2]], ctx=ctx), init_rnn_state(1, H, ctx),
+                                     params)
+    assert logits.context == ctx and H_last.context == ctx
