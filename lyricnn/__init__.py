@@ -25,7 +25,8 @@ from .onehot import to_onehot
 from .sampling import data_iter_consecutive, data_iter_random
 from .scratch import get_params, init_rnn_state, params_getter, rnn, rnn_sequence
 from .tokenize import EOS, UNK, get_tokenizer, load_ptb
-from .training import (History, TrainingDiverged, grad_clipping, perplexity, sgd,
+from .training import (GluonLM, History, ScratchLM, TrainingDiverged, evaluate_loss,
+                       grad_clipping, perplexity, sgd, train_epochs,
                        train_and_predict_rnn, train_and_predict_rnn_gluon)
 
 __version__ = "0.1.0"

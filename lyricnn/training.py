@@ -13,7 +13,7 @@ and print the book's log lines through ``book_print``.  Unlike d2lzh they:
 """
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from mxnet import autograd, gluon, init, nd
@@ -30,16 +30,26 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass
 class History:
-    """Per-epoch training record: ``epoch[i]`` had ``perplexity[i]`` and took ``seconds[i]``."""
+    """Per-epoch record: ``epoch[i]`` had training ``perplexity[i]``, held-out
+    ``valid_perplexity[i]`` (``None`` without a held-out set), and took ``seconds[i]``."""
 
     epoch: list = field(default_factory=list)
     perplexity: list = field(default_factory=list)
     seconds: list = field(default_factory=list)
+    valid_perplexity: list = field(default_factory=list)
 
-    def append(self, epoch, perplexity, seconds):
+    def append(self, epoch, perplexity, seconds, valid_perplexity=None):
         self.epoch.append(epoch)
         self.perplexity.append(perplexity)
         self.seconds.append(seconds)
+        self.valid_perplexity.append(valid_perplexity)
+
+    def to_dict(self):
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data):
+        return cls(**{k: list(v) for k, v in data.items()})
 
     def __repr__(self):
         if not self.epoch:
@@ -89,8 +99,149 @@ def sgd(params, lr, batch_size):
         nd.sgd_update(p, p.grad, lr=lr / batch_size, out=p)
 
 
+class ScratchLM:
+    """A from-scratch cell and its parameter list, seen as a trainable language model.
+
+    ``cell`` is a book-style step function (``rnn``, ``gru``, ``lstm`` or one
+    written in a notebook); ``params`` the NDArrays it uses.
+    """
+
+    def __init__(self, cell, params, init_state, num_hiddens, vocab_size, ctx):
+        self.cell, self.params, self.init_state = cell, params, init_state
+        self.num_hiddens, self.vocab_size, self.ctx = num_hiddens, vocab_size, ctx
+        self._forward = sequence_forward(cell, vocab_size)
+
+    def forward(self, X, state):
+        """``X: (batch, num_steps)`` -> logits ``(num_steps * batch, V)``, new state."""
+        return self._forward(X, state, self.params)
+
+    def begin_state(self, batch_size):
+        return self.init_state(batch_size, self.num_hiddens, self.ctx)
+
+    def update(self, lr, clipping_theta):
+        grad_clipping(self.params, clipping_theta, self.ctx)
+        sgd(self.params, lr, 1)
+
+    def predict(self, prefix, num_chars, idx_to_char, char_to_idx, **decoding):
+        return predict_rnn(prefix, num_chars, self.cell, self.params, self.init_state,
+                           self.num_hiddens, self.vocab_size, self.ctx, idx_to_char,
+                           char_to_idx, **decoding)
+
+
+class GluonLM:
+    """A Gluon ``RNNModel`` with plain SGD (no momentum, no weight decay), as the book trains it.
+
+    The model must already be initialised; it is hybridized when it can be.
+    """
+
+    def __init__(self, model, vocab_size, ctx, lr):
+        self.model, self.vocab_size, self.ctx = model, vocab_size, ctx
+        if isinstance(model, gluon.HybridBlock):
+            model.hybridize(static_alloc=True, static_shape=True)
+        self.params = list(model.collect_params().values())
+        self.trainer = gluon.Trainer(self.params, "sgd",
+                                     {"learning_rate": lr, "momentum": 0, "wd": 0})
+
+    def forward(self, X, state):
+        return self.model(X, state)
+
+    def begin_state(self, batch_size):
+        return self.model.begin_state(batch_size=batch_size, ctx=self.ctx)
+
+    def update(self, lr, clipping_theta):
+        clip_gradients([p.grad(self.ctx) for p in self.params], clipping_theta)
+        self.trainer.set_learning_rate(lr)
+        self.trainer.step(1)
+
+    def predict(self, prefix, num_chars, idx_to_char, char_to_idx, **decoding):
+        return predict_rnn_gluon(prefix, num_chars, self.model, self.vocab_size, self.ctx,
+                                 idx_to_char, char_to_idx, **decoding)
+
+
 def _detach(state):
     return type(state)(s.detach() for s in state)
+
+
+def run_epoch(lm, batches, carry_state, lr, clipping_theta):
+    """Train ``lm`` over ``batches`` once; return the mean cross-entropy per token.
+
+    With ``carry_state`` (consecutive sampling) the state is made once and
+    detached before every minibatch, so no gradient flows into the previous
+    one; otherwise (random sampling) it is remade for every minibatch.
+    """
+    loss = gloss.SoftmaxCrossEntropyLoss()
+    state = None
+    losses = []
+    for X, Y in batches:
+        if state is None or not carry_state:
+            state = lm.begin_state(X.shape[0])
+        else:
+            state = _detach(state)
+        with autograd.record():
+            logits, state = lm.forward(X, state)
+            l = loss(logits, Y.T.reshape((-1,))).mean()
+        l.backward()
+        lm.update(lr, clipping_theta)
+        losses.append(l)
+    # One synchronisation per epoch; every minibatch has the same number of tokens.
+    return float(np.mean(nd.concat(*losses, dim=0).asnumpy().astype(np.float64)))
+
+
+def evaluate_loss(lm, corpus_indices, num_steps):
+    """Mean cross-entropy of predicting ``corpus_indices[1:]`` from what precedes them.
+
+    The text is read as one sequence (batch 1) in chunks of ``num_steps`` with
+    the state carried across chunks, so every token but the first is scored
+    exactly once, however short the held-out text.
+    """
+    if len(corpus_indices) < 2:
+        raise ValueError("a held-out text needs at least 2 tokens")
+    corpus = np.asarray(corpus_indices, dtype=np.float32)
+    loss = gloss.SoftmaxCrossEntropyLoss()
+    state = lm.begin_state(1)
+    total = []
+    for i in range(0, len(corpus) - 1, num_steps):
+        X = nd.array(corpus[None, i:i + num_steps][:, :len(corpus) - 1 - i], ctx=lm.ctx)
+        Y = nd.array(corpus[None, i + 1:i + 1 + num_steps], ctx=lm.ctx)
+        logits, state = lm.forward(X, state)
+        total.append(loss(logits, Y.T.reshape((-1,))).sum())
+    return float(nd.add_n(*total).asscalar()) / (len(corpus) - 1)
+
+
+def _check_finite(epoch, mean_loss, lr, clipping_theta):
+    if not math.isfinite(mean_loss):
+        raise TrainingDiverged(
+            f"epoch {epoch}: the training loss became {mean_loss}; the model diverged. "
+            f"Use a smaller learning rate (lr={lr}) or clip the gradients "
+            f"(clipping_theta={clipping_theta})."
+        )
+
+
+def train_epochs(lm, corpus_indices, is_random_iter, num_steps, batch_size, lr,
+                 clipping_theta, epochs, history=None, valid_indices=None, on_epoch_end=None):
+    """Train ``lm`` (a ``ScratchLM`` or ``GluonLM``) for each epoch number in ``epochs``.
+
+    ``epochs`` is an iterable of 1-based epoch numbers, e.g. ``range(11, 51)``
+    to resume after epoch 10.  After each epoch the training (and, with
+    ``valid_indices``, held-out) perplexity and the seconds are appended to
+    ``history`` and ``on_epoch_end(epoch, history)`` is called.  Raises
+    ``TrainingDiverged`` when the training loss is NaN or infinite.
+    """
+    sampler = data_iter_random if is_random_iter else data_iter_consecutive
+    history = History() if history is None else history
+    for epoch in epochs:
+        start = time.time()
+        mean_loss = run_epoch(lm, sampler(corpus_indices, batch_size, num_steps, lm.ctx),
+                              not is_random_iter, lr, clipping_theta)
+        _check_finite(epoch, mean_loss, lr, clipping_theta)
+        seconds = time.time() - start
+        valid = None
+        if valid_indices is not None:
+            valid = perplexity(evaluate_loss(lm, valid_indices, num_steps))
+        history.append(epoch, perplexity(mean_loss), seconds, valid)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, history)
+    return history
 
 
 def _check_positive(**values):
@@ -99,118 +250,65 @@ def _check_positive(**values):
             raise ValueError(f"{name} must be a positive number, got {value!r}")
 
 
-def run_epoch(batches, forward, begin_state, carry_state, update):
-    """Train over ``batches`` once; return the mean cross-entropy per token.
-
-    ``forward(X, state) -> (logits (num_steps*batch, V), state)``;
-    ``begin_state()`` gives a fresh state; with ``carry_state`` (consecutive
-    sampling) it is made once and detached before every minibatch, otherwise
-    (random sampling) remade for every minibatch.  ``update()`` clips and steps.
-    """
-    loss = gloss.SoftmaxCrossEntropyLoss()
-    state = begin_state() if carry_state else None
-    losses = []
-    for X, Y in batches:
-        state = _detach(state) if carry_state else begin_state()
-        with autograd.record():
-            logits, state = forward(X, state)
-            l = loss(logits, Y.T.reshape((-1,))).mean()
-        l.backward()
-        update()
-        losses.append(l)
-    # One synchronisation per epoch; every minibatch has the same number of tokens.
-    return float(np.mean(nd.concat(*losses, dim=0).asnumpy().astype(np.float64)))
-
-
-def _finish_epoch(history, epoch, mean_loss, start, lr, clipping_theta):
-    if not math.isfinite(mean_loss):
-        raise TrainingDiverged(
-            f"epoch {epoch}: the training loss became {mean_loss}; the model diverged. "
-            f"Use a smaller learning rate (lr={lr}) or clip the gradients "
-            f"(clipping_theta={clipping_theta})."
-        )
-    history.append(epoch, perplexity(mean_loss), time.time() - start)
-
-
-def _log_epoch(history, samples):
-    book_print("epoch %d, perplexity %f, time %.2f sec" % (
-        history.epoch[-1], history.perplexity[-1], history.seconds[-1]))
-    for text in samples:
-        book_print(" -", text)
-
-
-def _check_training_args(num_epochs, num_steps, batch_size, lr, clipping_theta, pred_period):
+def check_training_args(num_epochs, num_steps, batch_size, lr, clipping_theta, pred_period=1):
+    """Raise ``ValueError`` naming the first bad hyperparameter."""
     _check_positive(num_epochs=num_epochs, num_steps=num_steps, batch_size=batch_size,
                     lr=lr, pred_period=pred_period)
     if clipping_theta is not None:
         _check_positive(clipping_theta=clipping_theta)
 
 
+def book_logger(lm, pred_period, pred_len, prefixes, idx_to_char, char_to_idx):
+    """``on_epoch_end`` printing the book's lines every ``pred_period`` epochs::
+
+        epoch 50, perplexity 69.879726, time 1.67 sec
+         - 分开 我想要你想你 ...
+
+    With a held-out set the first line ends in ``, valid perplexity …``.
+    """
+    def log(epoch, history):
+        if epoch % pred_period:
+            return
+        line = "epoch %d, perplexity %f, time %.2f sec" % (
+            epoch, history.perplexity[-1], history.seconds[-1])
+        if history.valid_perplexity[-1] is not None:
+            line += ", valid perplexity %f" % history.valid_perplexity[-1]
+        book_print(line)
+        for prefix in prefixes:
+            book_print(" -", lm.predict(prefix, pred_len, idx_to_char, char_to_idx))
+    return log
+
+
 def train_and_predict_rnn(rnn, get_params, init_rnn_state, num_hiddens, vocab_size, ctx,
                           corpus_indices, idx_to_char, char_to_idx, is_random_iter,
                           num_epochs, num_steps, lr, clipping_theta, batch_size,
-                          pred_period, pred_len, prefixes):
+                          pred_period, pred_len, prefixes, *, valid_indices=None):
     """Train a from-scratch RNN and print samples every ``pred_period`` epochs (book 6.4.5).
 
-    Same signature and log lines as d2lzh; returns the ``History``.
+    Same signature and log lines as d2lzh; ``valid_indices`` (keyword) adds a
+    held-out perplexity.  Returns the ``History``.
     """
-    _check_training_args(num_epochs, num_steps, batch_size, lr, clipping_theta, pred_period)
-    sampler = data_iter_random if is_random_iter else data_iter_consecutive
-    params = get_params()
-    seq_forward = sequence_forward(rnn, vocab_size)
-
-    def update():
-        grad_clipping(params, clipping_theta, ctx)
-        sgd(params, lr, 1)
-
-    history = History()
-    for epoch in range(1, num_epochs + 1):
-        start = time.time()
-        mean_loss = run_epoch(
-            sampler(corpus_indices, batch_size, num_steps, ctx),
-            lambda X, state: seq_forward(X, state, params),
-            lambda: init_rnn_state(batch_size, num_hiddens, ctx),
-            carry_state=not is_random_iter, update=update)
-        _finish_epoch(history, epoch, mean_loss, start, lr, clipping_theta)
-        if epoch % pred_period == 0:
-            _log_epoch(history, [
-                predict_rnn(prefix, pred_len, rnn, params, init_rnn_state, num_hiddens,
-                            vocab_size, ctx, idx_to_char, char_to_idx)
-                for prefix in prefixes])
-    return history
+    check_training_args(num_epochs, num_steps, batch_size, lr, clipping_theta, pred_period)
+    lm = ScratchLM(rnn, get_params(), init_rnn_state, num_hiddens, vocab_size, ctx)
+    return train_epochs(
+        lm, corpus_indices, is_random_iter, num_steps, batch_size, lr, clipping_theta,
+        range(1, num_epochs + 1), valid_indices=valid_indices,
+        on_epoch_end=book_logger(lm, pred_period, pred_len, prefixes, idx_to_char, char_to_idx))
 
 
 def train_and_predict_rnn_gluon(model, num_hiddens, vocab_size, ctx, corpus_indices,
                                 idx_to_char, char_to_idx, num_epochs, num_steps, lr,
-                                clipping_theta, batch_size, pred_period, pred_len, prefixes):
+                                clipping_theta, batch_size, pred_period, pred_len, prefixes,
+                                *, valid_indices=None):
     """Train a Gluon ``RNNModel`` with consecutive sampling (book 6.5).
 
-    Same signature and log lines as d2lzh (parameters re-initialised with
-    N(0, 0.01²), plain SGD); the model is hybridized when it supports it.
-    Returns the ``History``.
+    Same signature and log lines as d2lzh: parameters re-initialised with
+    N(0, 0.01²), plain SGD.  Returns the ``History``.
     """
-    _check_training_args(num_epochs, num_steps, batch_size, lr, clipping_theta, pred_period)
+    check_training_args(num_epochs, num_steps, batch_size, lr, clipping_theta, pred_period)
     model.initialize(ctx=ctx, force_reinit=True, init=init.Normal(0.01))
-    if isinstance(model, gluon.HybridBlock):
-        model.hybridize(static_alloc=True, static_shape=True)
-    params = list(model.collect_params().values())
-    trainer = gluon.Trainer(params, "sgd", {"learning_rate": lr, "momentum": 0, "wd": 0})
-
-    def update():
-        clip_gradients([p.grad(ctx) for p in params], clipping_theta)
-        trainer.step(1)
-
-    history = History()
-    for epoch in range(1, num_epochs + 1):
-        start = time.time()
-        mean_loss = run_epoch(
-            data_iter_consecutive(corpus_indices, batch_size, num_steps, ctx),
-            model, lambda: model.begin_state(batch_size=batch_size, ctx=ctx),
-            carry_state=True, update=update)
-        _finish_epoch(history, epoch, mean_loss, start, lr, clipping_theta)
-        if epoch % pred_period == 0:
-            _log_epoch(history, [
-                predict_rnn_gluon(prefix, pred_len, model, vocab_size, ctx, idx_to_char,
-                                  char_to_idx)
-                for prefix in prefixes])
-    return history
+    lm = GluonLM(model, vocab_size, ctx, lr)
+    return train_epochs(
+        lm, corpus_indices, False, num_steps, batch_size, lr, clipping_theta,
+        range(1, num_epochs + 1), valid_indices=valid_indices,
+        on_epoch_end=book_logger(lm, pred_period, pred_len, prefixes, idx_to_char, char_to_idx))
