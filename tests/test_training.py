@@ -1,0 +1,268 @@
+import contextlib
+import io
+import json
+import math
+import re
+
+import d2lzh
+import mxnet as mx
+import numpy as np
+import pytest
+from mxnet import autograd, nd
+
+import lyricnn as d2l
+from benchmarks import book_notebook as book
+from lyricnn.training import (ScratchLM, TrainingDiverged, _detach, clip_gradients,
+                              evaluate_loss, grad_clipping, perplexity, run_epoch, sgd)
+
+CORPUS = d2l.load_data_jay_lyrics()
+
+
+def _arrays_with_grads(seed, scale):
+    rs = np.random.RandomState(seed)
+    params = [nd.array(rs.normal(size=s)) for s in [(5, 4), (4,), (3, 3)]]
+    for p in params:
+        p.attach_grad()
+        p.grad[:] = nd.array(rs.normal(scale=scale, size=p.shape))
+    return params
+
+
+@pytest.mark.parametrize("scale,theta", [(1.0, 0.5), (0.01, 10.0), (3.0, 1e-2)])
+def test_grad_clipping_equals_d2lzh(scale, theta):
+    ours, theirs = _arrays_with_grads(1, scale), _arrays_with_grads(1, scale)
+    grad_clipping(ours, theta, None)
+    d2lzh.grad_clipping(theirs, theta, None)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a.grad.asnumpy(), b.grad.asnumpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_clipping_bounds_the_global_norm_and_leaves_small_gradients():
+    params = _arrays_with_grads(2, 5.0)
+    before = [p.grad.asnumpy().copy() for p in params]
+    grad_clipping(params, 0.1, None)
+    after = [p.grad.asnumpy() for p in params]
+    norm = math.sqrt(sum((g ** 2).sum() for g in after))
+    assert norm == pytest.approx(0.1, rel=1e-5)
+    # one common factor for every array: the direction is kept
+    factors = [a / b for a, b in zip(after, before)]
+    assert np.allclose(np.concatenate([f.ravel() for f in factors]), factors[0].ravel()[0])
+    small = _arrays_with_grads(3, 1e-4)
+    kept = [p.grad.asnumpy().copy() for p in small]
+    clip_gradients([p.grad for p in small], 1.0)
+    for k, p in zip(kept, small):
+        np.testing.assert_array_equal(p.grad.asnumpy(), k)
+
+
+def test_clipping_none_is_a_no_op_and_zero_gradients_survive():
+    params = _arrays_with_grads(4, 1.0)
+    kept = [p.grad.asnumpy().copy() for p in params]
+    grad_clipping(params, None, None)
+    assert all(np.array_equal(k, p.grad.asnumpy()) for k, p in zip(kept, params))
+    for p in params:
+        p.grad[:] = 0
+    grad_clipping(params, 1.0, None)
+    assert all(not p.grad.asnumpy().any() for p in params)  # no NaN from 0/0
+
+
+def test_sgd_equals_d2lzh():
+    ours, theirs = _arrays_with_grads(5, 1.0), _arrays_with_grads(5, 1.0)
+    sgd(ours, 0.3, 4)
+    d2lzh.sgd(theirs, 0.3, 4)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a.asnumpy(), b.asnumpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_perplexity_never_overflows():
+    assert perplexity(0.0) == 1.0
+    assert perplexity(math.log(1027)) == pytest.approx(1027)
+    assert perplexity(709.0) == pytest.approx(math.exp(709.0))
+    assert perplexity(800.0) == math.inf  # math.exp raises OverflowError here
+
+
+def _run(fn, *args, **kwargs):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        result = fn(*args, **kwargs)
+    return result, out.getvalue()
+
+
+def _recording_get_params(factory, store):
+    def get_params():
+        params = factory()
+        store.append(params)
+        return params
+    return get_params
+
+
+def test_training_matches_d2lzh_with_random_sampling():
+    """Same seed, same minibatches, same parameters after 2 epochs as the book's code."""
+    ci, c2i, i2c, V = CORPUS
+    ci = ci[:2000]
+    results = {}
+    for name, train, cell in [("d2lzh", d2lzh.train_and_predict_rnn, book.rnn),
+                              ("lyricnn", d2l.train_and_predict_rnn, d2l.rnn)]:
+        d2l.set_seed(11)
+        created = []
+        get_params = _recording_get_params(book.make_get_params(V, 32, None), created)
+        _, log = _run(train, cell, get_params, book.init_rnn_state, 32, V, None, ci, i2c, c2i,
+                      True, 2, 10, 1e2, 1e-2, 8, 1, 5, ["分开"])
+        results[name] = ([p.asnumpy() for p in created[0]],
+                         [float(x) for x in re.findall(r"perplexity ([\d.]+)", log)])
+    (ours, our_ppl), (theirs, their_ppl) = results["lyricnn"], results["d2lzh"]
+    assert len(our_ppl) == len(their_ppl) == 2
+    np.testing.assert_allclose(our_ppl, their_ppl, rtol=1e-4)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+
+
+def test_log_lines_have_the_books_format_and_history_is_returned():
+    ci, c2i, i2c, V = CORPUS
+    d2l.set_seed(0)
+    history, log = _run(d2l.train_and_predict_rnn, d2l.rnn, d2l.params_getter(V, 32),
+                        d2l.init_rnn_state, 32, V, None, ci[:1500], i2c, c2i, False, 4, 10,
+                        1e2, 1e-2, 8, 2, 7, ["分开", "不分开"])
+    lines = log.splitlines()
+    assert len(lines) == 6
+    for i in (0, 3):
+        assert re.fullmatch(r"epoch \d+, perplexity \d+\.\d{6}, time \d+\.\d\d sec", lines[i])
+    assert lines[0].startswith("epoch 2,") and lines[3].startswith("epoch 4,")
+    assert lines[1].startswith(" - 分开") and len(lines[1]) == len(" - 分开") + 7
+    assert lines[2].startswith(" - 不分开")
+    assert history.epoch == [1, 2, 3, 4] and len(history.seconds) == 4
+    assert float(lines[3].split()[3].rstrip(",")) == pytest.approx(history.perplexity[3], 1e-6)
+    assert json.dumps(history.to_dict())  # plain data, ready for checkpoints
+
+
+def test_same_seed_same_run():
+    ci, c2i, i2c, V = CORPUS
+    runs = []
+    for _ in range(2):
+        d2l.set_seed(3)
+        h, _ = _run(d2l.train_and_predict_rnn, d2l.rnn, d2l.params_getter(V, 32),
+                    d2l.init_rnn_state, 32, V, None, ci[:1500], i2c, c2i, True, 3, 10, 1e2,
+                    1e-2, 8, 10, 5, [])
+        runs.append(h.perplexity)
+    assert runs[0] == runs[1]
+
+
+def test_overflowing_perplexity_reads_inf_and_nan_loss_raises_naming_the_epoch():
+    ci, c2i, i2c, V = CORPUS
+    args = (d2l.rnn, d2l.params_getter(V, 32), d2l.init_rnn_state, 32, V, None, ci[:1500],
+            i2c, c2i, True, 2, 10)
+    # lr 1e30 without clipping: the mean loss reaches ~1e31, finite, but math.exp of it
+    # overflows -- d2lzh dies there with OverflowError; lyricnn reports inf and goes on.
+    d2l.set_seed(0)
+    history, log = _run(d2l.train_and_predict_rnn, *args, 1e30, None, 8, 1, 5, [])
+    assert history.perplexity == [math.inf, math.inf]
+    assert log.startswith("epoch 1, perplexity inf, time")
+    # lr 1e38: the weights overflow to inf, the loss becomes NaN: stop with a clear error.
+    d2l.set_seed(0)
+    with pytest.raises(TrainingDiverged, match=r"epoch 1: .*smaller learning rate.*clip"):
+        _run(d2l.train_and_predict_rnn, *args, 1e38, None, 8, 1, 5, [])
+
+
+def test_detach_cuts_the_graph():
+    w = nd.ones((2, 2))
+    w.attach_grad()
+    with autograd.record():
+        state = (nd.dot(w, w), nd.dot(w, w) * 2)
+        assert autograd.get_symbol(state[0]) is not None  # part of the graph
+        detached = _detach(state)
+    assert isinstance(detached, tuple) and len(detached) == 2
+    for s in detached:
+        with pytest.raises(mx.base.MXNetError, match="not part of a computation graph"):
+            autograd.get_symbol(s)
+    assert isinstance(_detach([nd.ones(1)]), list)  # Gluon states are lists
+
+
+def test_consecutive_minibatch_gradient_stops_at_its_own_start():
+    """With the carried state detached, each minibatch's gradient equals the gradient of
+    that minibatch alone started from a constant copy of the carried state."""
+    ci, _, _, V = CORPUS
+    d2l.set_seed(1)
+    params = d2l.get_params(V, 16)
+    seen_states, seen_grads = [], []
+
+    class Recorder(ScratchLM):
+        def forward(self, X, state):
+            seen_states.append((X, state[0].asnumpy().copy()))
+            return super().forward(X, state)
+
+        def update(self, lr, theta):  # record instead of stepping: params stay fixed
+            seen_grads.append([p.grad.asnumpy().copy() for p in self.params])
+
+    lm = Recorder(d2l.rnn, params, d2l.init_rnn_state, 16, V, None)
+    run_epoch(lm, d2l.data_iter_consecutive(ci[:600], 4, 8), True, 1.0, None)
+    assert len(seen_states) >= 3 and seen_states[1][1].any()  # state really carried
+    loss = mx.gluon.loss.SoftmaxCrossEntropyLoss()
+    for (X, H0), grads, (_, Y) in zip(seen_states, seen_grads,
+                                     d2l.data_iter_consecutive(ci[:600], 4, 8)):
+        with autograd.record():
+            logits, _ = d2l.rnn_sequence(X, (nd.array(H0),), params)
+            l = loss(logits, Y.T.reshape((-1,))).mean()
+        l.backward()
+        for g, p in zip(grads, params):
+            np.testing.assert_allclose(g, p.grad.asnumpy(), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("is_random_iter", [True, False])
+def test_short_real_training_run_learns(is_random_iter):
+    # Measured (seeds 0-2, hidden 256): perplexity 298-305 after 10 epochs, from ~800-1150
+    # after the first; a uniform guess over the 1027 characters scores 1027.
+    ci, c2i, i2c, V = CORPUS
+    d2l.set_seed(0)
+    history, _ = _run(d2l.train_and_predict_rnn, d2l.rnn, d2l.params_getter(V, 256),
+                      d2l.init_rnn_state, 256, V, None, ci, i2c, c2i, is_random_iter, 10, 35,
+                      1e2, 1e-2, 32, 100, 10, [])
+    assert history.perplexity[-1] < 340
+    assert history.perplexity[-1] < history.perplexity[0] / 2
+
+
+def test_held_out_perplexity_is_reported_and_logged():
+    ci, c2i, i2c, V = CORPUS
+    d2l.set_seed(0)
+    history, log = _run(d2l.train_and_predict_rnn, d2l.rnn, d2l.params_getter(V, 32),
+                        d2l.init_rnn_state, 32, V, None, ci[:1500], i2c, c2i, False, 2, 10,
+                        1e2, 1e-2, 8, 1, 5, [], valid_indices=ci[1500:1700])
+    assert all(v is not None and 1 < v < 5 * V for v in history.valid_perplexity)
+    assert re.search(r"sec, valid perplexity \d+\.\d{6}$", log.splitlines()[0])
+
+
+def test_evaluate_loss_scores_every_token_once():
+    ci, _, _, V = CORPUS
+    params = d2l.get_params(V, 8)
+    lm = ScratchLM(d2l.rnn, params, d2l.init_rnn_state, 8, V, None)
+    text = ci[:23]
+    # Brute force: feed one token at a time, sum -log softmax of the next.
+    state, total = lm.begin_state(1), 0.0
+    for a, b in zip(text[:-1], text[1:]):
+        logits, state = lm.forward(nd.array([[a]]), state)
+        total -= float(nd.log_softmax(logits)[0, b].asscalar())
+    for steps in (1, 5, 35):
+        assert evaluate_loss(lm, text, steps) == pytest.approx(total / 22, rel=1e-5)
+    with pytest.raises(ValueError, match="at least 2"):
+        evaluate_loss(lm, text[:1], 5)
+
+
+@pytest.mark.parametrize("name,value", [("num_epochs", 0), ("lr", -1.0), ("batch_size", 2.5),
+                                        ("clipping_theta", 0), ("pred_period", 0)])
+def test_bad_hyperparameters_name_the_parameter(name, value):
+    ci, c2i, i2c, V = CORPUS
+    args = dict(num_epochs=1, num_steps=5, lr=1.0, clipping_theta=1e-2, batch_size=2,
+                pred_period=1)
+    args[name] = value
+    with pytest.raises(ValueError, match=name):
+        d2l.train_and_predict_rnn(d2l.rnn, d2l.params_getter(V, 8), d2l.init_rnn_state, 8, V,
+                                  None, ci[:300], i2c, c2i, True, args["num_epochs"],
+                                  args["num_steps"], args["lr"], args["clipping_theta"],
+                                  args["batch_size"], args["pred_period"], 5, [])
+
+
+def test_training_on_a_non_default_context():
+    ci, c2i, i2c, V = CORPUS
+    ctx = mx.cpu(1)
+    created = []
+    get_params = _recording_get_params(d2l.params_getter(V, 16, ctx), created)
+    _run(d2l.train_and_predict_rnn, d2l.rnn, get_params, d2l.init_rnn_state, 16, V, ctx,
+         ci[:500], i2c, c2i, False, 1, 5, 1.0, 1e-2, 4, 1, 3, ["分开"])
+    assert all(p.context == ctx and p.grad.context == ctx for p in created[0])
