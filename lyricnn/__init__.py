@@ -15,6 +15,15 @@ if "mxnet" not in _sys.modules and "OMP_NUM_THREADS" not in _os.environ:
     _os.environ["OMP_NUM_THREADS"] = str(len(_os.sched_getaffinity(0))
                                          if hasattr(_os, "sched_getaffinity")
                                          else _os.cpu_count() or 1)
+# libgomp's idle threads spin before sleeping.  When other processes share the
+# cores (tests, CI, a notebook beside a run) each parallel region then waits for
+# a descheduled partner: at load 7 on 2 vCPUs the scratch RNN took 37 s/epoch
+# instead of 0.6 s.  Passive waiting avoids that; results are bit-identical.
+# Like OMP_NUM_THREADS it is read once, when MXNet loads.
+if "mxnet" not in _sys.modules and "OMP_WAIT_POLICY" not in _os.environ:
+    _os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+
+from .checkpoint import CheckpointError, RunConfig, load_checkpoint, save_checkpoint
 from .context import resolve_ctx, set_seed, try_all_gpus, try_gpu
 from .data import Vocab, load_corpus_chars, load_data_jay_lyrics, read_text
 from .generation import predict_rnn, predict_rnn_gluon
@@ -22,7 +31,9 @@ from .gluon_model import RNNModel
 from .hub import DATA_HUB, download, locate
 from .ngram import NGramCounts, NGramLM, kn_discounts, rank
 from .onehot import to_onehot
+from .plotting import plot_history
 from .sampling import data_iter_consecutive, data_iter_random
+from .scoring import log_prob, perplexity_of
 from .scratch import get_params, init_rnn_state, params_getter, rnn, rnn_sequence
 from .tokenize import EOS, UNK, get_tokenizer, load_ptb
 from .training import (GluonLM, History, ScratchLM, TrainingDiverged, evaluate_loss,

@@ -1,0 +1,93 @@
+"""Execute every notebook in examples/notebooks on a short configuration, so they cannot rot.
+
+Each notebook's first code cell (tagged ``parameters``) holds the book-sized
+settings; the test inserts a cell right after it that overrides them with tiny
+ones, runs the notebook with nbclient and checks a line of its output.
+
+The kernel is this interpreter (the venv's): a kernelspec pointing at
+``sys.executable`` is installed into a temporary prefix and put first on
+``JUPYTER_PATH``, so a ``python3`` kernel of another Python elsewhere on the
+machine cannot shadow it, and nothing is installed into the venv.
+"""
+import ast
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from ipykernel.kernelspec import install as install_kernelspec
+from nbclient import NotebookClient
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "examples" / "notebooks"
+KERNEL = "lyricnn-test"
+
+TRAIN = dict(NUM_CHARS=1000, NUM_HIDDENS=16, EPOCHS=1, NUM_STEPS=5, BATCH_SIZE=4,
+             PERIOD=1, PRED_LEN=5)
+#: notebook -> (overrides, a string its outputs must contain)
+CASES = {
+    "1-language-model-ngrams.ipynb": (dict(NUM_CHARS=3000, MAX_ORDER=2), "kneser-ney"),
+    "2-sampling.ipynb": (dict(BATCH_SIZE=3, NUM_STEPS=4, SEED=1), "minibatches of shape (3, 4)"),
+    "3-rnn-scratch.ipynb": (TRAIN, "epoch 1, perplexity"),
+    "4-rnn-gluon.ipynb": (TRAIN, "epoch 1, perplexity"),
+    "5-generation-and-checkpoints.ipynb": (dict(NUM_CHARS=1000, NUM_HIDDENS=16, EPOCHS=2,
+                                                NUM_STEPS=5, BATCH_SIZE=4),
+                                           "held-out perplexity per epoch"),
+}
+
+
+@pytest.fixture(scope="module")
+def kernel_path(tmp_path_factory):
+    prefix = tmp_path_factory.mktemp("kernel")
+    install_kernelspec(kernel_name=KERNEL, prefix=str(prefix))
+    return str(prefix / "share" / "jupyter")
+
+
+def parameter_cell(nb):
+    first = next(c for c in nb.cells if c.cell_type == "code")
+    assert "parameters" in first.metadata.get("tags", []), "first code cell must be tagged"
+    return first
+
+
+def assigned_names(source):
+    return {t.id for node in ast.parse(source).body if isinstance(node, ast.Assign)
+            for t in node.targets if isinstance(t, ast.Name)}
+
+
+def outputs_text(nb):
+    parts = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            parts.append(out.get("text", ""))
+            parts.append(out.get("data", {}).get("text/plain", ""))
+    return "\n".join(parts)
+
+
+def test_every_notebook_is_covered_and_committed_clean():
+    assert sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")) == sorted(CASES)
+    for name, (overrides, _) in CASES.items():
+        nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+        nbformat.validate(nb)
+        # An override of a name the notebook does not read would silently test nothing.
+        assert set(overrides) <= assigned_names(parameter_cell(nb).source), name
+        assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), name
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_notebook_runs(name, kernel_path, tmp_path, monkeypatch):
+    monkeypatch.setenv("JUPYTER_PATH", kernel_path)
+    # MXNet's OpenMP threads spin while waiting; on a busy 2-core machine that makes
+    # tiny runs 10-100x slower.  Passive waiting changes only the speed.
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    overrides, expected = CASES[name]
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    values = {**overrides, "OUT_DIR": str(tmp_path / "out")}
+    values = {k: v for k, v in values.items() if k in assigned_names(parameter_cell(nb).source)}
+    # The first line proves the kernel runs this interpreter's environment.
+    injected = nbformat.v4.new_code_cell(
+        f"import sys as _sys\nassert _sys.prefix == {sys.prefix!r}, _sys.prefix\n"
+        + "\n".join(f"{k} = {v!r}" for k, v in values.items()))
+    injected.metadata["tags"] = ["injected-parameters"]
+    nb.cells.insert(nb.cells.index(parameter_cell(nb)) + 1, injected)
+    NotebookClient(nb, kernel_name=KERNEL, timeout=300,
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    assert expected in outputs_text(nb)
