@@ -24,8 +24,11 @@ data:
 test: $(VENV)/.installed data
 	$(PY) -m pytest -q
 
+# The main job: the book's scratch RNN (6.4) on the lyrics, then generation from
+# the checkpoint in a fresh process.
 demo: $(VENV)/.installed data
-	$(PY) examples/demo.py
+	$(VENV)/bin/lyricnn train --out runs/demo --force --plot --no-progress
+	$(VENV)/bin/lyricnn generate --checkpoint runs/demo --prefix 分开 --prefix 不分开 --length 50
 
 bench: $(VENV)/.installed data
 	$(PY) benchmarks/bench_train.py

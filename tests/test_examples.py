@@ -1,0 +1,40 @@
+"""Dry-run every example script on a tiny configuration, so none of them can rot."""
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+TINY = ["--epochs", "2", "--period", "1", "--hidden", "16", "--pred-len", "5"]
+LOG_LINE = re.compile(r"^epoch 2, perplexity \d+\.\d{6}, time \d+\.\d\d sec$", re.M)
+
+
+def _run(script, *args):
+    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
+    return subprocess.run([sys.executable, str(EXAMPLES / script), *args], env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize("script,args,runs", [
+    ("rnn_scratch.py", [], 2),
+    ("rnn_scratch.py", ["--sampler", "consecutive"], 1),
+    ("rnn_gluon.py", [], 1),
+    ("rnn_gluon.py", ["--cell", "lstm", "--layers", "2"], 1),
+    ("rnn_gluon.py", ["--cell", "gru"], 1),
+])
+def test_training_examples_print_the_book_log(script, args, runs):
+    out = _run(script, *TINY, *args)
+    assert out.returncode == 0, out.stderr
+    assert len(LOG_LINE.findall(out.stdout)) == runs
+    assert " - 分开" in out.stdout and " - 不分开" in out.stdout
+
+
+def test_example_flags_have_help():
+    for script in ("rnn_scratch.py", "rnn_gluon.py"):
+        out = _run(script, "--help")
+        assert out.returncode == 0
+        for flag in ("--epochs", "--lr", "--clip", "--hidden", "--seed"):
+            assert flag in out.stdout
