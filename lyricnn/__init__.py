@@ -26,6 +26,11 @@ if "mxnet" not in _sys.modules and "OMP_WAIT_POLICY" not in _os.environ:
 from .checkpoint import CheckpointError, RunConfig, load_checkpoint, save_checkpoint
 from .context import resolve_ctx, set_seed, try_all_gpus, try_gpu
 from .data import Vocab, load_corpus_chars, load_data_jay_lyrics, read_text
+from .deep import (deep_gru, deep_gru_sequence, deep_lstm, deep_lstm_sequence,
+                   deep_params_getter, deep_rnn, deep_rnn_sequence, deep_state_initializer,
+                   get_deep_params)
+from .gated import (get_gru_params, get_lstm_params, gru, gru_sequence, init_gru_state,
+                    init_lstm_state, lstm, lstm_sequence)
 from .generation import predict_rnn, predict_rnn_gluon
 from .gluon_model import RNNModel
 from .hub import DATA_HUB, download, locate

@@ -75,20 +75,19 @@ def rnn(inputs, state, params):
     return outputs, (H,)
 
 
-def _linear(X, W, b=None):
+def linear(X, W, b=None):
     """``X · W (+ b)`` with MKL-DNN's FullyConnected, which wants ``W`` transposed."""
     if b is None:
         return nd.FullyConnected(X, W.T, no_bias=True, num_hidden=W.shape[1])
     return nd.FullyConnected(X, W.T, b, num_hidden=W.shape[1])
 
 
-def embed_inputs(X, W_xh, b_h):
-    """``one_hot(X.T) · W_xh + b_h`` for every step at once, as a row gather.
+def embed_inputs(X, W_xh):
+    """``one_hot(X.T) · W_xh`` for every step at once, as a row gather.
 
     ``X: (batch, num_steps)`` -> ``(num_steps, batch, h)``.
     """
-    return nd.broadcast_add(nd.Embedding(X.T, W_xh, input_dim=W_xh.shape[0],
-                                         output_dim=W_xh.shape[1]), b_h)
+    return nd.Embedding(X.T, W_xh, input_dim=W_xh.shape[0], output_dim=W_xh.shape[1])
 
 
 def split_steps(XW):
@@ -108,12 +107,13 @@ def rnn_sequence(X, state, params):
     H, = state
     W_hh_T = W_hh.T  # once per sequence, not once per step
     hiddens = []
-    for XW_t in split_steps(embed_inputs(X, W_xh, b_h)):
-        H = nd.Activation(XW_t + nd.FullyConnected(H, W_hh_T, no_bias=True,
-                                                   num_hidden=W_hh.shape[1]),
+    for XW_t in split_steps(embed_inputs(X, W_xh)):
+        # b_h rides in the per-step product: cheaper than one broadcast add over
+        # all steps, whose backward is a full-size reduction.
+        H = nd.Activation(XW_t + nd.FullyConnected(H, W_hh_T, b_h, num_hidden=W_hh.shape[1]),
                           act_type="tanh")
         hiddens.append(H)
-    return _linear(nd.concat(*hiddens, dim=0), W_hq, b_q), (H,)
+    return linear(nd.concat(*hiddens, dim=0), W_hq, b_q), (H,)
 
 
 #: step function -> its fast whole-sequence form (the gated cells register here too).
