@@ -66,6 +66,45 @@ def gluon_runners(data, epochs, ctx):
     }
 
 
+def torch_runner(data, epochs):
+    """The Gluon experiment in PyTorch: nn.RNN (ReLU) + Linear, plain SGD, global-norm
+    clipping, consecutive batches from lyricnn's sampler, state detached per minibatch.
+    ``None`` when torch is not installed (it is an optional extra: ``.[bench]``)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    ci, _, _, V = data
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+
+    class TorchRNN(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = torch.nn.RNN(V, HIDDEN, nonlinearity="relu")
+            self.dense = torch.nn.Linear(HIDDEN, V)
+
+        def forward(self, X, state):  # X: (batch, steps) int64
+            Y, state = self.rnn(torch.nn.functional.one_hot(X.T, V).float(), state)
+            return self.dense(Y.reshape(-1, HIDDEN)), state
+
+    def run():
+        model = TorchRNN()
+        opt = torch.optim.SGD(model.parameters(), lr=LR)
+        loss = torch.nn.CrossEntropyLoss()
+        for _ in range(epochs):
+            state = torch.zeros(1, BATCH, HIDDEN)
+            for X, Y in lyricnn.data_iter_consecutive(ci, BATCH, STEPS):
+                X = torch.from_numpy(X.asnumpy().astype("int64"))
+                Y = torch.from_numpy(Y.asnumpy().astype("int64"))
+                logits, state = model(X, state.detach())
+                l = loss(logits, Y.T.reshape(-1))
+                opt.zero_grad()
+                l.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
+                opt.step()
+    return run
+
+
 def gemm_gflops(vocab_size, repeats=20):
     """FullyConnected throughput at the output layer's shape, GFLOP/s (best of 3)."""
     H = nd.random.normal(shape=(STEPS * BATCH, HIDDEN))
@@ -126,7 +165,15 @@ def main():
               f"{gflops:.0f} GFLOP/s (FullyConnected here); lyricnn is at "
               f"{bound / med['lyricnn']:.0%} of it")
     if "gluon" in models:
-        compare("gluon rnn.RNN", gluon_runners(data, args.epochs, ctx), args.epochs, args.rounds)
+        runners = gluon_runners(data, args.epochs, ctx)
+        med = compare("gluon rnn.RNN", runners, args.epochs, args.rounds)
+        torch_run = torch_runner(data, args.epochs)
+        if torch_run is None:
+            print("torch not installed: pip install -e '.[bench]' to compare with PyTorch")
+        else:
+            t = statistics.median(timed(torch_run, args.epochs) for _ in range(args.rounds))
+            print(f"{'torch nn.RNN(relu)':<22} {t:.3f} s/epoch   lyricnn gluon / torch "
+                  f"{med['lyricnn'] / t:.2f}x the time   d2lzh / torch {med['d2lzh'] / t:.2f}x")
 
 
 if __name__ == "__main__":
