@@ -4,6 +4,7 @@ import io
 import mxnet as mx
 import numpy as np
 import pytest
+from gradcheck import check_gradients_numerically
 from mxnet import autograd, nd
 from mxnet.gluon import loss as gloss
 
@@ -230,33 +231,7 @@ def test_gradients_match_finite_differences(cell):
     state = _random_state(cell, num_layers, batch, rs, num_hiddens, dtype="float64")
     X, Y = (nd.array(rs.randint(0, vocab_size, size=(batch, steps)), dtype="float64")
             for _ in range(2))
-    fast = CELLS[cell][1]
-
-    def loss():
-        logits, new_state = fast(X, state, params)
-        l = gloss.SoftmaxCrossEntropyLoss()(logits, Y.T.reshape((-1,))).mean()
-        for s in new_state:
-            l = l + (s * s).mean()
-        return l
-
-    with autograd.record():
-        l = loss()
-    l.backward()
-    eps = 1e-6
-    for p in params:
-        values = p.asnumpy()
-        numeric = np.zeros_like(values)
-        for i in np.ndindex(values.shape):
-            total = []
-            for sign in (1, -1):
-                shifted = values.copy()
-                shifted[i] += sign * eps
-                p[:] = shifted
-                total.append(loss().asscalar())
-            numeric[i] = (total[0] - total[1]) / (2 * eps)
-        p[:] = values
-        np.testing.assert_allclose(p.grad.asnumpy(), numeric, rtol=1e-6, atol=1e-8)
-        assert np.abs(numeric).max() > 1e-4
+    check_gradients_numerically(CELLS[cell][1], params, state, X, Y)
 
 
 # ----------------------------------------------------------------- training

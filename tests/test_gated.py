@@ -4,6 +4,7 @@ import io
 import mxnet as mx
 import numpy as np
 import pytest
+from gradcheck import check_gradients_numerically
 from mxnet import autograd, nd
 from mxnet.gluon import loss as gloss
 from mxnet.gluon import rnn as gluon_rnn
@@ -184,35 +185,6 @@ def test_book_form_is_the_notebook_cell(cell):
 
 
 # -------------------------------------------------------- finite differences
-
-def check_gradients_numerically(forward, params, state, X, Y, eps=1e-6, rtol=1e-6, atol=1e-8):
-    """Autograd gradients of the cross-entropy + state loss vs central differences (float64)."""
-    def loss():
-        logits, new_state = forward(X, state, params)
-        l = gloss.SoftmaxCrossEntropyLoss()(logits, Y.T.reshape((-1,))).mean()
-        for s in new_state:
-            l = l + (s * s).mean()
-        return l
-
-    with autograd.record():
-        l = loss()
-    l.backward()
-    for p in params:
-        analytic = p.grad.asnumpy()
-        values = p.asnumpy()
-        numeric = np.zeros_like(values)
-        for i in np.ndindex(values.shape):
-            total = []
-            for sign in (1, -1):
-                shifted = values.copy()
-                shifted[i] += sign * eps
-                p[:] = shifted
-                total.append(loss().asscalar())
-            numeric[i] = (total[0] - total[1]) / (2 * eps)
-        p[:] = values
-        np.testing.assert_allclose(analytic, numeric, rtol=rtol, atol=atol)
-        assert np.abs(numeric).max() > 1e-4
-
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 def test_gradients_match_finite_differences(cell):
