@@ -1,7 +1,22 @@
-"""Finite-difference gradient check shared by the scratch-cell tests."""
+"""Loss/gradient helpers shared by the scratch-cell tests (gated and deep)."""
 import numpy as np
 from mxnet import autograd
 from mxnet.gluon import loss as gloss
+
+
+def loss_and_grads(forward, X, Y, params, state):
+    """Cross-entropy (the training loss) plus a term on every final state tensor.
+
+    Returns ``([logits, *final_state] as NumPy, [parameter gradients as NumPy])``.
+    """
+    with autograd.record():
+        logits, new_state = forward(X, state, params)
+        loss = gloss.SoftmaxCrossEntropyLoss()(logits, Y.T.reshape((-1,))).mean()
+        for s in new_state:
+            loss = loss + (s * s).mean()
+    loss.backward()
+    return ([logits.asnumpy()] + [s.asnumpy() for s in new_state],
+            [p.grad.asnumpy().copy() for p in params])
 
 
 def check_gradients_numerically(forward, params, state, X, Y, eps=1e-6, rtol=1e-6, atol=1e-8):

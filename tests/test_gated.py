@@ -4,9 +4,8 @@ import io
 import mxnet as mx
 import numpy as np
 import pytest
-from gradcheck import check_gradients_numerically
-from mxnet import autograd, nd
-from mxnet.gluon import loss as gloss
+from gradcheck import check_gradients_numerically, loss_and_grads as _loss_and_grads
+from mxnet import nd
 from mxnet.gluon import rnn as gluon_rnn
 
 import lyricnn as d2l
@@ -144,18 +143,6 @@ def test_gate_equations_match_numpy(cell, form):
 
 
 # ----------------------------------------------- fast form == the book's notebook
-
-def _loss_and_grads(forward, X, Y, params, state):
-    """Cross-entropy (the training loss) plus a term on every final state tensor."""
-    with autograd.record():
-        logits, new_state = forward(X, state, params)
-        loss = gloss.SoftmaxCrossEntropyLoss()(logits, Y.T.reshape((-1,))).mean()
-        for s in new_state:
-            loss = loss + (s * s).mean()
-    loss.backward()
-    return ([logits.asnumpy()] + [s.asnumpy() for s in new_state],
-            [p.grad.asnumpy().copy() for p in params])
-
 
 @pytest.mark.parametrize("batch,steps", [(3, 7), (1, 1), (4, 35)])
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
