@@ -201,7 +201,7 @@ def build_model(config, ctx):
     model = RNNModel(GLUON_LAYERS[config.model](h, num_layers=config.layers), V)
     model.initialize(ctx=ctx, init=init.Normal(0.01))
     model(nd.zeros((1, 1), ctx=ctx), model.begin_state(batch_size=1, ctx=ctx))
-    return GluonLM(model, V, ctx, config.lr)
+    return GluonLM(model, V, ctx)
 
 
 def named_parameters(lm):

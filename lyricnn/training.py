@@ -93,6 +93,27 @@ def grad_clipping(params, theta, ctx):
     clip_gradients([p.grad for p in params], theta)
 
 
+def clipped_sgd(weights, grads, lr, theta):
+    """``w -= lr * min(1, theta / ||g||) * g`` for every array, ``||g||`` the global norm.
+
+    The book's ``grad_clipping`` followed by ``sgd(params, lr, 1)``, in two
+    operators instead of two per array: the clipping factor is folded into
+    the learning rate, which ``preloaded_multi_sgd_update`` reads from the
+    device, so there is no host round-trip either. The gradients are left
+    unscaled. ``theta=None`` disables clipping.
+    """
+    n = len(weights)
+    if theta is None:
+        step = nd.full((n,), lr, ctx=weights[0].context)
+    else:
+        sum_sq = nd.sum(nd.multi_sum_sq(*grads, num_arrays=n))
+        # min(theta / norm, 1) as min(theta, norm) / norm would divide 0 by 0.
+        step = lr * nd.broadcast_to(nd.minimum(theta / nd.sqrt(sum_sq), 1.0), (n,))
+    no_decay = nd.zeros((n,), ctx=weights[0].context)
+    interleaved = [a for pair in zip(weights, grads) for a in pair]
+    nd.preloaded_multi_sgd_update(*interleaved, step, no_decay, num_weights=n, out=weights)
+
+
 def sgd(params, lr, batch_size):
     """Minibatch SGD in place: ``p -= lr * p.grad / batch_size`` (book 3.2)."""
     for p in params:
@@ -119,8 +140,7 @@ class ScratchLM:
         return self.init_state(batch_size, self.num_hiddens, self.ctx)
 
     def update(self, lr, clipping_theta):
-        grad_clipping(self.params, clipping_theta, self.ctx)
-        sgd(self.params, lr, 1)
+        clipped_sgd(self.params, [p.grad for p in self.params], lr, clipping_theta)
 
     def predict(self, prefix, num_chars, idx_to_char, char_to_idx, **decoding):
         return predict_rnn(prefix, num_chars, self.cell, self.params, self.init_state,
@@ -134,13 +154,11 @@ class GluonLM:
     The model must already be initialised; it is hybridized when it can be.
     """
 
-    def __init__(self, model, vocab_size, ctx, lr):
+    def __init__(self, model, vocab_size, ctx):
         self.model, self.vocab_size, self.ctx = model, vocab_size, ctx
         if isinstance(model, gluon.HybridBlock):
             model.hybridize(static_alloc=True, static_shape=True)
-        self.params = list(model.collect_params().values())
-        self.trainer = gluon.Trainer(self.params, "sgd",
-                                     {"learning_rate": lr, "momentum": 0, "wd": 0})
+        self.params = [p for p in model.collect_params().values() if p.grad_req != "null"]
 
     def forward(self, X, state):
         return self.model(X, state)
@@ -149,9 +167,8 @@ class GluonLM:
         return self.model.begin_state(batch_size=batch_size, ctx=self.ctx)
 
     def update(self, lr, clipping_theta):
-        clip_gradients([p.grad(self.ctx) for p in self.params], clipping_theta)
-        self.trainer.set_learning_rate(lr)
-        self.trainer.step(1)
+        clipped_sgd([p.data(self.ctx) for p in self.params],
+                    [p.grad(self.ctx) for p in self.params], lr, clipping_theta)
 
     def predict(self, prefix, num_chars, idx_to_char, char_to_idx, **decoding):
         return predict_rnn_gluon(prefix, num_chars, self.model, self.vocab_size, self.ctx,
@@ -307,7 +324,7 @@ def train_and_predict_rnn_gluon(model, num_hiddens, vocab_size, ctx, corpus_indi
     """
     check_training_args(num_epochs, num_steps, batch_size, lr, clipping_theta, pred_period)
     model.initialize(ctx=ctx, force_reinit=True, init=init.Normal(0.01))
-    lm = GluonLM(model, vocab_size, ctx, lr)
+    lm = GluonLM(model, vocab_size, ctx)
     return train_epochs(
         lm, corpus_indices, False, num_steps, batch_size, lr, clipping_theta,
         range(1, num_epochs + 1), valid_indices=valid_indices,

@@ -138,3 +138,91 @@ def test_overflow_reads_inf_and_nan_loss_raises():
         with contextlib.redirect_stdout(io.StringIO()):
             d2l.train_and_predict_rnn_gluon(
                 d2l.RNNModel(gluon_rnn.RNN(16), Vc), *args, 1e38, None, 8, 5, 5, [])
+
+
+def _twins(cell, layers, **kwargs):
+    """The same parameters in a one-hot model and an index-lookup model."""
+    onehot = _model_with(cell, layers, gather_inputs=False, **kwargs)
+    gathered = _model_with(cell, layers, gather_inputs=True, **kwargs)
+    X = _inputs()
+    for model in (onehot, gathered):  # materialise deferred input sizes
+        model(X, model.begin_state(batch_size=B))
+    for p, q in zip(onehot.collect_params().values(), gathered.collect_params().values()):
+        assert p.shape == q.shape
+        q.set_data(p.data())
+    return onehot, gathered
+
+
+def _model_with(cell, layers, **kwargs):
+    model = d2l.RNNModel(cell(HID, num_layers=layers), V, **kwargs)
+    model.initialize(mx.init.Normal(0.3))
+    return model
+
+
+def _loss_outputs_and_grads(model, X):
+    with autograd.record():
+        out, state = model(X, model.begin_state(batch_size=B))
+        loss = (out ** 2).mean() + sum((s ** 2).mean() for s in state)
+    loss.backward()
+    return ([out.asnumpy()] + [s.asnumpy() for s in state],
+            [p.grad().asnumpy().copy() for p in model.collect_params().values()])
+
+
+@pytest.mark.parametrize("cell", [gluon_rnn.RNN, gluon_rnn.GRU, gluon_rnn.LSTM])
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("hybridize", [False, True])
+def test_index_lookup_equals_one_hot_inputs(cell, layers, hybridize):
+    onehot, gathered = _twins(cell, layers)
+    if hybridize:
+        gathered.hybridize(static_alloc=True, static_shape=True)
+    X = _inputs()
+    outs_a, grads_a = _loss_outputs_and_grads(onehot, X)
+    outs_b, grads_b = _loss_outputs_and_grads(gathered, X)
+    for a, b in zip(outs_a, outs_b):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+    for a, b in zip(grads_a, grads_b):  # the first input weight's gradient included
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
+
+
+def test_auto_looks_up_when_the_identity_is_no_bigger_than_the_one_hot():
+    # gates * hidden against vocab_size: 16 <= 30 (RNN), 48 and 64 > 30 (GRU, LSTM)
+    assert d2l.RNNModel(gluon_rnn.RNN(HID), V)._gather
+    assert not d2l.RNNModel(gluon_rnn.GRU(HID), V)._gather
+    assert not d2l.RNNModel(gluon_rnn.LSTM(HID), V)._gather
+    assert d2l.RNNModel(gluon_rnn.GRU(HID), 48)._gather
+    assert not d2l.RNNModel(gluon_rnn.RNN(HID, bidirectional=True), V)._gather
+    assert not d2l.RNNModel(gluon_rnn.RNN(HID), V, gather_inputs=False)._gather
+
+
+def test_lookup_refuses_what_it_cannot_do():
+    with pytest.raises(ValueError, match="gather_inputs=True needs a unidirectional"):
+        d2l.RNNModel(gluon_rnn.RNN(HID, bidirectional=True), V, gather_inputs=True)
+    with pytest.raises(ValueError, match="gather_inputs=True needs .*input_size 0 or"):
+        d2l.RNNModel(gluon_rnn.RNN(HID, input_size=V + 1), V, gather_inputs=True)
+    with pytest.raises(ValueError, match="gather_inputs must be 'auto', True or False"):
+        d2l.RNNModel(gluon_rnn.RNN(HID), V, gather_inputs="yes")
+    model = _model()
+    with pytest.raises(ValueError, match=r"Invalid recurrent state shape. Expecting \(1, 3, 16\)"):
+        model(_inputs(), model.begin_state(batch_size=B + 1))
+
+
+def test_lookup_with_a_layer_initialised_before_it_was_wrapped():
+    layer = gluon_rnn.RNN(HID)
+    layer.initialize()  # deferred: the input size is not known yet
+    model = d2l.RNNModel(layer, V)
+    model.dense.initialize()
+    assert model._gather and layer.l0_i2h_weight.shape == (HID, V)
+    out, _ = model(_inputs(), model.begin_state(batch_size=B))
+    assert out.shape == (T * B, V)
+
+
+def test_lookup_and_one_hot_models_share_checkpoints(tmp_path):
+    onehot, gathered = _twins(gluon_rnn.RNN, 2)
+    path = str(tmp_path / "gathered.params")
+    gathered.save_parameters(path)
+    fresh = d2l.RNNModel(gluon_rnn.RNN(HID, num_layers=2), V, gather_inputs=False)
+    fresh.load_parameters(path)
+    X = _inputs()
+    a, _ = fresh(X, fresh.begin_state(batch_size=B))
+    b, _ = onehot(X, onehot.begin_state(batch_size=B))
+    np.testing.assert_array_equal(a.asnumpy(), b.asnumpy())

@@ -34,7 +34,7 @@ def gluon_lm(layer=grnn.GRU, seed=0, scale=0.3):
     mx.random.seed(seed)
     model = RNNModel(layer(H, num_layers=2), V)
     model.initialize(init=init.Normal(scale))
-    return GluonLM(model, V, mx.cpu(), lr=1.0)
+    return GluonLM(model, V, mx.cpu())
 
 
 def brute_force_scratch(lm, text):

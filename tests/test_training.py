@@ -13,7 +13,7 @@ from mxnet import autograd, nd
 import lyricnn as d2l
 from benchmarks import book_notebook as book
 from lyricnn.training import (ScratchLM, TrainingDiverged, _detach, clip_gradients,
-                              evaluate_loss, grad_clipping, perplexity, run_epoch, sgd)
+                              clipped_sgd, evaluate_loss, grad_clipping, perplexity, run_epoch, sgd)
 
 CORPUS = d2l.load_data_jay_lyrics()
 
@@ -70,6 +70,27 @@ def test_sgd_equals_d2lzh():
     d2lzh.sgd(theirs, 0.3, 4)
     for a, b in zip(ours, theirs):
         np.testing.assert_allclose(a.asnumpy(), b.asnumpy(), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("scale,theta", [(1.0, 0.5), (0.01, 10.0), (3.0, 1e-2), (1.0, None)])
+def test_clipped_sgd_equals_d2lzh_clipping_then_sgd(scale, theta):
+    ours, theirs = _arrays_with_grads(6, scale), _arrays_with_grads(6, scale)
+    clipped_sgd(ours, [p.grad for p in ours], 7.0, theta)
+    if theta is not None:
+        d2lzh.grad_clipping(theirs, theta, None)
+    d2lzh.sgd(theirs, 7.0, 1)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a.asnumpy(), b.asnumpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_clipped_sgd_with_zero_gradients_leaves_the_weights():
+    params = _arrays_with_grads(7, 1.0)
+    kept = [p.asnumpy().copy() for p in params]
+    for p in params:
+        p.grad[:] = 0
+    clipped_sgd(params, [p.grad for p in params], 1.0, 1.0)  # theta / 0 = inf -> factor 1
+    for k, p in zip(kept, params):
+        np.testing.assert_array_equal(p.asnumpy(), k)
 
 
 def test_perplexity_never_overflows():
