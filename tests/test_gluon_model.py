@@ -184,12 +184,17 @@ def test_index_lookup_equals_one_hot_inputs(cell, layers, hybridize):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
 
 
-def test_auto_looks_up_when_the_identity_is_no_bigger_than_the_one_hot():
-    # gates * hidden against vocab_size: 16 <= 30 (RNN), 48 and 64 > 30 (GRU, LSTM)
+def test_auto_looks_up_when_the_identity_is_clearly_smaller_than_the_one_hot():
+    # gates * hidden against 0.8 * vocab_size = 24: 16 (RNN) yes, 48 and 64 (GRU, LSTM) no
     assert d2l.RNNModel(gluon_rnn.RNN(HID), V)._gather
     assert not d2l.RNNModel(gluon_rnn.GRU(HID), V)._gather
     assert not d2l.RNNModel(gluon_rnn.LSTM(HID), V)._gather
-    assert d2l.RNNModel(gluon_rnn.GRU(HID), 48)._gather
+    assert d2l.RNNModel(gluon_rnn.GRU(HID), 60)._gather  # 48 <= 48
+    assert not d2l.RNNModel(gluon_rnn.GRU(HID), 59)._gather
+    # the book's shapes: vocabulary 1027, hidden 256
+    assert d2l.RNNModel(gluon_rnn.RNN(256), 1027)._gather
+    assert d2l.RNNModel(gluon_rnn.GRU(256), 1027)._gather
+    assert not d2l.RNNModel(gluon_rnn.LSTM(256), 1027)._gather
     assert not d2l.RNNModel(gluon_rnn.RNN(HID, bidirectional=True), V)._gather
     assert not d2l.RNNModel(gluon_rnn.RNN(HID), V, gather_inputs=False)._gather
 
