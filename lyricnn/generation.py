@@ -1,15 +1,22 @@
 """Text generation from a trained model (book 6.4.3 and 6.5).
 
-After the prefix has been fed in, each next character is chosen from the
-model's logits: ``'greedy'`` (the book: argmax) or ``'sample'`` (from the
-softmax at ``temperature``, optionally restricted to the ``top_k`` most likely).
+``generate`` works on any ``lyricnn.models.LanguageModel``: after the prefix
+has been fed in, each next character is chosen from the model's logits:
+``'greedy'`` (the book: argmax) or ``'sample'`` (from the softmax at
+``temperature``, optionally restricted to the ``top_k`` most likely).
+``predict_rnn`` and ``predict_rnn_gluon`` are the book's entry points.
 """
 import numpy as np
 from mxnet import nd
 
-from .scratch import sequence_forward
+from .checks import check_choice, check_int, check_number
+from .models import GluonLM, ScratchLM
 
 STRATEGIES = ("greedy", "sample")
+#: Longest continuation one call may ask for. Each character is one forward
+#: step (about 1 ms for the book's models here), so a million characters is
+#: a quarter of an hour; a larger request is almost surely a typo.
+MAX_LENGTH = 1_000_000
 
 
 def _prefix_indices(prefix, char_to_idx):
@@ -23,16 +30,16 @@ def _prefix_indices(prefix, char_to_idx):
     return [char_to_idx[c] for c in prefix]
 
 
-def check_strategy(strategy, temperature, top_k):
-    """Validate the decoding options; raise ``ValueError`` naming the bad one."""
-    if strategy not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
-            or temperature < 0:
-        raise ValueError(f"temperature must be a number >= 0, got {temperature!r}")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int)
-                              or top_k < 1):
-        raise ValueError(f"top_k must be None or an integer >= 1, got {top_k!r}")
+def check_decoding(strategy, temperature, top_k, seed=None):
+    """Validate the decoding options; return ``(temperature, top_k)`` as Python numbers."""
+    check_choice("strategy", strategy, STRATEGIES)
+    temperature = check_number("temperature", temperature, 0,
+                               hint="0 is greedy, 1 the model's own distribution")
+    if top_k is not None:
+        top_k = check_int("top_k", top_k, 1)
+    if seed is not None:
+        check_int("seed", seed, 0)
+    return temperature, top_k
 
 
 def choose_next(logits, strategy="greedy", temperature=1.0, top_k=None, rng=None):
@@ -54,20 +61,20 @@ def choose_next(logits, strategy="greedy", temperature=1.0, top_k=None, rng=None
     return int(candidates[rng.choice(len(candidates), p=p)])
 
 
-def _generate(step, begin_state, prefix, num_chars, idx_to_char, char_to_idx, ctx,
-              strategy, temperature, top_k, seed):
-    """Feed ``prefix`` one character at a time, then extend it by ``num_chars``.
+def generate(lm, prefix, num_chars, idx_to_char, char_to_idx, strategy="greedy",
+             temperature=1.0, top_k=None, seed=None):
+    """Feed ``prefix`` one character at a time to ``lm``, then extend it by ``num_chars``.
 
-    ``step(X (1, 1), state) -> (logits (1, V), state)``.
+    ``seed`` makes ``'sample'`` repeatable (each call uses it afresh); without
+    it the draw comes from NumPy's global generator.
     """
-    check_strategy(strategy, temperature, top_k)
-    if isinstance(num_chars, bool) or not isinstance(num_chars, int) or num_chars < 0:
-        raise ValueError(f"num_chars must be an integer >= 0, got {num_chars!r}")
+    temperature, top_k = check_decoding(strategy, temperature, top_k, seed)
+    num_chars = check_int("num_chars", num_chars, 0, MAX_LENGTH)
     output = _prefix_indices(prefix, char_to_idx)
     rng = np.random.default_rng(seed) if seed is not None else None
-    state = begin_state()
+    state = lm.begin_state(1)
     for t in range(num_chars + len(prefix) - 1):
-        Y, state = step(nd.array([[output[t]]], ctx=ctx), state)
+        Y, state = lm(nd.array([[output[t]]], ctx=lm.ctx), state)   # Y: (1, V)
         if t >= len(prefix) - 1:
             if strategy == "greedy":
                 output.append(int(Y[0].argmax(axis=0).asscalar()))
@@ -82,19 +89,17 @@ def predict_rnn(prefix, num_chars, rnn, params, init_rnn_state, num_hiddens, voc
     """Continue ``prefix`` by ``num_chars`` characters with a scratch RNN (book 6.4.3).
 
     Same signature and greedy behaviour as d2lzh; the keyword options select
-    another decoding strategy.  A prefix character outside the vocabulary
+    another decoding strategy. A prefix character outside the vocabulary
     raises ``ValueError`` naming it (d2lzh raises a bare ``KeyError``).
     """
-    forward = sequence_forward(rnn, vocab_size)
-    return _generate(lambda X, state: forward(X, state, params),
-                     lambda: init_rnn_state(1, num_hiddens, ctx),
-                     prefix, num_chars, idx_to_char, char_to_idx, ctx,
-                     strategy, temperature, top_k, seed)
+    lm = ScratchLM(rnn, params, init_rnn_state, num_hiddens, vocab_size, ctx)
+    return generate(lm, prefix, num_chars, idx_to_char, char_to_idx, strategy, temperature,
+                    top_k, seed)
 
 
 def predict_rnn_gluon(prefix, num_chars, model, vocab_size, ctx, idx_to_char, char_to_idx,
                       strategy="greedy", temperature=1.0, top_k=None, seed=None):
     """Continue ``prefix`` with a Gluon ``RNNModel`` (book 6.5); options as ``predict_rnn``."""
-    return _generate(model, lambda: model.begin_state(batch_size=1, ctx=ctx),
-                     prefix, num_chars, idx_to_char, char_to_idx, ctx,
-                     strategy, temperature, top_k, seed)
+    lm = GluonLM(model, vocab_size, ctx, hybridize=False)
+    return generate(lm, prefix, num_chars, idx_to_char, char_to_idx, strategy, temperature,
+                    top_k, seed)

@@ -3,41 +3,94 @@
 Note: ``gluon.rnn.RNN`` uses ReLU by default (``activation='relu'``), while the
 scratch model uses tanh; the book keeps Gluon's default and so does lyricnn.
 """
-from mxnet import ndarray
+from dataclasses import dataclass
+
+from mxnet import nd
 from mxnet.gluon import nn
+from mxnet.gluon.parameter import DeferredInitializationError
 from mxnet.gluon import rnn as gluon_rnn
 
-# Rows of a fused layer's first input weight per hidden unit: one per gate.
-_GATES = {"rnn_relu": 1, "rnn_tanh": 1, "gru": 3, "lstm": 4}
-# 'auto' looks inputs up when gates * hidden <= this ratio * vocab_size.
+from . import fused
+
+# 'auto' looks inputs up when gates * hidden <= this ratio * vocab_size. Measured
+# per training step at vocab 1027, hidden 256: RNN (256 gate rows) -30 %, GRU
+# (768) -10 %, LSTM (1024) +4 %; hence the margin.
 _GATHER_MAX_WIDTH_RATIO = 0.8
 
 
-class RNNModel(nn.HybridBlock):
-    """Any Gluon recurrent layer followed by a dense output layer.
+@dataclass(frozen=True)
+class LayerSpec:
+    """A fused Gluon recurrent layer's configuration, as its kernel call needs it."""
 
-    ``inputs: (batch, num_steps)`` indices are one-hot encoded time-major as
-    ``(num_steps, batch, vocab_size)``; the output is ``(num_steps * batch,
-    vocab_size)``, row ``t * batch + b`` for step ``t`` of sequence ``b``.
-    ``state`` is what ``begin_state`` returns: a list of one array
+    mode: str                 # 'rnn_relu', 'rnn_tanh', 'gru' or 'lstm'
+    num_hiddens: int
+    num_layers: int
+    dropout: float
+    bidirectional: bool
+    layout: str
+    projection_size: object   # None unless an LSTM with projection
+    use_sequence_length: bool
+    lstm_clip: dict           # the kernel's lstm_state_clip_* arguments
+
+    @property
+    def gates(self):
+        return fused.GATES[self.mode]
+
+
+def layer_spec(layer):
+    """Read a ``gluon.rnn.RNN/GRU/LSTM`` layer's configuration.
+
+    Gluon 1.x exposes none of it publicly, so this is the one place in lyricnn
+    that reads private attributes of a Gluon layer (MXNet 1.9.1 is pinned;
+    ``tests/test_gluon_model.py::test_layer_spec_reads_mxnet_private_attributes``
+    fails loudly if a release renames them).
+    """
+    return LayerSpec(
+        mode=layer._mode, num_hiddens=layer._hidden_size, num_layers=layer._num_layers,
+        dropout=layer._dropout, bidirectional=layer._dir == 2, layout=layer._layout,
+        projection_size=layer._projection_size,
+        use_sequence_length=layer._use_sequence_length,
+        lstm_clip={"lstm_state_clip_min": layer._lstm_state_clip_min,
+                   "lstm_state_clip_max": layer._lstm_state_clip_max,
+                   "lstm_state_clip_nan": layer._lstm_state_clip_nan})
+
+
+def layer_parameters(layer):
+    """``{'l0_i2h_weight': Parameter, …}``: a layer's own parameters by structural name."""
+    return {name[len(layer.prefix):]: p for name, p in layer.params.items()}
+
+
+def _can_gather(layer):
+    if not isinstance(layer, (gluon_rnn.RNN, gluon_rnn.GRU, gluon_rnn.LSTM)):
+        return False
+    spec = layer_spec(layer)
+    return (not spec.bidirectional and spec.layout == "TNC" and spec.projection_size is None
+            and not spec.use_sequence_length)
+
+
+class RNNModel(nn.HybridBlock):
+    """Any Gluon recurrent layer followed by a dense output layer (book 6.5).
+
+    ``inputs: (batch, num_steps)`` indices; the output is ``(num_steps *
+    batch, vocab_size)``, row ``t * batch + b`` for step ``t`` of sequence
+    ``b``. ``state`` is what ``begin_state`` returns: a list of one array
     ``(layers, batch, hidden)``, or two for an LSTM.
 
     The Dense layer must see ``(num_steps * batch, hidden)``: given the 3-D
     output it would flatten it to ``(num_steps, batch * hidden)`` and fail with
     a shape error as soon as ``batch > 1``.
 
-    ``gather_inputs`` (keyword only): multiplying the first layer's input
-    weight ``W: (gates * hidden, vocab_size)`` by a one-hot vector just reads
-    one column of ``W``. With ``'auto'`` (the default) the model reads those
-    columns by index (an ``Embedding`` lookup on ``W``, whose gradient
-    lands in ``W`` itself) and hands the fused kernel an identity input weight
-    instead, whenever that is clearly less work: a unidirectional fused
-    ``rnn.RNN`` / ``GRU`` / ``LSTM`` whose ``gates * hidden <= 0.8 *
-    vocab_size``. Same parameters, same outputs (to float rounding), same
-    checkpoints; on 1027 characters a training step of ``rnn.RNN(256)`` takes
-    ~30 % less time and of ``rnn.GRU(256)`` ~10 % less, while ``rnn.LSTM(256)``
-    (1024 gate rows) keeps the one-hot input. ``False`` always feeds one-hot vectors to the
-    layer, as the book does; ``True`` insists on the lookup.
+    ``gather_inputs`` (keyword only): the book one-hot encodes the inputs,
+    ``(num_steps, batch, vocab_size)``, and the layer multiplies them by its
+    first input weight ``W: (gates * hidden, vocab_size)``, which just reads
+    one column of ``W`` per character. With ``'auto'`` (the default) the model
+    reads those columns by index (an ``Embedding`` lookup on ``Wᵀ``, whose
+    gradient lands in ``W`` itself) and runs MXNet's fused kernel on them
+    (``lyricnn.fused``) whenever that is clearly less work: a unidirectional
+    ``rnn.RNN``/``GRU``/``LSTM`` with ``gates * hidden <= 0.8 * vocab_size``.
+    Same parameters, same outputs (to float rounding), same checkpoints.
+    ``False`` always feeds one-hot vectors to the layer, as the book does;
+    ``True`` insists on the lookup.
     """
 
     def __init__(self, rnn_layer, vocab_size, *, gather_inputs="auto", **kwargs):
@@ -48,79 +101,86 @@ class RNNModel(nn.HybridBlock):
             self.rnn = rnn_layer
             self.dense = nn.Dense(vocab_size)
         self.vocab_size = vocab_size
-        can_gather = _can_gather(rnn_layer, vocab_size)
+        can_gather = _can_gather(rnn_layer)
         if gather_inputs is True and not can_gather:
             raise ValueError("gather_inputs=True needs a unidirectional gluon.rnn.RNN/GRU/LSTM "
-                             "layer (TNC layout, no projection) with input_size 0 or "
-                             f"vocab_size={vocab_size}; pass gather_inputs='auto' or False")
+                             "layer (TNC layout, no projection, no sequence lengths); pass "
+                             "gather_inputs='auto' or False")
+        self._spec = layer_spec(rnn_layer) if can_gather else None
         if gather_inputs == "auto":
-            # The lookup trades a (gates*hidden x vocab) GEMM for a (gates*hidden)^2 one
-            # plus a gather. Measured per training step at vocab 1027, hidden 256:
-            # RNN (256) -30 %, GRU (768) -10 %, LSTM (1024) +4 %; hence the margin.
-            gather_inputs = (can_gather and _GATES[rnn_layer._mode] * rnn_layer._hidden_size
+            gather_inputs = (can_gather and self._spec.gates * self._spec.num_hiddens
                              <= _GATHER_MAX_WIDTH_RATIO * vocab_size)
         self._gather = gather_inputs
         if self._gather:
-            _fix_input_size(rnn_layer, vocab_size)
+            self._fix_input_size()
+
+    def _fix_input_size(self):
+        """Give layer 1's input weight its full shape now: the lookup path never
+        runs the layer's own shape inference."""
+        weight = layer_parameters(self.rnn)["l0_i2h_weight"]
+        rows, cols = weight.shape
+        if cols not in (0, self.vocab_size):
+            raise ValueError(f"the recurrent layer's input_size is {cols}, but the model "
+                             f"reads one-hot vectors of vocab_size={self.vocab_size}; build the "
+                             "layer without input_size (or with input_size=vocab_size)")
+        weight.shape = (rows, self.vocab_size)  # Parameter.shape fills unknown (0) sizes
+        if cols == 0:
+            try:
+                weight.data(weight.list_ctx()[0])
+            except DeferredInitializationError:
+                # Initialised before it was wrapped: let the layer finish its own
+                # deferred initialisation by running it once on one one-hot step.
+                ctx = weight.list_ctx()[0]
+                self.rnn(nd.zeros((1, 1, self.vocab_size), ctx=ctx),
+                         self.rnn.begin_state(batch_size=1, ctx=ctx))
+            except RuntimeError:  # not initialised yet: initialize() sees the full shape
+                pass
 
     def hybrid_forward(self, F, inputs, state):
         if not isinstance(state, (list, tuple)):
             state = [state]
         if self._gather:
             Y, state = self._gathered_rnn(F, inputs, list(state))
-        else:
+        else:  # (num_steps, batch, vocab_size) one-hot, as the book
             Y, state = self.rnn(F.one_hot(F.transpose(inputs), self.vocab_size), state)
         # (num_steps, batch, hidden) -> (num_steps * batch, hidden)
         return self.dense(Y.reshape((-3, 0))), state
 
     def _gathered_rnn(self, F, inputs, state):
-        """The fused layer on ``W[:, x_t]`` columns instead of one-hot ``x_t``."""
-        layer = self.rnn
-        width = _GATES[layer._mode] * layer._hidden_size
-        if F is ndarray:
+        """The fused kernel on columns ``W[:, x_t]`` instead of one-hot ``x_t``."""
+        spec, params = self._spec, layer_parameters(self.rnn)
+        if F is nd:
             ctx = inputs.context
-            _check_state_shapes(layer, state, inputs.shape[0])
-            params = {name: p.data(ctx) for name, p in layer._reg_params.items()}
-            identity = ndarray.eye(width, ctx=ctx)
+            self._check_state_shapes(state, inputs.shape[0])
+            w = {name: p.data(ctx) for name, p in params.items()}
         else:
-            params = {name: p.var() for name, p in layer._reg_params.items()}
-            identity = F.eye(width)
-        # (num_steps, batch) indices -> (num_steps, batch, gates * hidden) columns of W.
-        columns = F.Embedding(F.transpose(inputs), F.transpose(params["l0_i2h_weight"]),
+            w = {name: p.var() for name, p in params.items()}
+        width = spec.gates * spec.num_hiddens
+        # (num_steps, batch) indices -> (num_steps, batch, width) columns of W.
+        columns = F.Embedding(F.transpose(inputs), F.transpose(w["l0_i2h_weight"]),
                               input_dim=self.vocab_size, output_dim=width)
-        params["l0_i2h_weight"] = identity
-        # The layer's own kernel call, so every other option (layers, dropout,
-        # LSTM clipping) means exactly what it means in the layer.
-        return layer._forward_kernel(F, columns, state, None, **params)
+        weights = [w["l0_h2h_weight"]] + [w[f"l{l}_{g}_weight"] for l in range(1, spec.num_layers)
+                                          for g in ("i2h", "h2h")]
+        biases = [w[f"l{l}_{g}_bias"] for l in range(spec.num_layers) for g in ("i2h", "h2h")]
+        return fused.run(F, columns, state, weights, biases, mode=spec.mode,
+                         num_hiddens=spec.num_hiddens, num_layers=spec.num_layers,
+                         dropout=spec.dropout, **spec.lstm_clip)
+
+    def _check_state_shapes(self, state, batch_size):
+        """The check the layer itself makes, with the same message."""
+        for s, info in zip(state, self.rnn.state_info(batch_size)):
+            if s.shape != info["shape"]:
+                raise ValueError(f"Invalid recurrent state shape. Expecting {info['shape']}, "
+                                 f"got {s.shape}.")
 
     def begin_state(self, *args, **kwargs):
         """The recurrent layer's zero state, e.g. ``begin_state(batch_size=32, ctx=ctx)``."""
         return self.rnn.begin_state(*args, **kwargs)
 
-
-def _can_gather(layer, vocab_size):
-    """A layer whose first input weight the model may read by index."""
-    if not isinstance(layer, (gluon_rnn.RNN, gluon_rnn.GRU, gluon_rnn.LSTM)):
-        return False
-    return (layer._mode in _GATES and layer._dir == 1 and layer._layout == "TNC"
-            and layer._projection_size is None and not layer._use_sequence_length
-            and layer._input_size in (0, vocab_size))
-
-
-def _fix_input_size(layer, vocab_size):
-    """Give the first input weight its shape now: the lookup path never runs
-    the layer's own shape inference. A layer initialised before it was
-    wrapped finishes its deferred initialisation here."""
-    weight = layer.l0_i2h_weight
-    weight.shape = (weight.shape[0], vocab_size)
-    layer._input_size = vocab_size
-    if weight._deferred_init:
-        weight._finish_deferred_init()
-
-
-def _check_state_shapes(layer, state, batch_size):
-    """The check the layer itself makes, with the same message."""
-    for s, info in zip(state, layer.state_info(batch_size)):
-        if s.shape != info["shape"]:
-            raise ValueError(f"Invalid recurrent state shape. Expecting {info['shape']}, "
-                             f"got {s.shape}.")
+    def named_parameters(self):
+        """``{'rnn.l0_i2h_weight': Parameter, …, 'dense.weight': …}``: Gluon's structural
+        names, as ``save_parameters`` writes them (independent of how many
+        models this process has built, unlike ``collect_params()``' prefixes)."""
+        named = {f"rnn.{k}": p for k, p in layer_parameters(self.rnn).items()}
+        named.update({f"dense.{k}": p for k, p in layer_parameters(self.dense).items()})
+        return named

@@ -11,13 +11,13 @@ with the hidden state carried along the whole text, exactly as generation
 feeds a prefix.  ``perplexity_of`` is ``exp(-mean)`` over those ``T - 1``
 characters, the quantity the training log reports per epoch.
 
-``lm`` is a ``ScratchLM`` or ``GluonLM`` (``lyricnn.training``); ``scorer``
+``lm`` is any ``lyricnn.models.LanguageModel``; ``scorer``
 turns one into the callable ``lyricnn.ngram.rank`` takes.
 """
-import math
-
 import numpy as np
 from mxnet import nd
+
+from .metrics import perplexity
 
 #: Characters fed per forward call: bounds memory and the unrolled graph on long texts.
 CHUNK = 256
@@ -56,7 +56,7 @@ def token_log_probs(lm, text, char_to_idx):
         inputs = indices[i:min(i + CHUNK, len(indices) - 1)]
         targets = indices[i + 1:i + 1 + len(inputs)]
         # X: (1, n); logits: (n * 1, V), row t is step t (time-major, batch 1).
-        logits, state = lm.forward(nd.array([inputs], ctx=lm.ctx), state)
+        logits, state = lm(nd.array([inputs], ctx=lm.ctx), state)
         out.append(_log_softmax(logits.asnumpy())[np.arange(len(targets)), targets])
     return np.concatenate(out)
 
@@ -68,11 +68,7 @@ def log_prob(lm, text, char_to_idx):
 
 def perplexity_of(lm, text, char_to_idx):
     """``exp(-log_prob / (T - 1))``: the model's perplexity on ``text[1:]`` given ``text[0]``."""
-    logp = token_log_probs(lm, text, char_to_idx)
-    try:
-        return math.exp(-float(np.mean(logp)))
-    except OverflowError:
-        return math.inf
+    return perplexity(-float(np.mean(token_log_probs(lm, text, char_to_idx))))
 
 
 def scorer(lm, char_to_idx):

@@ -1,31 +1,43 @@
-"""Gradient clipping, perplexity and the book's two training loops (book 6.4.4-6.4.5, 6.5).
+"""Gradient clipping, perplexity and the training loop (book 6.4.4-6.4.5, 6.5).
 
-Both ``train_and_predict_rnn`` (scratch) and ``train_and_predict_rnn_gluon``
-share one epoch loop, one clipping routine and one perplexity/divergence rule,
-and print the book's log lines through ``book_print``.  Unlike d2lzh they:
+One loop, ``train_epochs``, trains any ``lyricnn.models.LanguageModel``;
+the book's ``train_and_predict_rnn`` (scratch) and
+``train_and_predict_rnn_gluon`` wrap it and print the book's log lines
+through ``book_print``. Unlike d2lzh it:
 
-* detach the carried state for real (``s.detach()`` returns a new array; d2lzh
-  throws it away);
-* never call ``math.exp`` on an overflowing loss (perplexity becomes ``inf``)
-  and stop with ``TrainingDiverged`` when the loss itself is NaN or infinite;
-* synchronise with the device once per epoch instead of twice per minibatch;
-* return a ``History`` of per-epoch perplexity and seconds.
+* detaches the carried state for real (``s.detach()`` returns a new array;
+  d2lzh throws it away);
+* never calls ``math.exp`` on an overflowing loss (perplexity becomes ``inf``)
+  and stops with ``TrainingDiverged`` when the loss itself is NaN or infinite;
+* clips and updates all parameters in two fused operators, and synchronises
+  with the device once per epoch instead of twice per minibatch;
+* returns a ``History`` of per-epoch perplexity and seconds.
 """
-import math
 import time
 from dataclasses import asdict, dataclass, field
 
+import mxnet as mx
 import numpy as np
-from mxnet import autograd, gluon, init, nd
+from mxnet import autograd, init, nd
 from mxnet.gluon import loss as gloss
 
-from .generation import predict_rnn, predict_rnn_gluon
+from .checks import check_int, check_number
+from .generation import generate
+from .metrics import perplexity
+from .models import GluonLM, ScratchLM
 from .sampling import data_iter_consecutive, data_iter_random
-from .scratch import sequence_forward
 
 
 class TrainingDiverged(RuntimeError):
     """The training loss became NaN or infinite."""
+
+
+class TrainingInterrupted(RuntimeError):
+    """``should_stop()`` asked training to stop; ``epoch`` epochs were completed."""
+
+    def __init__(self, epoch):
+        super().__init__(f"training interrupted after epoch {epoch}")
+        self.epoch = epoch
 
 
 @dataclass
@@ -63,34 +75,29 @@ def book_print(*parts):
     print(*parts, flush=True)
 
 
-def perplexity(mean_loss):
-    """``exp(mean cross-entropy)``; ``inf`` where ``math.exp`` would overflow (loss > ~709.78)."""
-    try:
-        return math.exp(mean_loss)
-    except OverflowError:
-        return math.inf
+# ------------------------------------------------------------------- optimizer
 
+def grad_clipping(params, theta, ctx):
+    """The book's ``grad_clipping``: scale the gradients of NDArrays ``params`` in place by
+    ``min(1, theta / ||g||)``, ``||g||`` their global L2 norm.
 
-def clip_gradients(grads, theta):
-    """Scale ``grads`` in place by ``min(1, theta / ||g||)``, ``||g||`` the global L2 norm.
-
-    One fused sum-of-squares over all arrays and no host round-trip: the scale
-    stays on the device.  ``theta=None`` disables clipping (as in d2lzh).
+    One fused sum of squares and no host round-trip: the scale stays on the
+    device. ``ctx`` is accepted for the book's signature; the arrays carry their own.
+    ``theta=None`` disables clipping.
     """
     if theta is None:
         return
+    grads = [p.grad for p in params]
     norm = nd.sqrt(nd.sum(nd.multi_sum_sq(*grads, num_arrays=len(grads))))
     scale = nd.minimum(theta / norm, 1.0)  # norm == 0 gives inf -> 1
     for g in grads:
         g[:] = nd.broadcast_mul(g, scale)
 
 
-def grad_clipping(params, theta, ctx):
-    """The book's ``grad_clipping``: clip the gradients of NDArrays ``params`` together.
-
-    ``ctx`` is accepted for the book's signature; the arrays carry their own.
-    """
-    clip_gradients([p.grad for p in params], theta)
+def sgd(params, lr, batch_size):
+    """Minibatch SGD in place: ``p -= lr * p.grad / batch_size`` (book 3.2)."""
+    for p in params:
+        nd.sgd_update(p, p.grad, lr=lr / batch_size, out=p)
 
 
 def clipped_sgd(weights, grads, lr, theta):
@@ -107,99 +114,43 @@ def clipped_sgd(weights, grads, lr, theta):
         step = nd.full((n,), lr, ctx=weights[0].context)
     else:
         sum_sq = nd.sum(nd.multi_sum_sq(*grads, num_arrays=n))
-        # min(theta / norm, 1) as min(theta, norm) / norm would divide 0 by 0.
+        # min(theta / norm, 1): norm 0 gives inf -> 1, never 0/0.
         step = lr * nd.broadcast_to(nd.minimum(theta / nd.sqrt(sum_sq), 1.0), (n,))
     no_decay = nd.zeros((n,), ctx=weights[0].context)
     interleaved = [a for pair in zip(weights, grads) for a in pair]
     nd.preloaded_multi_sgd_update(*interleaved, step, no_decay, num_weights=n, out=weights)
 
 
-def sgd(params, lr, batch_size):
-    """Minibatch SGD in place: ``p -= lr * p.grad / batch_size`` (book 3.2)."""
-    for p in params:
-        nd.sgd_update(p, p.grad, lr=lr / batch_size, out=p)
-
-
-class ScratchLM:
-    """A from-scratch cell and its parameter list, seen as a trainable language model.
-
-    ``cell`` is a book-style step function (``rnn``, ``gru``, ``lstm`` or one
-    written in a notebook); ``params`` the NDArrays it uses.
-    """
-
-    def __init__(self, cell, params, init_state, num_hiddens, vocab_size, ctx):
-        self.cell, self.params, self.init_state = cell, params, init_state
-        self.num_hiddens, self.vocab_size, self.ctx = num_hiddens, vocab_size, ctx
-        self._forward = sequence_forward(cell, vocab_size)
-
-    def forward(self, X, state):
-        """``X: (batch, num_steps)`` -> logits ``(num_steps * batch, V)``, new state."""
-        return self._forward(X, state, self.params)
-
-    def begin_state(self, batch_size):
-        return self.init_state(batch_size, self.num_hiddens, self.ctx)
-
-    def update(self, lr, clipping_theta):
-        clipped_sgd(self.params, [p.grad for p in self.params], lr, clipping_theta)
-
-    def predict(self, prefix, num_chars, idx_to_char, char_to_idx, **decoding):
-        return predict_rnn(prefix, num_chars, self.cell, self.params, self.init_state,
-                           self.num_hiddens, self.vocab_size, self.ctx, idx_to_char,
-                           char_to_idx, **decoding)
-
-
-class GluonLM:
-    """A Gluon ``RNNModel`` with plain SGD (no momentum, no weight decay), as the book trains it.
-
-    The model must already be initialised; it is hybridized when it can be.
-    """
-
-    def __init__(self, model, vocab_size, ctx):
-        self.model, self.vocab_size, self.ctx = model, vocab_size, ctx
-        if isinstance(model, gluon.HybridBlock):
-            model.hybridize(static_alloc=True, static_shape=True)
-        self.params = [p for p in model.collect_params().values() if p.grad_req != "null"]
-
-    def forward(self, X, state):
-        return self.model(X, state)
-
-    def begin_state(self, batch_size):
-        return self.model.begin_state(batch_size=batch_size, ctx=self.ctx)
-
-    def update(self, lr, clipping_theta):
-        clipped_sgd([p.data(self.ctx) for p in self.params],
-                    [p.grad(self.ctx) for p in self.params], lr, clipping_theta)
-
-    def predict(self, prefix, num_chars, idx_to_char, char_to_idx, **decoding):
-        return predict_rnn_gluon(prefix, num_chars, self.model, self.vocab_size, self.ctx,
-                                 idx_to_char, char_to_idx, **decoding)
-
+# ------------------------------------------------------------------------ loop
 
 def _detach(state):
     return type(state)(s.detach() for s in state)
 
 
-def run_epoch(lm, batches, carry_state, lr, clipping_theta):
+def run_epoch(lm, batches, carry_state, lr, clipping_theta, should_stop=None):
     """Train ``lm`` over ``batches`` once; return the mean cross-entropy per token.
 
     With ``carry_state`` (consecutive sampling) the state is made once and
     detached before every minibatch, so no gradient flows into the previous
     one; otherwise (random sampling) it is remade for every minibatch.
+    ``should_stop()`` is polled after every minibatch; ``True`` returns ``None``.
     """
     loss = gloss.SoftmaxCrossEntropyLoss()
     state = None
     losses = []
-    for X, Y in batches:
+    for X, Y in batches:                     # X, Y: (batch, num_steps)
         if state is None or not carry_state:
             state = lm.begin_state(X.shape[0])
         else:
             state = _detach(state)
         with autograd.record():
-            logits, state = lm.forward(X, state)
+            logits, state = lm(X, state)     # (num_steps * batch, V), time-major
             l = loss(logits, Y.T.reshape((-1,))).mean()
         l.backward()
-        lm.update(lr, clipping_theta)
+        clipped_sgd(lm.weights(), lm.gradients(), lr, clipping_theta)
         losses.append(l)
+        if should_stop is not None and should_stop():
+            return None
     # One synchronisation per epoch; every minibatch has the same number of tokens.
     return float(np.mean(nd.concat(*losses, dim=0).asnumpy().astype(np.float64)))
 
@@ -220,59 +171,93 @@ def evaluate_loss(lm, corpus_indices, num_steps):
     for i in range(0, len(corpus) - 1, num_steps):
         X = nd.array(corpus[None, i:i + num_steps][:, :len(corpus) - 1 - i], ctx=lm.ctx)
         Y = nd.array(corpus[None, i + 1:i + 1 + num_steps], ctx=lm.ctx)
-        logits, state = lm.forward(X, state)
+        logits, state = lm(X, state)
         total.append(loss(logits, Y.T.reshape((-1,))).sum())
     return float(nd.add_n(*total).asscalar()) / (len(corpus) - 1)
 
 
+def mxnet_seed(seed, epoch):
+    """The MXNet seed in force after ``epoch`` epochs of a run seeded with ``seed``."""
+    return seed + epoch
+
+
 def _check_finite(epoch, mean_loss, lr, clipping_theta):
-    if not math.isfinite(mean_loss):
+    if not np.isfinite(mean_loss):
         raise TrainingDiverged(
             f"epoch {epoch}: the training loss became {mean_loss}; the model diverged. "
             f"Use a smaller learning rate (lr={lr}) or clip the gradients "
-            f"(clipping_theta={clipping_theta})."
-        )
+            f"(clipping_theta={clipping_theta}).")
+
+
+def check_indices(name, indices, vocab_size):
+    """``ValueError`` unless every index in ``indices`` lies in ``[0, vocab_size)``."""
+    if len(indices) == 0:
+        raise ValueError(f"{name} is empty")
+    arr = np.asarray(indices)
+    low, high = arr.min(), arr.max()
+    if low < 0 or high >= vocab_size or not np.all(arr == np.floor(arr)):
+        raise ValueError(f"{name} must hold integer indices in [0, vocab_size={vocab_size}), "
+                         f"found values in [{low}, {high}]; index the corpus with the same "
+                         "vocabulary as the model")
 
 
 def train_epochs(lm, corpus_indices, is_random_iter, num_steps, batch_size, lr,
-                 clipping_theta, epochs, history=None, valid_indices=None, on_epoch_end=None):
-    """Train ``lm`` (a ``ScratchLM`` or ``GluonLM``) for each epoch number in ``epochs``.
+                 clipping_theta, epochs, history=None, valid_indices=None, on_epoch_end=None,
+                 *, seed=None, should_stop=None):
+    """Train ``lm`` (a ``LanguageModel``) for each epoch number in ``epochs``.
 
     ``epochs`` is an iterable of 1-based epoch numbers, e.g. ``range(11, 51)``
-    to resume after epoch 10.  After each epoch the training (and, with
+    to resume after epoch 10. After each epoch the training (and, with
     ``valid_indices``, held-out) perplexity and the seconds are appended to
-    ``history`` and ``on_epoch_end(epoch, history)`` is called.  Raises
-    ``TrainingDiverged`` when the training loss is NaN or infinite.
+    ``history`` and ``on_epoch_end(epoch, history)`` is called.
+
+    ``seed``: reseed MXNet with ``mxnet_seed(seed, epoch)`` after every epoch.
+    MXNet cannot save its generator's state, so this is what makes a resumed
+    run (Python and NumPy states restored, MXNet reseeded with
+    ``mxnet_seed(seed, last_epoch)``) bit-identical to an uninterrupted one.
+    ``should_stop()``: polled after every minibatch; ``True`` raises
+    ``TrainingInterrupted`` and the partial epoch is not recorded.
+    Raises ``TrainingDiverged`` when the training loss is NaN or infinite.
     """
+    num_steps, batch_size = check_int("num_steps", num_steps), check_int("batch_size", batch_size)
+    check_indices("corpus_indices", corpus_indices, lm.vocab_size)
+    if valid_indices is not None:
+        check_indices("valid_indices", valid_indices, lm.vocab_size)
     sampler = data_iter_random if is_random_iter else data_iter_consecutive
     history = History() if history is None else history
+    done = history.epoch[-1] if history.epoch else 0
     for epoch in epochs:
         start = time.time()
         mean_loss = run_epoch(lm, sampler(corpus_indices, batch_size, num_steps, lm.ctx),
-                              not is_random_iter, lr, clipping_theta)
+                              not is_random_iter, lr, clipping_theta, should_stop)
+        if mean_loss is None:
+            raise TrainingInterrupted(done)
         _check_finite(epoch, mean_loss, lr, clipping_theta)
         seconds = time.time() - start
         valid = None
         if valid_indices is not None:
             valid = perplexity(evaluate_loss(lm, valid_indices, num_steps))
         history.append(epoch, perplexity(mean_loss), seconds, valid)
+        done = epoch
+        if seed is not None:
+            mx.random.seed(mxnet_seed(seed, epoch))
         if on_epoch_end is not None:
             on_epoch_end(epoch, history)
     return history
 
 
-def _check_positive(**values):
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise ValueError(f"{name} must be a positive number, got {value!r}")
-
-
 def check_training_args(num_epochs, num_steps, batch_size, lr, clipping_theta, pred_period=1):
     """Raise ``ValueError`` naming the first bad hyperparameter."""
-    _check_positive(num_epochs=num_epochs, num_steps=num_steps, batch_size=batch_size,
-                    lr=lr, pred_period=pred_period)
+    check_int("num_epochs", num_epochs)
+    check_int("num_steps", num_steps)
+    check_int("batch_size", batch_size)
+    check_number("lr", lr, 0, low_open=True)
+    if np.float32(lr) == 0:
+        raise ValueError(f"lr={lr!r} is 0 in float32, the precision MXNet updates in; "
+                         "nothing would train. Use lr >= 1e-38")
     if clipping_theta is not None:
-        _check_positive(clipping_theta=clipping_theta)
+        check_number("clipping_theta", clipping_theta, 0, low_open=True)
+    check_int("pred_period", pred_period)
 
 
 def book_logger(lm, pred_period, pred_len, prefixes, idx_to_char, char_to_idx):
@@ -292,7 +277,7 @@ def book_logger(lm, pred_period, pred_len, prefixes, idx_to_char, char_to_idx):
             line += ", valid perplexity %f" % history.valid_perplexity[-1]
         book_print(line)
         for prefix in prefixes:
-            book_print(" -", lm.predict(prefix, pred_len, idx_to_char, char_to_idx))
+            book_print(" -", generate(lm, prefix, pred_len, idx_to_char, char_to_idx))
     return log
 
 
@@ -303,7 +288,7 @@ def train_and_predict_rnn(rnn, get_params, init_rnn_state, num_hiddens, vocab_si
     """Train a from-scratch RNN and print samples every ``pred_period`` epochs (book 6.4.5).
 
     Same signature and log lines as d2lzh; ``valid_indices`` (keyword) adds a
-    held-out perplexity.  Returns the ``History``.
+    held-out perplexity. Returns the ``History``.
     """
     check_training_args(num_epochs, num_steps, batch_size, lr, clipping_theta, pred_period)
     lm = ScratchLM(rnn, get_params(), init_rnn_state, num_hiddens, vocab_size, ctx)
@@ -320,7 +305,7 @@ def train_and_predict_rnn_gluon(model, num_hiddens, vocab_size, ctx, corpus_indi
     """Train a Gluon ``RNNModel`` with consecutive sampling (book 6.5).
 
     Same signature and log lines as d2lzh: parameters re-initialised with
-    N(0, 0.01²), plain SGD.  Returns the ``History``.
+    N(0, 0.01²), plain SGD. Returns the ``History``.
     """
     check_training_args(num_epochs, num_steps, batch_size, lr, clipping_theta, pred_period)
     model.initialize(ctx=ctx, force_reinit=True, init=init.Normal(0.01))

@@ -13,7 +13,7 @@ from lyricnn.deep import (deep_gru, deep_gru_sequence, deep_lstm, deep_lstm_sequ
                           deep_params_getter, deep_rnn, deep_rnn_sequence,
                           deep_state_initializer, get_deep_params)
 from lyricnn.onehot import to_onehot
-from lyricnn.scratch import sequence_forward
+from lyricnn.models import sequence_forward
 
 V, H = 30, 8
 CELLS = {

@@ -13,7 +13,8 @@ from benchmarks import book_notebook_gated as book
 from lyricnn.gated import (get_gru_params, get_lstm_params, gru, gru_sequence, init_gru_state,
                            init_lstm_state, lstm, lstm_sequence)
 from lyricnn.onehot import to_onehot
-from lyricnn.scratch import params_getter, sequence_forward
+from lyricnn.models import sequence_forward
+from lyricnn.scratch import params_getter
 
 V, H = 40, 16
 CELLS = {

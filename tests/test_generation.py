@@ -6,7 +6,7 @@ from mxnet.gluon import rnn as gluon_rnn
 
 import lyricnn as d2l
 from benchmarks import book_notebook as book
-from lyricnn.generation import check_strategy, choose_next
+from lyricnn.generation import check_decoding, choose_next
 
 CORPUS = d2l.load_data_jay_lyrics()
 
@@ -100,4 +100,4 @@ def test_bad_decoding_options_are_named(kw, name):
     args = dict(strategy="sample", temperature=1.0, top_k=None)
     args.update(kw)
     with pytest.raises(ValueError, match=name):
-        check_strategy(**args)
+        check_decoding(**args)

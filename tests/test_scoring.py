@@ -12,7 +12,7 @@ from lyricnn.data import Vocab
 from lyricnn.gluon_model import RNNModel
 from lyricnn.ngram import rank
 from lyricnn.scratch import init_rnn_state, rnn
-from lyricnn.training import GluonLM, ScratchLM
+from lyricnn.models import GluonLM, ScratchLM
 
 VOCAB = Vocab.from_tokens("我想要你的微笑 分开ab")
 V, H = len(VOCAB), 12

@@ -6,8 +6,8 @@ from mxnet.gluon import loss as gloss
 
 from benchmarks import book_notebook as book
 from lyricnn.onehot import to_onehot
-from lyricnn.scratch import (get_params, init_rnn_state, params_getter, rnn, rnn_sequence,
-                             sequence_forward)
+from lyricnn.models import sequence_forward
+from lyricnn.scratch import get_params, init_rnn_state, params_getter, rnn, rnn_sequence
 
 V, H = 40, 16
 

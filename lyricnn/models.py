@@ -1,0 +1,205 @@
+"""The one language-model interface: what training, checkpoints, scoring, generation and the CLI use.
+
+A ``LanguageModel`` maps a minibatch of indices to next-character logits::
+
+    logits, state = lm(X, state)   # X: (batch, num_steps); logits: (num_steps * batch, V)
+
+``logits`` is time-major (row ``t * batch + b`` is step ``t`` of sequence
+``b``), as the book's ``nd.concat(*outputs, dim=0)``. Two implementations:
+
+* ``ScratchLM``: a book-style cell function (``rnn``, ``gru``, ``lstm``,
+  ``deep_*``, or one a reader writes in a notebook) and its parameter list;
+* ``GluonLM``: a Gluon ``RNNModel`` (book 6.5).
+
+``build_lm`` makes a fresh one by name (``MODELS``), the way the CLI and
+checkpoints do. The optimizer (``lyricnn.training.clipped_sgd``) and
+decoding (``lyricnn.generation.generate``) are functions over this interface.
+"""
+from mxnet import init, nd
+from mxnet.gluon import rnn as gluon_rnn
+
+from . import cells
+from .checks import check_choice, check_int
+from .context import resolve_ctx
+from .deep import (deep_gru, deep_gru_sequence, deep_lstm, deep_lstm_sequence, deep_rnn,
+                   deep_rnn_sequence, deep_state_initializer)
+from .gated import gru, gru_sequence, lstm, lstm_sequence
+from .gluon_model import RNNModel
+from .onehot import to_onehot
+from .scratch import rnn, rnn_sequence
+
+SCRATCH_MODELS = ("rnn-scratch", "gru-scratch", "lstm-scratch")
+GLUON_MODELS = ("rnn", "gru", "lstm")
+MODELS = SCRATCH_MODELS + GLUON_MODELS
+_GLUON_LAYERS = {"rnn": gluon_rnn.RNN, "gru": gluon_rnn.GRU, "lstm": gluon_rnn.LSTM}
+
+#: lyricnn's book-form cells -> their fast forms (same numbers; ``lyricnn.cells``).
+#: Any other cell function, e.g. one written in a notebook, runs on one-hot inputs.
+FAST_FORMS = {rnn: rnn_sequence, gru: gru_sequence, lstm: lstm_sequence,
+              deep_rnn: deep_rnn_sequence, deep_gru: deep_gru_sequence,
+              deep_lstm: deep_lstm_sequence}
+
+
+class LanguageModel:
+    """The interface. Subclasses set ``vocab_size`` and ``ctx`` and implement the methods."""
+
+    vocab_size: int
+    ctx: object
+
+    def begin_state(self, batch_size):
+        """The zero state for ``batch_size`` sequences: a tuple (or list) of NDArrays."""
+        raise NotImplementedError
+
+    def forward(self, X, state):
+        """``X: (batch, num_steps)`` -> ``(logits (num_steps * batch, V), new state)``."""
+        raise NotImplementedError
+
+    def __call__(self, X, state):
+        return self.forward(X, state)
+
+    def named_parameters(self):
+        """``{name: NDArray}`` of every parameter, under the names checkpoint files use."""
+        raise NotImplementedError
+
+    def weights(self):
+        """The trainable arrays, in a fixed order."""
+        raise NotImplementedError
+
+    def gradients(self):
+        """Their gradients, in the same order."""
+        raise NotImplementedError
+
+    def load_named_parameters(self, arrays):
+        """Copy ``arrays`` (``{name: NDArray}``) into the parameters, all or nothing.
+
+        ``ValueError`` naming the missing or unexpected names, or the first
+        shape that differs, before anything is copied.
+        """
+        own = self.named_parameters()
+        missing, unexpected = sorted(set(own) - set(arrays)), sorted(set(arrays) - set(own))
+        if missing or unexpected:
+            raise ValueError(f"parameter names differ: missing {missing}, unexpected "
+                             f"{unexpected}; the architecture differs")
+        for name, array in own.items():
+            if arrays[name].shape != array.shape:
+                raise ValueError(f"parameter {name!r} has shape {arrays[name].shape}, the model "
+                                 f"needs {array.shape}; the vocabulary size or the "
+                                 "architecture differs")
+        for name, array in own.items():
+            array[:] = arrays[name].as_in_context(self.ctx)
+
+
+def sequence_forward(cell, vocab_size):
+    """``(X, state, params) -> (logits (num_steps*batch, V), state)`` for a book-style ``cell``.
+
+    lyricnn's own cells run their fast form (``FAST_FORMS``); any other
+    function is run on one-hot inputs exactly as the book does.
+    """
+    if cell in FAST_FORMS:
+        return FAST_FORMS[cell]
+
+    def one_hot_forward(X, state, params):
+        outputs, state = cell(to_onehot(X, vocab_size), state, params)
+        return nd.concat(*outputs, dim=0), state
+
+    return one_hot_forward
+
+
+class ScratchLM(LanguageModel):
+    """A from-scratch cell function and its parameter list as a ``LanguageModel``.
+
+    ``cell(inputs, state, params)`` is a book-style step function;
+    ``init_state(batch_size, num_hiddens, ctx)`` its zero state; ``names``
+    the checkpoint names of ``params`` (default ``param0``, ``param1``, …).
+    """
+
+    def __init__(self, cell, params, init_state, num_hiddens, vocab_size, ctx, names=None):
+        self.cell, self.params, self.init_state = cell, list(params), init_state
+        self.num_hiddens, self.vocab_size, self.ctx = num_hiddens, vocab_size, ctx
+        self.names = list(names) if names is not None else [f"param{i}" for i in
+                                                            range(len(self.params))]
+        if len(self.names) != len(self.params):
+            raise ValueError(f"{len(self.names)} names for {len(self.params)} parameters")
+        self._forward = sequence_forward(cell, vocab_size)
+
+    def begin_state(self, batch_size):
+        return self.init_state(batch_size, self.num_hiddens, self.ctx)
+
+    def forward(self, X, state):
+        return self._forward(X, state, self.params)
+
+    def named_parameters(self):
+        return dict(zip(self.names, self.params))
+
+    def weights(self):
+        return self.params
+
+    def gradients(self):
+        return [p.grad for p in self.params]
+
+
+class GluonLM(LanguageModel):
+    """An initialised Gluon ``RNNModel`` as a ``LanguageModel``.
+
+    ``hybridize`` (default) compiles it once (``static_alloc``/``static_shape``:
+    one memory plan reused every minibatch).
+    """
+
+    def __init__(self, model, vocab_size, ctx, hybridize=True):
+        self.model, self.vocab_size, self.ctx = model, vocab_size, ctx
+        if hybridize:
+            model.hybridize(static_alloc=True, static_shape=True)
+        self._params = [p for p in model.collect_params().values() if p.grad_req != "null"]
+
+    def begin_state(self, batch_size):
+        return self.model.begin_state(batch_size=batch_size, ctx=self.ctx)
+
+    def forward(self, X, state):
+        return self.model(X, state)
+
+    def named_parameters(self):
+        return {name: p.data(self.ctx) for name, p in self.model.named_parameters().items()}
+
+    def weights(self):
+        return [p.data(self.ctx) for p in self._params]
+
+    def gradients(self):
+        return [p.grad(self.ctx) for p in self._params]
+
+
+def scratch_param_names(cell, num_layers):
+    """Checkpoint names: the book's (``W_xh``, …, ``W_hq``, ``b_q``) for one layer,
+    ``l1.W_xh``, ``l2.W_xh``, … per layer for deeper stacks."""
+    names = cell.param_names()
+    if num_layers == 1:
+        return names + ["W_hq", "b_q"]
+    return [f"l{l}.{n}" for l in range(1, num_layers + 1) for n in names] + ["W_hq", "b_q"]
+
+
+def default_sampler(model):
+    """The book's sampler for ``model``: random for the scratch models, consecutive for Gluon."""
+    return "random" if check_choice("model", model, MODELS) in SCRATCH_MODELS else "consecutive"
+
+
+def build_lm(model, vocab_size, num_hiddens, num_layers=1, ctx=None):
+    """A fresh ``LanguageModel`` named ``model`` (one of ``MODELS``), initialised the book's way.
+
+    Weights ~ N(0, 0.01²) drawn from MXNet's generator, biases zero. Gluon
+    models are materialised with one dummy step, so that their parameters can
+    be saved or loaded before any training.
+    """
+    check_choice("model", model, MODELS)
+    vocab_size = check_int("vocab_size", vocab_size)
+    num_hiddens = check_int("num_hiddens", num_hiddens)
+    num_layers = check_int("num_layers", num_layers)
+    ctx = resolve_ctx(ctx)
+    if model in SCRATCH_MODELS:
+        cell = cells.get_cell(model[:-len("-scratch")])
+        fn = {"rnn": deep_rnn, "gru": deep_gru, "lstm": deep_lstm}[cell.name]
+        return ScratchLM(fn, cells.init_params(cell, vocab_size, num_hiddens, num_layers, ctx),
+                         deep_state_initializer(cell.name, num_layers), num_hiddens, vocab_size,
+                         ctx, names=scratch_param_names(cell, num_layers))
+    net = RNNModel(_GLUON_LAYERS[model](num_hiddens, num_layers=num_layers), vocab_size)
+    net.initialize(ctx=ctx, init=init.Normal(0.01))
+    net(nd.zeros((1, 1), ctx=ctx), net.begin_state(batch_size=1, ctx=ctx))
+    return GluonLM(net, vocab_size, ctx)
