@@ -10,6 +10,13 @@ import mxnet as mx
 import numpy as np
 from mxnet import nd
 
+from .checks import check_int
+
+# mx.random.seed passes the seed through ctypes.c_int, which keeps the low 32
+# bits: 7 and 2**32 + 7 would seed MXNet identically, and 2**31 turns negative.
+# Seeds above a C int are refused rather than silently aliased.
+MAX_SEED = 2**31 - 1
+
 log = logging.getLogger(__name__)
 
 
@@ -46,6 +53,10 @@ def resolve_ctx(ctx):
         return mx.context.current_context()
     if isinstance(ctx, mx.Context):
         return ctx
+    if not isinstance(ctx, str):
+        hint = "; pass one context, not a list" if isinstance(ctx, (list, tuple)) else ""
+        raise ValueError(f"ctx must be None, 'cpu', 'gpu' or an mx.Context, got {ctx!r} "
+                         f"({type(ctx).__name__}){hint}")
     if ctx == "cpu":
         return mx.cpu()
     if ctx == "gpu":
@@ -61,9 +72,10 @@ def set_seed(seed):
 
     The book's random sampler draws from Python's ``random``; parameter
     initialisation draws from MXNet; lyricnn's own sampling draws from NumPy.
+
+    ``seed``: an integer in ``[0, MAX_SEED]`` (NumPy integers accepted).
     """
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    seed = check_int("seed", seed, minimum=0, maximum=MAX_SEED, hint="e.g. set_seed(0)")
     random.seed(seed)
-    np.random.seed(seed % 2**32)
+    np.random.seed(seed)
     mx.random.seed(seed)

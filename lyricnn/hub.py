@@ -8,10 +8,12 @@ resort, like d2l's ``DATA_HUB``.
 import hashlib
 import logging
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from .checks import check_number
+from .fileio import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +69,10 @@ def sha1sum(path):
 
 
 def _entry(name):
-    if name not in DATA_HUB:
-        raise ValueError(f"unknown data file {name!r}; registered: {sorted(DATA_HUB)}")
-    return DATA_HUB[name]
+    try:
+        return DATA_HUB[name]
+    except (KeyError, TypeError):  # TypeError: an unhashable name
+        raise ValueError(f"unknown data file {name!r}; registered: {sorted(DATA_HUB)}") from None
 
 
 def locate(name, path=None, download_missing=True):
@@ -115,13 +118,16 @@ def download(name, folder=None, url=None, sha1=None, timeout=60):
     """
     reg_url, reg_sha1 = _entry(name)
     url, sha1 = url or reg_url, sha1 or reg_sha1
+    timeout = check_number("timeout", timeout, minimum=0, low_open=True,
+                           hint="seconds to wait for the server")
     folder = Path(folder) if folder is not None else cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / name
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
-    try:
+    # atomic_path: the bytes land in a temp file that is renamed into place
+    # only after the sha1 matched; any error below removes it.
+    with atomic_path(target) as tmp:
         h = hashlib.sha1()
-        with os.fdopen(fd, "wb") as out:
+        with open(tmp, "wb") as out:
             try:
                 with urllib.request.urlopen(url, timeout=timeout) as response:
                     for chunk in iter(lambda: response.read(1 << 20), b""):
@@ -137,9 +143,5 @@ def download(name, folder=None, url=None, sha1=None, timeout=60):
                 f"sha1 mismatch for {name!r} downloaded from {url}: expected {sha1}, "
                 f"got {h.hexdigest()}; the file was discarded"
             )
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     log.info("downloaded %s to %s", name, target)
     return target

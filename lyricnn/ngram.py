@@ -33,10 +33,13 @@ Tokens are integer-encoded through a ``Vocab`` in first-appearance order with
 import itertools
 import logging
 import math
+import os
 
 import numpy as np
 
+from .checks import check_choice, check_int, check_number
 from .data import Vocab
+from .metrics import perplexity as _perplexity
 from .tokenize import UNK, chars
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,91 @@ STRATEGIES = ("greedy", "sample")
 NO_CONTEXT = -2
 # Context or n-gram id marking "never seen in training".
 UNSEEN = -1
+
+# Memory that counting an order-n model takes, per training token and per
+# order: level k holds up to N - k + 1 distinct k-grams (near N at high
+# orders, where almost every k-gram is new), each with an int64 key, count and
+# continuation count and float64 per-context totals and Kneser-Ney tables,
+# plus np.unique's temporaries.  Measured peak on PTB train (929,589 tokens):
+# 30 bytes at order 5, 43 at order 8 (levels fill up with the order); 64 leaves
+# headroom.  NGramCounts refuses an order whose estimate exceeds the memory
+# available, instead of running until the machine kills it (issue 12: order
+# 10,000,000 grew past 1.4 GB before being killed).
+BYTES_PER_TOKEN_AND_ORDER = 64
+
+# The longest ``generate`` request.  Each token costs one pass over the
+# vocabulary at every order: ~2 ms at PTB's 10,000 words (order 5), so a
+# million tokens already take about half an hour; more is almost surely a typo
+# (issue 12: --length 99999999999999 ran until killed).
+MAX_GENERATE_LENGTH = 1_000_000
+
+
+def _available_memory():
+    """Bytes this process may still allocate, or ``None`` if the OS does not say.
+
+    ``MemAvailable`` of ``/proc/meminfo``, lowered to the cgroup (v2 or v1)
+    limit minus current usage when a container sets one.
+    """
+    available = None
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        try:
+            with open(limit_file, encoding="ascii") as f:
+                limit = f.read().strip()
+            with open(usage_file, encoding="ascii") as f:
+                usage = int(f.read().strip())
+        except (OSError, ValueError):
+            continue
+        if limit.isdigit() and int(limit) < 1 << 60:  # "max" or a huge v1 value: no limit
+            free = max(int(limit) - usage, 0)
+            available = free if available is None else min(available, free)
+    if available is None and hasattr(os, "sysconf"):
+        try:
+            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError):
+            pass
+    return available
+
+
+def counting_bytes(num_tokens, order):
+    """Estimated peak bytes of counting ``order`` levels of ``num_tokens`` tokens."""
+    positions = order * num_tokens - order * (order - 1) // 2  # sum of N - k + 1, k = 1..order
+    return BYTES_PER_TOKEN_AND_ORDER * positions
+
+
+def check_order(order, num_tokens):
+    """``order`` as an int if an order-``order`` model of ``num_tokens`` tokens can be counted.
+
+    Two limits, both checked before any counting: ``order <= num_tokens`` (an
+    order above the text length has not one full n-gram to count, so its top
+    order would be empty), and ``counting_bytes(num_tokens, order)`` within the
+    memory available now.  ``ValueError`` names order, the limit and why.
+    """
+    order = check_int("order", order)
+    if order > num_tokens:
+        raise ValueError(
+            f"order must be <= the number of training tokens ({num_tokens:,}), got {order:,}: "
+            f"an order-n model needs at least n tokens to see one n-gram; use order <= "
+            f"{num_tokens:,} or a longer text")
+    available = _available_memory()
+    if available is not None and counting_bytes(num_tokens, order) > available:
+        low, high = 1, order  # largest order that fits: counting_bytes grows with order
+        while low < high:
+            mid = (low + high + 1) // 2
+            low, high = (mid, high) if counting_bytes(num_tokens, mid) <= available else (low, mid - 1)
+        raise ValueError(
+            f"order={order:,} needs about {counting_bytes(num_tokens, order) / 2**30:.1f} GiB to "
+            f"count {num_tokens:,} tokens (~{BYTES_PER_TOKEN_AND_ORDER} bytes per token and "
+            f"order), more than the {available / 2**30:.1f} GiB available; use order <= {low}")
+    return order
 
 
 def kn_discounts(n1, n2, n3, n4):
@@ -107,12 +195,11 @@ class NGramCounts:
     """
 
     def __init__(self, tokens, order):
-        if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 1:
-            raise ValueError(f"order must be an integer >= 1, got {order!r}")
         tokens = list(tokens)
-        self.order = int(order)
-        # <unk> first; dict.fromkeys keeps first-appearance order (never set order).
-        self.vocab = Vocab(dict.fromkeys(itertools.chain([UNK], tokens)))
+        self.order = check_order(order, len(tokens))
+        # <unk> first, then first-appearance order (never set order); an
+        # unhashable token is a ValueError naming its type.
+        self.vocab = Vocab.from_tokens(itertools.chain([UNK], tokens))
         self.unk_id = self.vocab.token_to_idx[UNK]
         ids = self.encode(tokens)
         self.num_tokens = len(ids)
@@ -120,7 +207,7 @@ class NGramCounts:
         self.counts = [np.array([self.num_tokens], dtype=np.int64)]
         self.continuation = []
         starts_prev = np.zeros(len(ids), dtype=np.int64)  # id of the 0-gram at each position
-        for k in range(1, order + 1):
+        for k in range(1, self.order + 1):
             starts = self._count_level(k, ids, starts_prev)
             self.continuation.append(self._continuation(starts, starts_prev, k - 1))
             starts_prev = starts
@@ -133,7 +220,12 @@ class NGramCounts:
     def encode(self, tokens):
         """Token list -> int64 array of vocabulary indices, unknown -> ``<unk>``."""
         get, unk = self.vocab.token_to_idx.get, self.unk_id
-        return np.fromiter((get(t, unk) for t in tokens), dtype=np.int64, count=len(tokens))
+        try:
+            return np.fromiter((get(t, unk) for t in tokens), dtype=np.int64, count=len(tokens))
+        except TypeError:  # dict.get of an unhashable token
+            bad = next(t for t in tokens if getattr(t, "__hash__", None) is None)
+            raise ValueError(f"tokens must be hashable (str, int, tuple...), got a "
+                             f"{type(bad).__name__}: {bad!r:.60}") from None
 
     def _count_level(self, k, ids, starts_prev):
         """Fill ``keys[k]``/``counts[k]``; return each position's k-gram id, shape (N-k+1,)."""
@@ -224,8 +316,8 @@ class NGramCounts:
         Ties keep the order of the n-gram keys (a stable sort), so the result
         is deterministic.
         """
-        if not 1 <= n <= self.order:
-            raise ValueError(f"n must be between 1 and {self.order}, got {n!r}")
+        n = check_int("n", n, minimum=1, maximum=self.order)
+        num = check_int("num", num, minimum=0)
         ranked = np.argsort(-self.counts[n], kind="stable")[:num]
         return [(self.decode(n, int(g)), int(self.counts[n][g])) for g in ranked]
 
@@ -241,15 +333,14 @@ class NGramLM:
     """
 
     def __init__(self, order, smoothing="mle", k=1.0, tokenizer=chars):
-        if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 1:
-            raise ValueError(f"order must be an integer >= 1, got {order!r}")
-        if smoothing not in SMOOTHINGS:
-            raise ValueError(f"smoothing must be one of {list(SMOOTHINGS)}, got {smoothing!r}")
-        if isinstance(k, bool) or not isinstance(k, (int, float)) or not 0 < k < math.inf:
-            raise ValueError(f"k must be a finite number > 0, got {k!r}")
+        # The order's upper bound depends on the training text: fit checks it
+        # (check_order) before counting anything.
+        order = check_int("order", order)
+        check_choice("smoothing", smoothing, SMOOTHINGS)
+        k = check_number("k", k, minimum=0, low_open=True)
         if not callable(tokenizer):
             raise ValueError(f"tokenizer must be callable, got {tokenizer!r}")
-        self.order, self.smoothing, self.k = int(order), smoothing, float(k)
+        self.order, self.smoothing, self.k = order, smoothing, k
         self.tokenizer = tokenizer
         self.counts = None  # NGramCounts, set by fit
         self._tables = None  # per order: dict of per-context arrays, set by fit
@@ -288,7 +379,7 @@ class NGramLM:
         counts = self._model_counts(k)
         context_of = self.counts.keys[k] // self.vocab_size
         num_contexts = len(self.counts.keys[k - 1])
-        # astype: bincount of an empty array (order > text length) returns ints.
+        # astype: bincount of an empty array returns ints; totals are always float64.
         total = np.bincount(context_of, weights=counts, minlength=num_contexts).astype(np.float64)
         inv_total = np.divide(1.0, total, out=np.zeros_like(total), where=total > 0)
         tables = {"counts": counts, "total": total, "inv_total": inv_total}
@@ -328,8 +419,7 @@ class NGramLM:
         if self.smoothing != "kneser-ney":
             raise ValueError("discounts exist for smoothing='kneser-ney' only, "
                              f"not {self.smoothing!r}")
-        if not 1 <= n <= self.order:
-            raise ValueError(f"n must be between 1 and {self.order}, got {n!r}")
+        n = check_int("n", n, minimum=1, maximum=self.order)
         return self._tables[n]["discounts"]
 
     def count(self, ngram):
@@ -382,8 +472,7 @@ class NGramLM:
 
     def perplexity(self, tokens):
         """``exp(-log P(w1..wT) / T)``; ``inf`` if the text has probability 0."""
-        logp = self.token_log_probs(tokens)
-        return float(np.exp(-np.mean(logp)))
+        return _perplexity(-np.mean(self.token_log_probs(tokens)))
 
     def score(self, text):
         """Log-probability of a text: the scorer to give to ``rank``."""
@@ -440,10 +529,11 @@ class NGramLM:
         ``<unk>`` is never generated unless the training text contains it.
         """
         self._check_fitted()
-        if strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {list(STRATEGIES)}, got {strategy!r}")
-        if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 0:
-            raise ValueError(f"length must be an integer >= 0, got {length!r}")
+        check_choice("strategy", strategy, STRATEGIES)
+        length = check_int("length", length, minimum=0, maximum=MAX_GENERATE_LENGTH,
+                           hint="generate in pieces for longer texts")
+        if seed is not None:
+            seed = check_int("seed", seed, minimum=0, hint="or None for a fresh random seed")
         tokens = self._as_tokens(prefix, "prefix", allow_empty=True)
         rng = np.random.default_rng(seed)
         # <unk> only stands for "a token not seen in training": never write it

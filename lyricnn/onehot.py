@@ -1,12 +1,21 @@
 """One-hot encoding of a minibatch (book 6.4.1)."""
 from mxnet import nd
 
+from .checks import check_int
+
 
 def to_onehot(X, size):
     """Encode ``X: (batch, num_steps)`` as a list of ``num_steps`` arrays ``(batch, size)``.
 
     Step ``t`` of the list is ``one_hot(X[:, t])``: the per-time-step inputs an
     RNN consumes in order.  (lyricnn's own models avoid materialising these:
-    ``one_hot(x) · W`` is just a row gather ``W[x]``.)
+    ``one_hot(x) · W`` is just a row gather ``W[x]``.)  ``size`` (the
+    vocabulary size) is checked here: MXNet's ``one_hot`` answers a bad depth
+    with a C++ stack trace.
     """
-    return [nd.one_hot(x, size) for x in X.T]
+    size = check_int("size", size, hint="size is the vocabulary size (vocab_size)")
+    if not isinstance(X, nd.NDArray) or X.ndim != 2:
+        shape = getattr(X, "shape", None)
+        raise ValueError(f"X must be a 2-D NDArray (batch_size, num_steps), got "
+                         f"{type(X).__name__}" + (f" of shape {shape}" if shape else ""))
+    return [nd.one_hot(x, size) for x in X.T]  # num_steps x (batch, size)

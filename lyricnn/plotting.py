@@ -7,22 +7,50 @@ by a few percent later, and only a log axis shows both.
 
 The figure is drawn on the Agg canvas directly (no ``pyplot``), so it neither
 needs a display nor touches the global backend of a notebook that imports
-lyricnn.  The PNG is written to a temp file next to ``path`` and renamed over
-it: a crash mid-write leaves the previous plot, never half a PNG.
+lyricnn.  The PNG is written through ``fileio.atomic_path`` (temp file next to
+``path``, fsync, rename): a crash mid-write leaves the previous plot, never
+half a PNG.
 """
 import math
-import os
-import tempfile
+import numbers
 from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
+from .checks import check_int
+from .fileio import atomic_path
+
 
 def _finite_or_nan(values):
     """``None`` (no held-out set) and ``inf`` (overflowed perplexity) cannot sit on a log axis."""
     return [v if v is not None and math.isfinite(v) else math.nan for v in values]
+
+
+def _check_history(history):
+    """Refuse a history that cannot be drawn, naming the bad entry (a hand-edited
+    ``history.json`` with string epochs would otherwise fail deep in matplotlib)."""
+    try:
+        columns = {name: list(getattr(history, name))
+                   for name in ("epoch", "perplexity", "valid_perplexity")}
+    except (AttributeError, TypeError):
+        raise ValueError(f"history must be a lyricnn.History, got {type(history).__name__}") \
+            from None
+    if not columns["epoch"]:
+        raise ValueError("the history is empty: train at least one epoch before plotting")
+    lengths = {name: len(values) for name, values in columns.items()}
+    if len(set(lengths.values())) != 1:
+        raise ValueError(f"history columns must have one entry per epoch, got lengths {lengths}")
+    for i, epoch in enumerate(columns["epoch"]):
+        check_int(f"history.epoch[{i}]", epoch, minimum=0)
+    for name in ("perplexity", "valid_perplexity"):
+        for i, value in enumerate(columns[name]):
+            if value is None and name == "valid_perplexity":
+                continue
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise ValueError(f"history.{name}[{i}] must be a number, got {value!r} "
+                                 f"({type(value).__name__})")
 
 
 def _mark_best(ax, epochs, valid):
@@ -38,8 +66,7 @@ def history_figure(history, title=None):
     ``history``: a ``lyricnn.History`` (``epoch``, ``perplexity`` and optional
     ``valid_perplexity``, one entry per epoch).
     """
-    if not history.epoch:
-        raise ValueError("the history is empty: train at least one epoch before plotting")
+    _check_history(history)
     fig = Figure(figsize=(6, 4), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
@@ -63,30 +90,16 @@ def history_figure(history, title=None):
     return fig
 
 
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def plot_history(history, path, title=None):
     """Save the training (and held-out) perplexity curves of ``history`` as a PNG at ``path``.
 
-    Written atomically: temp file in the same folder, then ``os.replace``.
-    Returns ``path`` as a ``Path``.
+    Written atomically (``fileio.atomic_path``); the folder is created if
+    missing.  Returns ``path`` as a ``Path``.
     """
     path = Path(path)
     fig = history_figure(history, title)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
             fig.savefig(f, format="png")
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private (0600)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path

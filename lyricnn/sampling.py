@@ -1,33 +1,72 @@
 """Minibatch samplers over a sequence of token indices (book 6.3.2-6.3.3).
 
 Both yield ``(X, Y)`` NDArrays of shape ``(batch_size, num_steps)`` (float32,
-as in the book) on ``ctx``, with ``Y`` the next token of every ``X``.
+as in the book) on ``ctx``, with ``Y`` the next token of every ``X``.  ``ctx``:
+``None`` (MXNet's current context), an ``mx.Context``, or ``'cpu'``/``'gpu'``.
 """
 import random
 
 import numpy as np
 from mxnet import nd
 
-
-def _check_int(name, value, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+from .checks import check_int
+from .context import resolve_ctx
 
 
-def _check_args(corpus_indices, batch_size, num_steps, consecutive):
-    """Validate eagerly, so that bad input fails at the call, not at the first batch."""
-    _check_int("batch_size", batch_size)
-    _check_int("num_steps", num_steps)
+def _as_corpus(corpus_indices):
+    """``corpus_indices`` as a 1-D float32 array (the book's dtype), shape (N,).
+
+    Float32 holds every integer below 2**24 exactly: far above any vocabulary
+    here. Indices must be non-negative integers (ints, or integral floats such
+    as an ``asnumpy()`` of the book's float32 batches).
+    """
+    if isinstance(corpus_indices, (str, bytes)):
+        raise ValueError("corpus_indices must be a sequence of token indices, got a string; "
+                         "encode it first (load_data_jay_lyrics returns the indices)")
+    if hasattr(corpus_indices, "asnumpy"):  # an NDArray
+        corpus_indices = corpus_indices.asnumpy()
+    elif not hasattr(corpus_indices, "__len__"):  # an iterator: materialise it once
+        try:
+            corpus_indices = list(corpus_indices)
+        except TypeError:
+            raise ValueError(f"corpus_indices must be a sequence of token indices, got "
+                             f"{corpus_indices!r:.60} ({type(corpus_indices).__name__})") from None
+    arr = np.asarray(corpus_indices)
+    if arr.ndim != 1:
+        raise ValueError(f"corpus_indices must be a flat sequence of token indices, got shape "
+                         f"{arr.shape}")
+    if arr.size and (arr.dtype.kind not in "iuf" or (arr.dtype.kind == "f" and not (
+            np.isfinite(arr).all() and (arr == np.round(arr)).all()))):
+        raise ValueError(f"corpus_indices must hold integer token indices, got dtype {arr.dtype} "
+                         f"(first values {arr[:5].tolist()})")
+    if arr.size and arr.min() < 0:
+        raise ValueError(f"corpus_indices must be >= 0, found {arr.min()!r}")
+    return arr.astype(np.float32)
+
+
+def _check_args(corpus_indices, batch_size, num_steps, ctx, consecutive):
+    """Validate eagerly, so that bad input fails at the call, not at the first batch.
+
+    Returns ``(corpus, batch_size, num_steps, ctx)`` normalised: float32 array,
+    two ints, and ``None`` or an ``mx.Context``.
+    """
+    batch_size = check_int("batch_size", batch_size)
+    num_steps = check_int("num_steps", num_steps)
+    # None stays None (MXNet's current context at each batch, as in the book);
+    # 'cpu'/'gpu' become contexts; anything else is a ValueError naming ctx.
+    ctx = None if ctx is None else resolve_ctx(ctx)
+    corpus = _as_corpus(corpus_indices)
     if consecutive:  # batch_size rows of at least num_steps + 1 tokens
         min_len, sampler = batch_size * (num_steps + 1), "data_iter_consecutive"
     else:  # batch_size windows plus the label of the last one
         min_len, sampler = batch_size * num_steps + 1, "data_iter_random"
-    if len(corpus_indices) < min_len:
+    if len(corpus) < min_len:
         raise ValueError(
-            f"corpus_indices has {len(corpus_indices)} tokens, but {sampler} with "
+            f"corpus_indices has {len(corpus)} tokens, but {sampler} with "
             f"batch_size={batch_size} and num_steps={num_steps} needs at least "
             f"{min_len} for one minibatch; use a longer corpus or smaller batch_size/num_steps"
         )
+    return corpus, batch_size, num_steps, ctx
 
 
 def data_iter_random(corpus_indices, batch_size, num_steps, ctx=None):
@@ -38,9 +77,8 @@ def data_iter_random(corpus_indices, batch_size, num_steps, ctx=None):
     Python's ``random`` (so ``random.seed`` reproduces the book's order exactly)
     and yields ``num_windows // batch_size`` batches, every window at most once.
     """
-    _check_args(corpus_indices, batch_size, num_steps, consecutive=False)
-    return _random_batches(np.asarray(corpus_indices, dtype=np.float32),
-                           batch_size, num_steps, ctx)
+    args = _check_args(corpus_indices, batch_size, num_steps, ctx, consecutive=False)
+    return _random_batches(*args)
 
 
 def _random_batches(corpus, batch_size, num_steps, ctx):
@@ -62,9 +100,8 @@ def data_iter_consecutive(corpus_indices, batch_size, num_steps, ctx=None):
     columns ``i*num_steps … (i+1)*num_steps - 1``, so row ``r`` of a batch
     continues row ``r`` of the previous one and the hidden state can be carried.
     """
-    _check_args(corpus_indices, batch_size, num_steps, consecutive=True)
-    return _consecutive_batches(np.asarray(corpus_indices, dtype=np.float32),
-                                batch_size, num_steps, ctx)
+    args = _check_args(corpus_indices, batch_size, num_steps, ctx, consecutive=True)
+    return _consecutive_batches(*args)
 
 
 def _consecutive_batches(corpus, batch_size, num_steps, ctx):

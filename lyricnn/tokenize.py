@@ -11,9 +11,10 @@ to cut a text:
   dependency (``pip install 'lyricnn[segment]'`` or ``pip install jieba``).
 
 ``load_ptb`` reads the Penn Treebank splits from the data hub's ``ptb.zip``.
+No MXNet import here (only ``checks``, ``data`` and ``hub``).
 """
-import zipfile
-
+from .checks import check_choice
+from .data import read_zip_member
 from .hub import locate
 
 #: The token that stands for every word outside the vocabulary (PTB's own spelling).
@@ -30,8 +31,14 @@ JIEBA_MISSING = (
 )
 
 
+def _check_text(text):
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+
+
 def chars(text):
     """Characters of ``text`` as a list of 1-char strings (spaces are tokens too)."""
+    _check_text(text)
     return list(text)
 
 
@@ -42,6 +49,7 @@ def words(text, eos=False):
     ``EOS``, so sentence ends are predicted like words (standard PTB
     evaluation). Blank lines are skipped rather than giving empty sentences.
     """
+    _check_text(text)
     if not eos:
         return text.split()
     tokens = []
@@ -59,6 +67,7 @@ def segment(text):
     ``jieba`` is imported here, not at module import, so lyricnn works without
     it; a missing install raises ``ImportError`` with the pip command.
     """
+    _check_text(text)
     try:
         import jieba
     except ImportError:
@@ -71,16 +80,12 @@ TOKENIZERS = {"char": chars, "word": words, "jieba": segment}
 
 def get_tokenizer(mode="char"):
     """The tokenizer function for ``mode``: ``'char'``, ``'word'`` or ``'jieba'``."""
-    try:
-        return TOKENIZERS[mode]
-    except (KeyError, TypeError):
-        raise ValueError(f"mode must be one of {sorted(TOKENIZERS)}, got {mode!r}") from None
+    return TOKENIZERS[check_choice("mode", mode, sorted(TOKENIZERS))]
 
 
 def tokenize(text, mode="char"):
     """Cut ``text`` into a list of tokens with the tokenizer named by ``mode``."""
-    if not isinstance(text, str):
-        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    _check_text(text)
     return get_tokenizer(mode)(text)
 
 
@@ -88,13 +93,17 @@ def read_ptb_text(split="train", path=None):
     """Raw text of one PTB split, read from ``ptb.zip`` (``ptb/ptb.<split>.txt``).
 
     ``path`` overrides the data hub: a ``ptb.zip`` file or a folder holding one.
-    ``data.read_text`` can't be used: the archive has three ``.txt`` members.
+    ``data.read_text`` can't be used: the archive has three ``.txt`` members;
+    ``read_zip_member`` reports a corrupt archive as such.
     """
-    if split not in PTB_SPLITS:
-        raise ValueError(f"split must be one of {list(PTB_SPLITS)}, got {split!r}")
+    check_choice("split", split, PTB_SPLITS)
     archive = locate(PTB, path=path)
-    with zipfile.ZipFile(archive) as zin:
-        return zin.read(f"ptb/ptb.{split}.txt").decode("utf-8")
+    raw = read_zip_member(archive, f"ptb/ptb.{split}.txt")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{archive}: ptb/ptb.{split}.txt is not UTF-8 text ({err}); "
+                         "is it the right archive?") from None
 
 
 def load_ptb(split="train", path=None):
