@@ -2,6 +2,12 @@
 
 ``import lyricnn as d2l`` runs the book's chapter code unchanged: the names
 below match the book's helper package ``d2lzh``.
+
+Submodules load lazily (PEP 562): ``import lyricnn`` loads nothing but this
+file, and ``d2l.NAME`` imports the module that ``EXPORTS`` names for ``NAME``
+on first use.  So ``import lyricnn.ngram`` or ``lyricnn.tokenize`` never
+loads MXNet or matplotlib, while every name below stays ``d2l.NAME`` and
+``from lyricnn import NAME``.
 """
 import os as _os
 import sys as _sys
@@ -23,26 +29,118 @@ if "mxnet" not in _sys.modules and "OMP_NUM_THREADS" not in _os.environ:
 if "mxnet" not in _sys.modules and "OMP_WAIT_POLICY" not in _os.environ:
     _os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
-from .checkpoint import CheckpointError, RunConfig, load_checkpoint, save_checkpoint
-from .context import resolve_ctx, set_seed, try_all_gpus, try_gpu
-from .data import Vocab, load_corpus_chars, load_data_jay_lyrics, read_text
-from .deep import (deep_gru, deep_gru_sequence, deep_lstm, deep_lstm_sequence,
-                   deep_params_getter, deep_rnn, deep_rnn_sequence, deep_state_initializer,
-                   get_deep_params)
-from .gated import (get_gru_params, get_lstm_params, gru, gru_sequence, init_gru_state,
-                    init_lstm_state, lstm, lstm_sequence)
-from .generation import predict_rnn, predict_rnn_gluon
-from .gluon_model import RNNModel
-from .hub import DATA_HUB, download, locate
-from .ngram import NGramCounts, NGramLM, kn_discounts, rank
-from .onehot import to_onehot
-from .plotting import plot_history
-from .sampling import data_iter_consecutive, data_iter_random
-from .scoring import log_prob, perplexity_of
-from .scratch import get_params, init_rnn_state, params_getter, rnn, rnn_sequence
-from .tokenize import EOS, UNK, get_tokenizer, load_ptb
-from .training import (GluonLM, History, ScratchLM, TrainingDiverged, evaluate_loss,
-                       grad_clipping, perplexity, sgd, train_epochs,
-                       train_and_predict_rnn, train_and_predict_rnn_gluon)
+import importlib as _importlib
+import pkgutil as _pkgutil
 
 __version__ = "0.1.0"
+
+# The public names: name -> submodule that defines it.  To export a name, add
+# one line here (nothing else registers names; no import-time side effects).
+# Submodules themselves (lyricnn.gated, ...) need no entry: any submodule is
+# reachable as an attribute.  Never give a submodule the name of an export.
+EXPORTS = {
+    # checkpoints
+    "CheckpointError": "checkpoint",
+    "RunConfig": "checkpoint",
+    "load_checkpoint": "checkpoint",
+    "save_checkpoint": "checkpoint",
+    # devices and seeding
+    "resolve_ctx": "context",
+    "set_seed": "context",
+    "try_all_gpus": "context",
+    "try_gpu": "context",
+    # corpus (no MXNet)
+    "Vocab": "data",
+    "load_corpus_chars": "data",
+    "load_data_jay_lyrics": "data",
+    "read_text": "data",
+    # deep scratch stacks
+    "deep_gru": "deep",
+    "deep_gru_sequence": "deep",
+    "deep_lstm": "deep",
+    "deep_lstm_sequence": "deep",
+    "deep_params_getter": "deep",
+    "deep_rnn": "deep",
+    "deep_rnn_sequence": "deep",
+    "deep_state_initializer": "deep",
+    "get_deep_params": "deep",
+    # gated cells
+    "get_gru_params": "gated",
+    "get_lstm_params": "gated",
+    "gru": "gated",
+    "gru_sequence": "gated",
+    "init_gru_state": "gated",
+    "init_lstm_state": "gated",
+    "lstm": "gated",
+    "lstm_sequence": "gated",
+    # generation
+    "predict_rnn": "generation",
+    "predict_rnn_gluon": "generation",
+    # Gluon model
+    "RNNModel": "gluon_model",
+    # data hub (no MXNet)
+    "DATA_HUB": "hub",
+    "download": "hub",
+    "locate": "hub",
+    # n-gram models (no MXNet)
+    "NGramCounts": "ngram",
+    "NGramLM": "ngram",
+    "kn_discounts": "ngram",
+    "rank": "ngram",
+    # one-hot inputs
+    "to_onehot": "onehot",
+    # plots (matplotlib)
+    "plot_history": "plotting",
+    # minibatch samplers
+    "data_iter_consecutive": "sampling",
+    "data_iter_random": "sampling",
+    # scoring
+    "log_prob": "scoring",
+    "perplexity_of": "scoring",
+    # the book's scratch RNN
+    "get_params": "scratch",
+    "init_rnn_state": "scratch",
+    "params_getter": "scratch",
+    "rnn": "scratch",
+    "rnn_sequence": "scratch",
+    # tokenisers (no MXNet)
+    "EOS": "tokenize",
+    "UNK": "tokenize",
+    "get_tokenizer": "tokenize",
+    "load_ptb": "tokenize",
+    # training
+    "GluonLM": "training",
+    "History": "training",
+    "ScratchLM": "training",
+    "TrainingDiverged": "training",
+    "evaluate_loss": "training",
+    "grad_clipping": "training",
+    "perplexity": "training",
+    "sgd": "training",
+    "train_and_predict_rnn": "training",
+    "train_and_predict_rnn_gluon": "training",
+    "train_epochs": "training",
+}
+
+__all__ = sorted(EXPORTS)
+
+
+def __getattr__(name):
+    """Load the submodule behind ``name`` on first access and cache the result."""
+    module = EXPORTS.get(name)
+    if module is not None:
+        value = getattr(_importlib.import_module(f".{module}", __name__), name)
+    elif name in _submodules():
+        value = _importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value  # next access is a plain attribute lookup
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(EXPORTS) | _submodules())
+
+
+def _submodules():
+    return {m.name for m in _pkgutil.iter_modules(__path__) if not m.name.startswith("_")}
