@@ -9,6 +9,7 @@ from mxnet import autograd, nd
 from mxnet.gluon import rnn as gluon_rnn
 
 import lyricnn as d2l
+from lyricnn import gluon_model
 
 CORPUS = d2l.load_data_jay_lyrics()
 V, HID, B, T = 30, 16, 3, 5
@@ -231,3 +232,26 @@ def test_lookup_and_one_hot_models_share_checkpoints(tmp_path):
     a, _ = fresh(X, fresh.begin_state(batch_size=B))
     b, _ = onehot(X, onehot.begin_state(batch_size=B))
     np.testing.assert_array_equal(a.asnumpy(), b.asnumpy())
+
+
+def test_layer_spec_reads_mxnet_private_attributes():
+    """gluon_model.layer_spec is lyricnn's one read of private Gluon attributes: if an
+    MXNet release renames them, this fails here rather than deep inside a forward."""
+    spec = gluon_model.layer_spec(gluon_rnn.LSTM(12, num_layers=3, dropout=0.25,
+                                                 state_clip_min=-2, state_clip_max=2))
+    assert spec == gluon_model.LayerSpec(
+        mode="lstm", num_hiddens=12, num_layers=3, dropout=0.25, bidirectional=False,
+        layout="TNC", projection_size=None, use_sequence_length=False,
+        lstm_clip={"lstm_state_clip_min": -2, "lstm_state_clip_max": 2,
+                   "lstm_state_clip_nan": False})
+    assert gluon_model.layer_spec(gluon_rnn.RNN(5, activation="tanh", bidirectional=True,
+                                                layout="NTC")).mode == "rnn_tanh"
+    assert gluon_model.layer_spec(gluon_rnn.GRU(5)).gates == 3
+
+
+def test_named_parameters_are_gluons_save_names(tmp_path):
+    model = _model()
+    model(_inputs(), model.begin_state(batch_size=B))  # the Dense layer's size is deferred
+    path = tmp_path / "p.params"
+    model.save_parameters(str(path))
+    assert set(model.named_parameters()) == set(nd.load(str(path)))

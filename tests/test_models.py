@@ -1,0 +1,88 @@
+"""The one model interface: build_lm, parameters by name, the fast-form mapping."""
+import mxnet as mx
+import numpy as np
+import pytest
+from mxnet import nd
+
+import lyricnn as d2l
+from benchmarks import book_notebook as book
+from lyricnn import models
+
+V, H = 25, 8
+
+
+@pytest.mark.parametrize("num_layers", [1, 2])
+@pytest.mark.parametrize("model", models.MODELS)
+def test_every_model_builds_and_runs_on_its_context(model, num_layers):
+    ctx = mx.cpu(1)
+    lm = models.build_lm(model, V, H, num_layers, ctx)
+    assert isinstance(lm, models.LanguageModel)
+    state = lm.begin_state(3)
+    logits, new_state = lm(nd.array(np.arange(12).reshape(3, 4) % V, ctx=ctx), state)
+    assert logits.shape == (4 * 3, V) and logits.context == ctx
+    assert [s.shape for s in new_state] == [s.shape for s in state]
+    assert len(lm.weights()) == len(lm.gradients()) == len(lm.named_parameters())
+
+
+def test_checkpoint_names_are_the_books_and_gluons():
+    assert list(models.build_lm("rnn-scratch", V, H).named_parameters()) == [
+        "W_xh", "W_hh", "b_h", "W_hq", "b_q"]
+    deep = list(models.build_lm("gru-scratch", V, H, 2).named_parameters())
+    assert deep[:2] == ["l1.W_xz", "l1.W_hz"] and deep[9] == "l2.W_xz" and deep[-1] == "b_q"
+    gluon = models.build_lm("lstm", V, H, 2).named_parameters()
+    assert {"rnn.l0_i2h_weight", "rnn.l1_h2h_bias", "dense.weight", "dense.bias"} <= set(gluon)
+
+
+def test_gluon_names_do_not_depend_on_how_many_models_exist():
+    a = models.build_lm("gru", V, H)
+    b = models.build_lm("gru", V, H)
+    assert list(a.named_parameters()) == list(b.named_parameters())
+
+
+@pytest.mark.parametrize("model", ["lstm-scratch", "gru"])
+def test_load_named_parameters_reproduces_the_model(model):
+    mx.random.seed(0)
+    a = models.build_lm(model, V, H, 2)
+    mx.random.seed(1)
+    b = models.build_lm(model, V, H, 2)
+    X = nd.array([[1, 2, 3]])
+    before, _ = b(X, b.begin_state(1))
+    b.load_named_parameters(a.named_parameters())
+    after, _ = b(X, b.begin_state(1))
+    expected, _ = a(X, a.begin_state(1))
+    assert not np.allclose(before.asnumpy(), expected.asnumpy())
+    np.testing.assert_array_equal(after.asnumpy(), expected.asnumpy())
+
+
+def test_load_named_parameters_is_all_or_nothing():
+    lm = models.build_lm("rnn-scratch", V, H)
+    kept = {k: v.asnumpy().copy() for k, v in lm.named_parameters().items()}
+    other = models.build_lm("rnn-scratch", V + 1, H).named_parameters()
+    other["W_xh"] = nd.zeros((V, H))  # the first one fits, a later one does not
+    with pytest.raises(ValueError, match=r"'W_hq' has shape \(8, 26\), the model needs \(8, 25\)"):
+        lm.load_named_parameters(other)
+    for k, v in lm.named_parameters().items():
+        np.testing.assert_array_equal(v.asnumpy(), kept[k])
+    with pytest.raises(ValueError, match=r"missing \['b_q'\]"):
+        lm.load_named_parameters({k: v for k, v in kept.items() if k != "b_q"})
+
+
+def test_fast_forms_are_an_explicit_mapping():
+    assert models.sequence_forward(d2l.rnn, V) is d2l.rnn_sequence
+    assert models.sequence_forward(d2l.deep_lstm, V) is d2l.deep_lstm_sequence
+    # a reader's own cell runs on one-hot inputs, as in the book
+    assert models.sequence_forward(book.rnn, V) is not d2l.rnn_sequence
+
+
+def test_default_sampler_is_the_books():
+    assert models.default_sampler("gru-scratch") == "random"
+    assert models.default_sampler("lstm") == "consecutive"
+
+
+@pytest.mark.parametrize("args,name", [(("cnn", V, H), "model"), (("rnn", 0, H), "vocab_size"),
+                                       (("rnn", V, 2.5), "num_hiddens"),
+                                       (("rnn-scratch", V, H, 0), "num_layers"),
+                                       (("rnn", V, H, 1, "tpu"), "ctx")])
+def test_build_lm_names_bad_arguments(args, name):
+    with pytest.raises(ValueError, match=name):
+        models.build_lm(*args)
