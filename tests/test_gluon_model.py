@@ -249,9 +249,9 @@ def test_layer_spec_reads_mxnet_private_attributes():
     assert gluon_model.layer_spec(gluon_rnn.GRU(5)).gates == 3
 
 
-def test_named_parameters_are_gluons_save_names(tmp_path):
-    model = _model()
-    model(_inputs(), model.begin_state(batch_size=B))  # the Dense layer's size is deferred
-    path = tmp_path / "p.params"
-    model.save_parameters(str(path))
-    assert set(model.named_parameters()) == set(nd.load(str(path)))
+def test_named_parameters_cover_every_parameter_once_under_structural_names():
+    model = _model(gluon_rnn.LSTM, layers=2)
+    named = model.named_parameters()
+    assert sorted(p.name for p in named.values()) == sorted(model.collect_params())
+    assert {"rnn.l0_i2h_weight", "rnn.l1_h2h_bias", "dense.weight"} <= set(named)
+    assert all(not k.startswith("rnnmodel") for k in named)  # no per-process counters
