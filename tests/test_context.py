@@ -57,3 +57,34 @@ def test_book_names_are_exported():
     for name in ["try_gpu", "try_all_gpus", "load_data_jay_lyrics", "data_iter_random",
                  "data_iter_consecutive", "to_onehot"]:
         assert callable(getattr(lyricnn, name))
+
+
+# -- issue 12: seeds and ctx misuse ----------------------------------------------------
+
+
+@pytest.mark.parametrize("seed, shown", [(-1, "-1"), (2.5, "2.5 (float)"), (True, "True (bool)"),
+                                         (np.bool_(False), "False (bool_)"), ("1", "'1' (str)"),
+                                         (2**31, "2147483648")])
+def test_bad_seed_names_seed_and_the_range(seed, shown):
+    with pytest.raises(ValueError) as err:
+        set_seed(seed)
+    assert str(err.value) == (f"seed must be an integer between 0 and 2147483647, got {shown}; "
+                              "e.g. set_seed(0)")
+
+
+def test_numpy_seed_is_the_same_seed():
+    set_seed(np.int64(11))  # mx.random.seed itself refuses np.int64
+    first = _draws()
+    set_seed(11)
+    assert _draws() == first
+    set_seed(np.uint32(2**31 - 1))
+    assert _draws() != first
+
+
+@pytest.mark.parametrize("ctx, tail", [(0, "got 0 (int)"), ("CPU", "got 'CPU'"),
+                                       ([mx.cpu()], "(list); pass one context, not a list")])
+def test_resolve_ctx_messages(ctx, tail):
+    prefix = r"^ctx must be None, 'cpu', 'gpu' or an mx.Context, "
+    with pytest.raises(ValueError, match=prefix) as err:
+        resolve_ctx(ctx)
+    assert str(err.value).endswith(tail)

@@ -1,4 +1,6 @@
 import hashlib
+import os
+import stat
 import http.server
 import shutil
 import threading
@@ -131,3 +133,38 @@ def test_explicit_path_and_unknown_name(tmp_path, lyrics_zip):
 def test_registry_hashes():
     assert hub.DATA_HUB["jaychou_lyrics.txt.zip"][1] == "9529987e701a4f37048ab778270a5dde9a762a0b"
     assert hub.DATA_HUB["ptb.zip"][1] == "319d85e578af0cdc590547f26231e4e31cdf1e42"
+
+
+# -- the download's rename goes through fileio; misuse is named ------------------------
+
+
+def test_download_mode_follows_the_umask_and_is_fsynced(http_root, cache, lyrics_zip,
+                                                        monkeypatch):
+    root, base = http_root
+    shutil.copy(lyrics_zip, root / "jaychou_lyrics.txt.zip")
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.fstat(fd).st_ino),
+                                                  real_fsync(fd))[1])
+    old = os.umask(0o022)
+    try:
+        path = hub.download("jaychou_lyrics.txt.zip", url=f"{base}/jaychou_lyrics.txt.zip")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644  # mkstemp's 0600 before
+    assert os.stat(path).st_ino in synced and os.stat(cache).st_ino in synced
+
+
+@pytest.mark.parametrize("timeout, shown", [(0, "0"), (-1, "-1"), (float("nan"), "nan"),
+                                            ("60", "'60' (str)")])
+def test_bad_timeout_is_named_before_any_network(cache, timeout, shown):
+    with pytest.raises(ValueError) as err:
+        hub.download("ptb.zip", url="http://127.0.0.1:9/ptb.zip", timeout=timeout)
+    assert str(err.value) == (f"timeout must be a finite number > 0, got {shown}; "
+                              "seconds to wait for the server")
+    assert not cache.exists() or list(cache.iterdir()) == []
+
+
+def test_unhashable_name_is_an_unknown_file():
+    with pytest.raises(ValueError, match=r"unknown data file \['ptb.zip'\]; registered: "):
+        hub.locate(["ptb.zip"])

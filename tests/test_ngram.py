@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings, strategies as st
 
+import lyricnn.ngram as ngram_module
 from lyricnn.data import load_corpus_chars
 from lyricnn.ngram import NGramLM, kn_discounts, rank
 from lyricnn.tokenize import UNK, load_ptb, segment, words
@@ -488,3 +489,96 @@ def test_jieba_word_model_if_installed():
     model = NGramLM(2, "kneser-ney", tokenizer=segment).fit("我们一起去看电影 我们一起去吃饭")
     assert "我们" in model.vocab
     assert model.score("我们一起去看电影") > model.score("电影看去一起我们")
+
+
+# -- issue 12: unhashable tokens, bounded order and length ----------------------------
+
+
+def test_fit_with_unhashable_tokens_names_the_type():
+    with pytest.raises(ValueError) as err:
+        NGramLM(2).fit([["a", "b"], ["c"]])  # a list of sentences instead of tokens
+    assert str(err.value).startswith("tokens must be hashable tokens (str, int, tuple...), got "
+                                     "a list: ['a', 'b']; pass a flat sequence of tokens")
+    model = NGramLM(2).fit("abab")
+    with pytest.raises(ValueError, match=r"tokens must be hashable .* got a set: \{'a'\}"):
+        model.log_prob(["a", {"a"}])
+
+
+@pytest.mark.parametrize("order", [4, 10_000_000])
+def test_order_larger_than_the_text_is_refused_up_front(order, monkeypatch):
+    monkeypatch.setattr(ngram_module.NGramCounts, "_count_level", lambda *a: pytest.fail("counted"))
+    with pytest.raises(ValueError) as err:
+        NGramLM(order, "kneser-ney").fit("abc")
+    assert str(err.value) == (
+        f"order must be <= the number of training tokens (3), got {order:,}: an order-n model "
+        "needs at least n tokens to see one n-gram; use order <= 3 or a longer text")
+
+
+def test_order_beyond_the_memory_available_is_refused_with_the_largest_that_fits(monkeypatch):
+    tokens = list(range(1000))
+    available = ngram_module.counting_bytes(1000, 7)  # exactly order 7 fits
+    monkeypatch.setattr(ngram_module, "_available_memory", lambda: available)
+    assert NGramLM(7).fit(tokens).order == 7
+    with pytest.raises(ValueError) as err:
+        NGramLM(8).fit(tokens)
+    message = str(err.value)
+    assert message.startswith("order=8 needs about ")
+    assert "to count 1,000 tokens (~64 bytes per token and order)" in message
+    assert message.endswith("available; use order <= 7")
+
+
+def test_counting_bytes_is_the_sum_over_levels():
+    # Level k has at most N - k + 1 k-grams: 10 + 9 + 8 positions for order 3.
+    assert ngram_module.counting_bytes(10, 3) == 27 * ngram_module.BYTES_PER_TOKEN_AND_ORDER
+
+
+def test_available_memory_is_positive_here():
+    available = ngram_module._available_memory()
+    assert available is None or available > 0
+
+
+def test_generation_length_and_seed_are_bounded():
+    model = NGramLM(2).fit("abcab")
+    limit = ngram_module.MAX_GENERATE_LENGTH
+    with pytest.raises(ValueError) as err:
+        model.generate("a", 99999999999999)
+    assert str(err.value) == (f"length must be an integer between 0 and {limit}, got "
+                              "99999999999999; generate in pieces for longer texts")
+    with pytest.raises(ValueError, match=r"^seed must be an integer >= 0, got -1; or None"):
+        model.generate("a", 3, strategy="sample", seed=-1)
+    assert (model.generate("a", np.int64(4), "sample", seed=np.int64(5))
+            == model.generate("a", 4, "sample", seed=5))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"order": np.int64(2), "k": np.float32(0.5)}, None),
+    ({"order": 2, "smoothing": "kn"},
+     "smoothing must be one of 'mle', 'add-k', 'kneser-ney', got 'kn'"),
+    ({"order": 2, "k": True}, "k must be a finite number > 0, got True (bool)"),
+])
+def test_constructor_checks_through_the_shared_helpers(kwargs, message):
+    if message is None:
+        model = NGramLM(**kwargs)
+        assert (model.order, model.k) == (2, 0.5) and type(model.order) is int
+    else:
+        with pytest.raises(ValueError) as err:
+            NGramLM(**kwargs)
+        assert str(err.value) == message
+
+
+def test_perplexity_overflow_is_inf_without_warnings(monkeypatch):
+    model = NGramLM(2, "mle").fit("abab")
+    assert model.perplexity("bac") == math.inf  # an unseen token: probability 0
+    monkeypatch.setattr(model, "token_log_probs", lambda tokens: np.array([-800.0, -800.0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # np.exp(800) would warn "overflow"
+        assert model.perplexity("ab") == math.inf
+
+
+def test_most_common_and_discounts_check_n():
+    model = NGramLM(3, "kneser-ney").fit("abcabc")
+    with pytest.raises(ValueError, match=r"^n must be an integer between 1 and 3, got 4$"):
+        model.discounts(4)
+    with pytest.raises(ValueError, match=r"^n must be an integer between 1 and 3, got 0$"):
+        model.counts.most_common(0)
+    assert model.counts.most_common(np.int64(1), num=np.int64(1)) == [(("a",), 2)]

@@ -1,5 +1,6 @@
 import d2lzh
 import numpy as np
+import pytest
 from mxnet import nd
 import mxnet as mx
 
@@ -37,3 +38,34 @@ def test_concatenated_matmul_identity():
     separate = nd.dot(X, W_xh) + nd.dot(H, W_hh)
     joined = nd.dot(nd.concat(X, H, dim=1), nd.concat(W_xh, W_hh, dim=0))
     np.testing.assert_allclose(separate.asnumpy(), joined.asnumpy(), rtol=1e-5, atol=1e-5)
+
+
+# -- issue 12: a bad size is a ValueError naming size, before MXNet ------------------
+
+
+@pytest.mark.parametrize("size, shown", [(-1, "-1"), (0, "0"), (True, "True (bool)"),
+                                         (2.0, "2.0 (float)"), ("10", "'10' (str)")])
+def test_bad_size_names_size(size, shown, monkeypatch):
+    def no_mxnet(*args, **kwargs):
+        raise AssertionError("MXNet was called")
+
+    monkeypatch.setattr(nd, "one_hot", no_mxnet)
+    with pytest.raises(ValueError) as err:
+        to_onehot(nd.zeros((2, 3)), size)
+    assert str(err.value) == (f"size must be an integer >= 1, got {shown}; "
+                              "size is the vocabulary size (vocab_size)")
+
+
+def test_numpy_size_is_accepted():
+    steps = to_onehot(nd.array([[0, 1, 2]]), np.int64(4))
+    assert len(steps) == 3 and steps[0].shape == (1, 4)
+    np.testing.assert_array_equal(steps[2].asnumpy(), [[0, 0, 1, 0]])
+
+
+@pytest.mark.parametrize("X, shown", [(np.zeros((2, 3)), "ndarray of shape (2, 3)"),
+                                      (nd.zeros((6,)), "NDArray of shape (6,)"),
+                                      ([[0, 1]], "list")])
+def test_X_must_be_a_2d_ndarray(X, shown):
+    with pytest.raises(ValueError) as err:
+        to_onehot(X, 4)
+    assert str(err.value) == f"X must be a 2-D NDArray (batch_size, num_steps), got {shown}"

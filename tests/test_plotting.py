@@ -1,5 +1,7 @@
 """lyricnn.plotting: the perplexity PNG (log-scale y, labelled, legend), written atomically."""
 import math
+import os
+import stat
 
 import matplotlib.image
 import numpy as np
@@ -81,3 +83,47 @@ def test_failed_write_keeps_the_previous_png(tmp_path, monkeypatch):
         plotting.plot_history(history(5), path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["p.png"]  # no temp file left
+
+
+# -- issue 12: a history that cannot be drawn is named; the PNG honours the umask -----
+
+
+@pytest.mark.parametrize("column, value, message", [
+    ("epoch", "1", "history.epoch[0] must be an integer >= 0, got '1' (str)"),
+    ("perplexity", "12.5", "history.perplexity[0] must be a number, got '12.5' (str)"),
+    ("valid_perplexity", True, "history.valid_perplexity[0] must be a number, got True (bool)"),
+])
+def test_malformed_history_names_the_entry(tmp_path, column, value, message):
+    h = history(3)
+    getattr(h, column)[0] = value  # as a hand-edited history.json would give
+    with pytest.raises(ValueError) as err:
+        plotting.plot_history(h, tmp_path / "p.png")
+    assert str(err.value) == message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_history_columns_of_different_lengths(tmp_path):
+    h = history(3)
+    h.perplexity.pop()
+    with pytest.raises(ValueError, match=r"one entry per epoch, got lengths \{'epoch': 3, "
+                                         r"'perplexity': 2, 'valid_perplexity': 3\}"):
+        plotting.plot_history(h, tmp_path / "p.png")
+    with pytest.raises(ValueError, match="history must be a lyricnn.History, got dict"):
+        plotting.plot_history({"epoch": [1]}, tmp_path / "p.png")
+
+
+def test_numpy_values_and_missing_valid_are_drawn(tmp_path):
+    h = history(3, valid=False)
+    h.epoch[:] = [np.int64(e) for e in h.epoch]
+    h.perplexity[:] = [np.float32(p) for p in h.perplexity]
+    assert plotting.plot_history(h, tmp_path / "p.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+@pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o077, 0o600)])
+def test_png_mode_follows_the_umask(tmp_path, mask, mode):
+    old = os.umask(mask)
+    try:
+        path = plotting.plot_history(history(2), tmp_path / "p.png")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(path).st_mode) == mode

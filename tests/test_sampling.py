@@ -139,3 +139,65 @@ def test_too_short_corpus_names_the_minimum(sampler, minimum):
     with pytest.raises(ValueError, match=f"at least {minimum}"):
         next(sampler(list(range(minimum - 1)), 3, 4))
     assert len(list(sampler(list(range(minimum)), 3, 4))) == 1
+
+
+# -- issue 12: ctx misuse, NumPy sizes, bad corpora ---------------------------------
+
+
+@pytest.mark.parametrize("sampler", [data_iter_random, data_iter_consecutive])
+def test_ctx_string_cpu_is_resolved(sampler):
+    batches = list(sampler(SEQ, 3, 4, ctx="cpu"))  # was an AttributeError deep in nd.array
+    assert batches and all(X.context == mx.cpu() and Y.context == mx.cpu() for X, Y in batches)
+    assert _batches(sampler(SEQ, 3, 4, ctx="cpu"))[0][0].shape == (3, 4)
+
+
+@pytest.mark.parametrize("sampler", [data_iter_random, data_iter_consecutive])
+@pytest.mark.parametrize("ctx, message", [
+    ("tpu", "ctx must be None, 'cpu', 'gpu' or an mx.Context, got 'tpu'"),
+    (0, "ctx must be None, 'cpu', 'gpu' or an mx.Context, got 0 (int)"),
+    ([mx.cpu()], "ctx must be None, 'cpu', 'gpu' or an mx.Context, got [cpu(0)] (list); "
+                 "pass one context, not a list"),
+])
+def test_bad_ctx_is_a_value_error_at_the_call(sampler, ctx, message):
+    with pytest.raises(ValueError) as err:
+        sampler(SEQ, 3, 4, ctx=ctx)  # at the call: no next() needed
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize("sampler", [data_iter_random, data_iter_consecutive])
+def test_numpy_sizes_give_the_same_batches(sampler):
+    random.seed(3)
+    plain = _batches(sampler(SEQ, 3, 4))
+    random.seed(3)
+    numpy_sized = _batches(sampler(np.array(SEQ), np.int64(3), np.int32(4)))
+    assert len(plain) == len(numpy_sized) > 0
+    for (a, b), (c, d) in zip(plain, numpy_sized):
+        np.testing.assert_array_equal(a, c)
+        np.testing.assert_array_equal(b, d)
+
+
+@pytest.mark.parametrize("sampler", [data_iter_random, data_iter_consecutive])
+def test_iterators_and_ndarrays_are_accepted_as_corpora(sampler):
+    random.seed(1)
+    expected = _batches(sampler(SEQ, 2, 3))
+    random.seed(1)
+    assert len(_batches(sampler(iter(SEQ), 2, 3))) == len(expected)
+    random.seed(1)
+    got = _batches(sampler(mx.nd.array(SEQ), 2, 3))
+    np.testing.assert_array_equal(got[0][0], expected[0][0])
+
+
+@pytest.mark.parametrize("sampler", [data_iter_random, data_iter_consecutive])
+@pytest.mark.parametrize("corpus, message", [
+    ("abcdefghijklmnopqrstuvwxyz", "corpus_indices must be a sequence of token indices, got a "
+                                   "string; encode it first"),
+    ([0, 1, -2] + SEQ, "corpus_indices must be >= 0, found -2"),
+    ([0.5] + SEQ, "corpus_indices must hold integer token indices, got dtype float64"),
+    (["a"] * 50, "corpus_indices must hold integer token indices, got dtype <U1"),
+    ([[0, 1]] * 30, "corpus_indices must be a flat sequence of token indices, got shape (30, 2)"),
+    (5, "corpus_indices must be a sequence of token indices, got 5 (int)"),
+])
+def test_bad_corpus_indices_are_named(sampler, corpus, message):
+    with pytest.raises(ValueError) as err:
+        sampler(corpus, 2, 3)
+    assert str(err.value).startswith(message)

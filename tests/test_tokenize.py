@@ -99,3 +99,45 @@ def test_ptb_bad_split_and_explicit_path(tmp_path):
     assert load_ptb("valid", path=tmp_path) == ["a", "b", EOS, "c", EOS]
     with pytest.raises(FileNotFoundError):
         load_ptb("valid", path=tmp_path / "missing.zip")
+
+
+# -- issue 12: corrupt archives and misuse name the problem ---------------------------
+
+
+def test_corrupt_ptb_zip_is_reported_corrupt(tmp_path):
+    archive = tmp_path / "ptb.zip"
+    with zipfile.ZipFile(archive, "w") as z:  # stored: the text is in the file as is
+        z.writestr("ptb/ptb.valid.txt", "a b c\n" * 50)
+    raw = bytearray(archive.read_bytes())
+    raw[raw.index(b"a b c") + 2] ^= 0xFF
+    archive.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=r"ptb.zip is a corrupt zip file \(Bad CRC-32.*\); "
+                                         r"replace it with an intact copy"):
+        load_ptb("valid", path=archive)
+    archive.write_bytes(bytes(raw[:40]))
+    with pytest.raises(ValueError, match=r"ptb.zip is a corrupt zip file"):
+        load_ptb("valid", path=archive)
+
+
+def test_ptb_zip_without_the_split_names_the_member(tmp_path):
+    archive = tmp_path / "ptb.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("ptb/ptb.train.txt", "a\n")
+    with pytest.raises(ValueError, match=r"ptb.zip has no member 'ptb/ptb.test.txt'; is it the "
+                                         r"right archive\?"):
+        load_ptb("test", path=archive)
+
+
+def test_mode_and_split_messages_list_the_choices():
+    with pytest.raises(ValueError) as err:
+        get_tokenizer("chars")
+    assert str(err.value) == "mode must be one of 'char', 'jieba', 'word', got 'chars'"
+    with pytest.raises(ValueError) as err:
+        load_ptb("dev")
+    assert str(err.value) == "split must be one of 'train', 'valid', 'test', got 'dev'"
+
+
+@pytest.mark.parametrize("tokenizer", [words, chars])
+def test_tokenizers_refuse_non_text(tokenizer):
+    with pytest.raises(TypeError, match="text must be a str, got bytes"):
+        tokenizer(b"a b")
