@@ -13,9 +13,11 @@ from mxnet import nd
 from .checks import check_int
 
 # mx.random.seed passes the seed through ctypes.c_int, which keeps the low 32
-# bits: 7 and 2**32 + 7 would seed MXNet identically, and 2**31 turns negative.
-# Seeds above a C int are refused rather than silently aliased.
-MAX_SEED = 2**31 - 1
+# bits: 2**32 + 7 would seed MXNet exactly like 7.  Below 2**32 the mapping is
+# one-to-one (2**31 + 7 becomes a distinct negative C int), and NumPy's
+# legacy seed takes 0..2**32 - 1 too, so that is the range; larger seeds are
+# refused rather than silently aliased.  (config.MAX_SEED is the same bound.)
+MAX_SEED = 2**32 - 1
 
 log = logging.getLogger(__name__)
 
