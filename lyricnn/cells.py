@@ -251,19 +251,25 @@ def _steps(XW):
     return list(nd.split(XW, num_outputs=XW.shape[0], axis=0, squeeze_axis=True))
 
 
-def sequence(cell, X, state, params, fused=True):
+def sequence(cell, X, state, params, fused="auto"):
     """The fast form: indices ``X (batch, T)`` -> ``(logits (T·batch, V), state)``, time-major.
 
     The same numbers as ``unrolled`` on ``one_hot(X)`` (row ``t·batch + b`` is
     step ``t`` of sequence ``b``, as ``nd.concat(*outputs, dim=0)``), computed
     with fewer, larger operations: layer 1's input projections are one row
     gather, each higher layer's one product over all steps of the layer below,
-    the output layer one product over all steps. With ``fused`` (the default)
-    the RNN and LSTM run MXNet's fused kernel; otherwise, and always for the
-    GRU, ``cell.step`` runs step by step.
+    the output layer one product over all steps.
+
+    ``fused``: ``True`` runs the RNN and the LSTM on MXNet's fused kernel,
+    ``False`` runs ``cell.step`` step by step (always so for the GRU), and
+    ``'auto'`` (the default) takes the kernel where it is measured faster
+    (``lyricnn.fused.worth_it``: the book's RNN yes, the book's LSTM, whose
+    four gates are as wide as the vocabulary, no).
     """
     layers, (W_hq, b_q) = split_params(cell, params)
     states = split_state(cell, state, len(layers))
+    if fused == "auto":
+        fused = fused_kernel.worth_it(len(cell.gates) * W_hq.shape[0], W_hq.shape[1])
     if fused and cell.fused_mode:
         Y, new_state = fused_kernel.scratch_layers(cell, X, states, layers)
     else:

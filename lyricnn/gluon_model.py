@@ -12,11 +12,6 @@ from mxnet.gluon import rnn as gluon_rnn
 
 from . import fused
 
-# 'auto' looks inputs up when gates * hidden <= this ratio * vocab_size. Measured
-# per training step at vocab 1027, hidden 256: RNN (256 gate rows) -30 %, GRU
-# (768) -10 %, LSTM (1024) +4 %; hence the margin.
-_GATHER_MAX_WIDTH_RATIO = 0.8
-
 
 @dataclass(frozen=True)
 class LayerSpec:
@@ -108,8 +103,8 @@ class RNNModel(nn.HybridBlock):
                              "gather_inputs='auto' or False")
         self._spec = layer_spec(rnn_layer) if can_gather else None
         if gather_inputs == "auto":
-            gather_inputs = (can_gather and self._spec.gates * self._spec.num_hiddens
-                             <= _GATHER_MAX_WIDTH_RATIO * vocab_size)
+            gather_inputs = can_gather and fused.worth_it(
+                self._spec.gates * self._spec.num_hiddens, vocab_size)
         self._gather = gather_inputs
         if self._gather:
             self._fix_input_size()

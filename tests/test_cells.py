@@ -142,3 +142,19 @@ def test_bad_arguments_name_themselves(call, name):
 def test_numpy_integers_are_accepted():
     params = cells.init_params(cells.GRU, np.int64(V), np.int32(H), np.int64(1))
     assert params[0].shape == (V, H)
+
+
+@pytest.mark.parametrize("name,hidden,expect_fused", [("rnn", 256, True), ("lstm", 256, False),
+                                                      ("lstm", 128, True), ("gru", 64, False)])
+def test_auto_takes_the_kernel_where_it_was_measured_faster(monkeypatch, name, hidden,
+                                                            expect_fused):
+    """At the book's vocabulary (1027): the RNN's width 256 is far below it, the LSTM's
+    4 x 256 = 1024 is not (its identity product costs what the one-hot one did)."""
+    taken = []
+    real = cells.fused_kernel.scratch_layers
+    monkeypatch.setattr(cells.fused_kernel, "scratch_layers",
+                        lambda *a: taken.append(True) or real(*a))
+    cell = cells.get_cell(name)
+    params = cells.init_params(cell, 1027, hidden)
+    cells.sequence(cell, nd.array([[1, 2]]), cell.zero_state(1, 1, hidden, None), params)
+    assert bool(taken) == expect_fused
