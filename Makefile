@@ -10,6 +10,8 @@ DATA_FILES := jaychou_lyrics.txt.zip ptb.zip
 .PHONY: test demo data bench clean
 
 $(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 8) <= v <= (3, 11) else \
+	  "lyricnn needs Python 3.8-3.11: mxnet 1.9.1 publishes no wheels for %d.%d. Run e.g. make PYTHON=python3.11 test" % v)'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[dev]"
