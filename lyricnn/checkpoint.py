@@ -1,170 +1,184 @@
 """Checkpoints: everything needed to rebuild, resume and score a trained model.
 
-A checkpoint is one directory::
+A checkpoint is one directory (format 2)::
 
-    config.json    RunConfig: model kind, layers, hidden, vocab_size, the training
-                   hyperparameters, seed, corpus path/num_chars/sha1, valid fraction
-    vocab.json     the Vocab (first-appearance order, lyricnn.data)
-    params.params  Gluon ``save_parameters`` (rnn/gru/lstm) or an ``nd.save``
-                   dict ``{W_xh, W_hh, b_h, W_hq, b_q}`` (rnn-scratch)
+    config.json    {"format": 2, "config": RunConfig.to_dict()}: model, num_layers,
+                   num_hiddens, vocab_size, num_steps, batch_size, lr,
+                   clipping_theta, sampler, seed, corpus, num_chars,
+                   valid_fraction, corpus_sha1 (lyricnn.config)
+    vocab.json     the Vocab (first-appearance order of corpus.txt, lyricnn.data)
+    params.params  ``nd.save`` of ``lm.named_parameters()``, for every model
     history.json   the History: per-epoch perplexities and seconds
     rng.json       Python ``random`` and NumPy states after the last epoch,
                    and the MXNet seed to set on resume
     corpus.txt     the exact characters trained on (training + held-out tail),
                    so resuming and n-gram scoring need nothing but this folder
+    manifest.json  written last: SHA-256 and size of each file above, the
+                   format and the time of the save
 
-The model is rebuilt from ``config.json`` alone (nanoGPT style) and the
-parameter file is checked against it before MXNet sees it, so a vocabulary or
-architecture that does not match raises ``CheckpointError`` (a ``ValueError``)
-naming the mismatch instead of an MXNet shape assertion.
+The model is rebuilt from ``config.json`` alone (``models.build_lm``) and the
+parameters are loaded with ``lm.load_named_parameters``, which checks every
+name and shape first: a checkpoint that does not fit raises
+``CheckpointError`` (a ``ValueError``) naming the file, the mismatch and what
+to do, never an MXNet shape assertion.
 
-**RNG note.** MXNet 1.x can seed its generator but cannot read its state back.
-In these models MXNet's generator is used only to initialise the parameters
-(no dropout); the data order comes from Python's ``random`` (random sampling)
-and sampled text from NumPy.  So the checkpoint stores the Python and NumPy
-states exactly and, instead of an MXNet state, the seed ``mxnet_seed(seed,
-epoch)``: the training loop reseeds MXNet with it after every epoch and a
-resumed run reseeds with the same value, so both see the same MXNet stream.
+**Integrity.** Loading reads every file once into memory, checks it against
+the manifest (a flipped byte is refused, not decoded into garbage), then
+validates each file's content (types, ranges, lengths), that the vocabulary
+is the one ``corpus.txt`` gives, that the corpus has the SHA-1 of the config,
+that the RNG state belongs to the last epoch and that the parameters are
+finite.  Any failure is one ``CheckpointError`` naming the file.
 
-**Atomic save.** Everything is written into a temp directory next to the
-target and fsync'ed; then the old checkpoint is renamed aside
-(``.NAME.old``), the new one renamed into place, the parent fsync'ed and only
-then the old one removed.  A crash at any point leaves either the new or the
-old checkpoint complete; ``find_checkpoint`` falls back to ``.NAME.old`` when
-a crash fell between the two renames.
+**JSON.** Files hold standard JSON only (``allow_nan=False``).  A non-finite
+perplexity (a held-out text a model finds impossible) is written as the
+string ``"inf"`` (or ``"-inf"``, ``"nan"``); ``null`` keeps its meaning of
+"no held-out set".
+
+**RNG.** MXNet 1.x can seed its generator but cannot read its state back.
+The models draw from MXNet only to initialise parameters (no dropout); the
+data order comes from Python's ``random`` (random sampling) and sampled text
+from NumPy.  So the checkpoint stores the Python and NumPy states exactly and,
+instead of an MXNet state, the seed ``mxnet_seed(seed, epoch)`` that
+``train_epochs(seed=...)`` sets after every epoch; a resumed run sets it too.
+
+**Crash-safe saves.** Everything is written into a temp folder
+``.NAME.tmp-*`` next to the target, each file fsync'ed, the manifest last;
+then the old checkpoint is renamed aside (``.NAME.old``), the new one renamed
+into place, the parent fsync'ed and only then the old one removed.  A crash at
+any point leaves a complete checkpoint (the new or the old one): readers pick
+the newest complete one (by the manifest's time) among ``NAME``,
+``.NAME.old`` and ``.NAME.tmp-*``, and the next writer (``recover``) renames
+it into place and removes the rest.  A checkpoint folder that is a symlink is
+written through: the link stays and its target is replaced.
+
+**One writer.** A writer holds an advisory ``fcntl.flock`` on ``.NAME.lock``
+beside the checkpoint (``CheckpointLock``) for as long as it writes; a second
+writer fails at once with ``CheckpointLocked``.  Readers take no lock: they
+read a folder through one directory handle and retry if a save replaced it
+while they read, so they never see a half-written checkpoint.
+
+**Format 1** (lyricnn before the config rework: ``hidden``, ``steps``,
+``batch``, ``clip``, ``layers``; Gluon parameters under Gluon's structural
+names; no manifest) still loads: ``upgrade_format1`` renames the keys and
+the model's ``load_named_parameters`` gets the parameters under the new
+names.  The next save writes format 2.
 """
-import dataclasses
+import contextlib
+import errno
 import hashlib
 import json
 import logging
+import math
 import os
 import random
+import re
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import mxnet as mx
 import numpy as np
-from mxnet import init, nd
-from mxnet.gluon import rnn as grnn
+from mxnet import nd
 
+from .config import RunConfig, text_sha1
 from .data import Vocab
-from .gluon_model import RNNModel
-from .scratch import get_params, init_rnn_state, rnn
-from .training import GluonLM, History, ScratchLM
+from .fileio import atomic_path, atomic_write_bytes, current_umask, fsync_path
+from .models import build_lm
+from .training import History, mxnet_seed
+
+try:  # advisory locks: POSIX only
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
-MODELS = ("rnn-scratch", "rnn", "gru", "lstm")
-SAMPLERS = ("random", "consecutive")
-GLUON_LAYERS = {"rnn": grnn.RNN, "gru": grnn.GRU, "lstm": grnn.LSTM}
-SCRATCH_NAMES = ("W_xh", "W_hh", "b_h", "W_hq", "b_q")
-FLOAT32_MAX = float(np.finfo(np.float32).max)
+__all__ = ["CheckpointError", "CheckpointLocked", "Checkpoint", "CheckpointLock",
+           "save_checkpoint", "load_checkpoint", "find_checkpoint", "recover",
+           "capture_rng_state", "restore_rng_state", "build_model", "upgrade_format1",
+           "mxnet_seed", "text_sha1", "RunConfig", "FORMAT"]
 
-CONFIG, VOCAB, PARAMS, HISTORY, RNG, CORPUS = (
-    "config.json", "vocab.json", "params.params", "history.json", "rng.json", "corpus.txt")
-FILES = (CONFIG, VOCAB, PARAMS, HISTORY, RNG, CORPUS)
+FORMAT = 2
+CONFIG, VOCAB, PARAMS, HISTORY, RNG, CORPUS, MANIFEST = (
+    "config.json", "vocab.json", "params.params", "history.json", "rng.json", "corpus.txt",
+    "manifest.json")
+#: The files the manifest covers, in the order they are written.
+DATA_FILES = (CONFIG, VOCAB, PARAMS, HISTORY, RNG, CORPUS)
+FILES = DATA_FILES + (MANIFEST,)
+#: A reader retries this often when a save replaces the folder while it reads.
+READ_ATTEMPTS = 5
+
+FIX = "restore the folder from a backup, or train again with --force"
 
 
 class CheckpointError(ValueError):
-    """A checkpoint is missing, incomplete, or does not match its own config/vocabulary."""
+    """A checkpoint is missing, incomplete, corrupted, or does not match its own files."""
 
 
-def text_sha1(text):
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+class CheckpointLocked(RuntimeError):
+    """Another process is writing this checkpoint."""
 
 
-def _positive(name, value, kind=(int,)):
-    if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
-        raise ValueError(f"{name} must be a positive {kind[0].__name__}, got {value!r}")
+def _error(folder, name, problem, fix=FIX):
+    return CheckpointError(f"checkpoint {folder}: {name}: {problem}; {fix}")
 
 
-@dataclass(frozen=True)
-class RunConfig:
-    """The model and how it was trained: enough to rebuild it from a checkpoint alone.
+# -- format 1 ---------------------------------------------------------------------
 
-    Defaults are the book's (6.4.5/6.5): 256 hidden units, 35 steps, batch 32,
-    lr 1e2, clipping 1e-2.  ``corpus`` is an absolute path, or ``None`` for the
-    Jay Chou lyrics of the data hub; ``num_chars`` ``None`` means the whole text.
+#: Format-1 config keys -> RunConfig's (the book's) names.
+FORMAT1_RENAMES = {"layers": "num_layers", "hidden": "num_hiddens", "steps": "num_steps",
+                   "batch": "batch_size", "clip": "clipping_theta"}
+
+
+def upgrade_format1(config):
+    """A format-1 ``config.json`` "config" object with format 2's field names.
+
+    Format 1 (lyricnn before RunConfig took the book's names) wrote ``layers``,
+    ``hidden``, ``steps``, ``batch`` and ``clip``; its model names
+    (``rnn-scratch``, ``rnn``, ``gru``, ``lstm``) are format 2's too.
     """
-
-    model: str = "rnn-scratch"
-    layers: int = 1
-    hidden: int = 256
-    vocab_size: int = 0
-    steps: int = 35
-    batch: int = 32
-    lr: float = 1e2
-    clip: float = 1e-2
-    sampler: str = "random"
-    seed: int = 0
-    corpus: Optional[str] = None
-    num_chars: Optional[int] = 10000
-    valid_fraction: float = 0.0
-    corpus_sha1: str = ""
-
-    def validate(self):
-        """Raise ``ValueError`` naming the first bad field; return ``self``."""
-        if self.model not in MODELS:
-            raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
-        if self.sampler not in SAMPLERS:
-            raise ValueError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
-        for name in ("layers", "hidden", "vocab_size", "steps", "batch"):
-            _positive(name, getattr(self, name))
-        if self.model == "rnn-scratch" and self.layers != 1:
-            raise ValueError(f"the scratch RNN has 1 layer, got layers={self.layers}")
-        for name in ("lr", "clip"):
-            _positive(name, getattr(self, name), (float, int))
-            if getattr(self, name) > FLOAT32_MAX:  # MXNet's optimizer takes float32
-                raise ValueError(f"{name} must be at most {FLOAT32_MAX:.3g}, "
-                                 f"got {getattr(self, name)!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
-        if self.num_chars is not None:
-            _positive("num_chars", self.num_chars)
-        if not isinstance(self.valid_fraction, (int, float)) or not 0 <= self.valid_fraction < 1:
-            raise ValueError(f"valid_fraction must be in [0, 1), got {self.valid_fraction!r}")
-        return self
-
-    def split(self, sequence):
-        """``(training, held_out)``: the held-out part is the last ``valid_fraction``.
-
-        The tail, not a random subset: held-out characters never appear in a
-        training minibatch.  ``held_out`` is ``None`` when ``valid_fraction`` is 0.
-        """
-        n_valid = int(round(len(sequence) * self.valid_fraction))
-        if self.valid_fraction == 0:
-            return sequence, None
-        if n_valid < 2 or len(sequence) - n_valid < 2:
-            raise ValueError(
-                f"valid_fraction={self.valid_fraction} of {len(sequence)} characters leaves "
-                f"{n_valid} held-out and {len(sequence) - n_valid} training characters; "
-                "both need at least 2")
-        return sequence[:-n_valid], sequence[-n_valid:]
-
-    def describe(self):
-        return (f"model={self.model}, layers={self.layers}, hidden={self.hidden}, "
-                f"vocab_size={self.vocab_size}")
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data):
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise CheckpointError(f"unknown config field(s) {unknown}; written by a newer lyricnn?")
-        return cls(**data).validate()
+    if not isinstance(config, dict):
+        raise ValueError(f"a config must be a JSON object, got {type(config).__name__}")
+    return {FORMAT1_RENAMES.get(key, key): value for key, value in config.items()}
 
 
-def mxnet_seed(seed, epoch):
-    """The MXNet seed in force after ``epoch`` epochs (``seed`` itself before the first)."""
-    return seed + epoch
+def _format1_parameter_names(arrays):
+    """Format-1 parameter names -> format 2's (``lm.named_parameters()``'s).
 
+    The scratch RNN was saved as ``W_xh, W_hh, b_h, W_hq, b_q``, its names
+    today.  The Gluon models were saved under Gluon's names of the time,
+    ``rnn._unfused.L.i2h_weight``; today's are ``rnn.lL_i2h_weight``.
+    """
+    renamed = {}
+    for name, array in arrays.items():
+        match = re.fullmatch(r"rnn\._unfused\.(\d+)\.(\w+)", name)
+        renamed[f"rnn.l{match.group(1)}_{match.group(2)}" if match else name] = array
+    return renamed
+
+
+# -- JSON: standard only ------------------------------------------------------------
+
+_NONFINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
+
+
+def _encode_float(x):
+    if isinstance(x, float) and not math.isfinite(x):
+        return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+    return x
+
+
+def _json_bytes(data):
+    return json.dumps(data, ensure_ascii=False, indent=1, allow_nan=False).encode("utf-8")
+
+
+def _history_dict(history):
+    return {key: [_encode_float(v) for v in values]
+            for key, values in history.to_dict().items()}
+
+
+# -- RNG states ---------------------------------------------------------------------
 
 def capture_rng_state(mx_seed):
     """Python's and NumPy's generator states as JSON-able data, plus ``mx_seed``."""
@@ -178,6 +192,7 @@ def capture_rng_state(mx_seed):
 
 def restore_rng_state(state):
     """Inverse of ``capture_rng_state``: set Python and NumPy, reseed MXNet."""
+    state = _check_rng(state)
     py, npy = state["python"], state["numpy"]
     random.setstate((py["version"], tuple(py["state"]), py["gauss_next"]))
     np.random.set_state((npy["name"], np.array(npy["keys"], dtype=np.uint32), npy["pos"],
@@ -185,101 +200,128 @@ def restore_rng_state(state):
     mx.random.seed(state["mxnet_seed"])
 
 
-# -- models ---------------------------------------------------------------------
+def _is_int(value, low, high):
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
-def build_model(config, ctx):
-    """A freshly initialised ``ScratchLM`` or ``GluonLM`` for ``config`` on ``ctx``.
 
-    Initialisation is the book's: N(0, 0.01²) weights (zero biases for the
-    scratch model).  Gluon parameters are materialised right away with one
-    dummy step, so that they can be saved or checked before any training.
-    """
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and math.isfinite(value)
+
+
+def _check_rng(state):
+    """``state`` if it has ``capture_rng_state``'s shape and ranges, else ``ValueError``."""
+    def need(ok, what):
+        if not ok:
+            raise ValueError(what)
+    need(isinstance(state, dict) and set(state) == {"python", "numpy", "mxnet_seed"},
+         "expected an object with keys 'python', 'numpy', 'mxnet_seed'")
+    py, npy = state["python"], state["numpy"]
+    need(isinstance(py, dict) and set(py) == {"version", "state", "gauss_next"},
+         "'python' must have keys 'version', 'state', 'gauss_next'")
+    need(py["version"] == 3 and isinstance(py["state"], list) and len(py["state"]) == 625
+         and all(_is_int(v, 0, 2**32 - 1) for v in py["state"][:-1])
+         and _is_int(py["state"][-1], 0, 624)
+         and (py["gauss_next"] is None or _is_number(py["gauss_next"])),
+         "'python' is not a Mersenne Twister state (version 3, 625 integers)")
+    need(isinstance(npy, dict)
+         and set(npy) == {"name", "keys", "pos", "has_gauss", "cached_gaussian"},
+         "'numpy' must have keys 'name', 'keys', 'pos', 'has_gauss', 'cached_gaussian'")
+    need(npy["name"] == "MT19937" and isinstance(npy["keys"], list) and len(npy["keys"]) == 624
+         and all(_is_int(v, 0, 2**32 - 1) for v in npy["keys"])
+         and _is_int(npy["pos"], 0, 624) and npy["has_gauss"] in (0, 1)
+         and _is_number(npy["cached_gaussian"]),
+         "'numpy' is not an MT19937 state (624 keys, pos 0..624)")
+    need(_is_int(state["mxnet_seed"], 0, 2**63), "'mxnet_seed' must be an integer >= 0")
+    return state
+
+
+# -- models -------------------------------------------------------------------------
+
+def build_model(config, ctx=None):
+    """A freshly initialised language model for ``config`` (``models.build_lm``)."""
     config.validate()
-    V, h = config.vocab_size, config.hidden
-    if config.model == "rnn-scratch":
-        return ScratchLM(rnn, get_params(V, h, ctx), init_rnn_state, h, V, ctx)
-    model = RNNModel(GLUON_LAYERS[config.model](h, num_layers=config.layers), V)
-    model.initialize(ctx=ctx, init=init.Normal(0.01))
-    model(nd.zeros((1, 1), ctx=ctx), model.begin_state(batch_size=1, ctx=ctx))
-    return GluonLM(model, V, ctx)
+    return build_lm(config.model, config.vocab_size, config.num_hiddens, config.num_layers,
+                    ctx=ctx)
 
 
-def named_parameters(lm):
-    """``{name: NDArray}`` under the names the parameter file uses."""
-    if isinstance(lm, GluonLM):
-        # The structural names save_parameters writes (independent of how many
-        # models the process created, unlike collect_params()' prefixed names).
-        return {name: p.data(lm.ctx)
-                for name, p in lm.model._collect_params_with_prefix().items()}
-    if len(lm.params) != len(SCRATCH_NAMES):
-        raise ValueError(f"a scratch checkpoint holds {len(SCRATCH_NAMES)} parameters "
-                         f"{SCRATCH_NAMES}, this model has {len(lm.params)}")
-    return dict(zip(SCRATCH_NAMES, lm.params))
+# -- the lock -----------------------------------------------------------------------
+
+def lock_path(path):
+    path = Path(path)
+    return path.with_name(f".{path.name}.lock")
 
 
-def _check_parameters(saved, expected, config):
-    """``CheckpointError`` naming the first way ``saved`` does not fit ``expected``."""
-    what = f"the config ({config.describe()})"
-    missing = sorted(set(expected) - set(saved))
-    unexpected = sorted(set(saved) - set(expected))
-    if missing or unexpected:
-        raise CheckpointError(
-            f"the parameter file does not match {what}: missing {missing}, "
-            f"unexpected {unexpected}; the architecture differs")
-    for name, array in expected.items():
-        if saved[name].shape != array.shape:
-            raise CheckpointError(
-                f"the parameter file does not match {what}: {name!r} has shape "
-                f"{saved[name].shape} in the file but the model needs {array.shape}; "
-                "the vocabulary size or the architecture differs")
+class CheckpointLock:
+    """An exclusive advisory lock on the checkpoint at ``path`` (``.NAME.lock`` beside it).
+
+    ``acquire`` fails at once with ``CheckpointLocked`` naming the holder's
+    pid if another process writes this checkpoint.  The lock dies with the
+    process (a killed writer never leaves it held); the file stays.
+    """
+
+    def __init__(self, path):
+        self.path = writable_path(path)
+        self.file = lock_path(self.path)
+        self._fd = None
+
+    @property
+    def held(self):
+        return self._fd is not None
+
+    def acquire(self):
+        if self._fd is not None:
+            return self
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.file, os.O_RDWR | os.O_CREAT, 0o666)
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as err:
+                holder = os.read(fd, 32).decode("ascii", "replace").strip() or "?"
+                os.close(fd)
+                if err.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    raise
+                raise CheckpointLocked(
+                    f"{self.path} is being written by another lyricnn process (pid "
+                    f"{holder}, lock {self.file}); wait for it to finish or choose another "
+                    "--out") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+        self._fd = fd
+        return self
+
+    def release(self):
+        if self._fd is not None:
+            os.close(self._fd)  # closing releases the flock
+            self._fd = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
 
 
-def _load_parameters(lm, path, config):
-    try:
-        saved = nd.load(str(path))
-    except mx.base.MXNetError as err:
-        raise CheckpointError(f"cannot read {path}: {str(err).splitlines()[0]}") from None
-    expected = named_parameters(lm)
-    _check_parameters(saved, expected, config)
-    if isinstance(lm, GluonLM):
-        lm.model.load_parameters(str(path), ctx=lm.ctx)
-    else:
-        for name, param in expected.items():
-            param[:] = saved[name].as_in_context(lm.ctx)
+def writable_path(path):
+    """``path``, or the folder it links to: a symlinked checkpoint is written through.
+
+    A dangling link is refused: writing would replace the link by a folder.
+    """
+    path = Path(path).absolute()
+    if path.is_symlink():
+        target = path.resolve()
+        if not target.is_dir() and target.exists():
+            raise CheckpointError(f"{path} is a symlink to {target}, which is not a folder; "
+                                  "remove the link or point it at a folder")
+        if not target.exists():
+            raise CheckpointError(f"{path} is a symlink to {target}, which does not exist; "
+                                  "create that folder or remove the link")
+        return target
+    return path
 
 
-# -- writing --------------------------------------------------------------------
-
-def _fsync(path):
-    """Flush a file's or a directory's data to disk (directories: POSIX only)."""
-    if Path(path).is_dir() and not hasattr(os, "O_DIRECTORY"):
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_json(path, data):
-    Path(path).write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
-
-
-def _write_contents(folder, config, vocab, lm, history, corpus_text, rng_state):
-    """Write every file of a checkpoint into ``folder`` and fsync each."""
-    _write_json(folder / CONFIG, {"format": FORMAT, "config": config.to_dict()})
-    (folder / VOCAB).write_text(vocab.to_json(), encoding="utf-8")
-    if isinstance(lm, GluonLM):
-        lm.model.save_parameters(str(folder / PARAMS))
-    else:
-        nd.save(str(folder / PARAMS), named_parameters(lm))
-    _write_json(folder / HISTORY, history.to_dict())
-    _write_json(folder / RNG, rng_state)
-    (folder / CORPUS).write_text(corpus_text, encoding="utf-8")
-    for name in FILES:
-        _fsync(folder / name)
-    _fsync(folder)
-
+# -- writing ------------------------------------------------------------------------
 
 def backup_path(path):
     """Where the previous checkpoint waits while the new one is renamed into place."""
@@ -287,74 +329,312 @@ def backup_path(path):
     return path.with_name(f".{path.name}.old")
 
 
+def _temp_prefix(path):
+    return f".{Path(path).name}.tmp-"
+
+
 def is_checkpoint(path):
     return (Path(path) / CONFIG).is_file()
+
+
+def _sha256(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def _write_contents(folder, config, vocab, lm, history, corpus_text, rng_state):
+    """Write every file of a checkpoint into ``folder``, the manifest last."""
+    contents = {
+        CONFIG: _json_bytes({"format": FORMAT, "config": config.to_dict()}),
+        VOCAB: vocab.to_json().encode("utf-8"),
+        HISTORY: _json_bytes(_history_dict(history)),
+        RNG: _json_bytes(rng_state),
+        CORPUS: corpus_text.encode("utf-8"),
+    }
+    files = {}
+    for name in DATA_FILES:
+        if name == PARAMS:
+            with atomic_path(folder / PARAMS) as tmp:
+                nd.save(str(tmp), lm.named_parameters())
+            data = (folder / PARAMS).read_bytes()
+        else:
+            data = contents[name]
+            atomic_write_bytes(folder / name, data)
+        files[name] = {"sha256": _sha256(data), "bytes": len(data)}
+    manifest = {"format": FORMAT, "created_ns": time.time_ns(),
+                "epoch": history.epoch[-1] if history.epoch else 0, "files": files}
+    atomic_write_bytes(folder / MANIFEST, _json_bytes(manifest))
 
 
 def _swap_in(tmp, path):
     """Rename ``tmp`` to ``path``, keeping the old ``path`` until that succeeded."""
     backup = backup_path(path)
     if path.exists():
-        if not is_checkpoint(path):
-            raise CheckpointError(f"refusing to replace {path}: it is not a lyricnn checkpoint")
-        if backup.exists():  # left by an earlier crash; ``path`` is complete, so drop it
-            shutil.rmtree(backup)
+        if backup.exists():  # ``path`` is complete (recover ran), so the backup can go
+            _remove(backup)
         os.rename(path, backup)
     os.rename(tmp, path)
-    _fsync(path.parent)
+    fsync_path(path.parent)
     if backup.exists():
-        shutil.rmtree(backup)
+        _remove(backup)
 
 
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _remove(folder):
+    if folder.is_symlink() or folder.is_file():
+        folder.unlink()
+    else:
+        shutil.rmtree(folder)
 
 
-def save_checkpoint(path, config, vocab, lm, history, corpus_text, rng_state):
-    """Write a checkpoint directory at ``path`` atomically (see the module docstring).
-
-    ``rng_state``: from ``capture_rng_state``.  Returns ``path`` as a ``Path``.
-    """
-    path = Path(path)
+def _check_save_args(config, vocab, lm, history, corpus_text, rng_state):
+    if not isinstance(config, RunConfig):
+        raise TypeError(f"config must be a RunConfig, got {type(config).__name__}")
+    config.validate()
     if len(vocab) != config.vocab_size:
         raise ValueError(f"the vocabulary has {len(vocab)} tokens, the config says "
                          f"vocab_size={config.vocab_size}")
+    if Vocab.from_tokens(corpus_text) != vocab:
+        raise ValueError("the vocabulary is not the one of corpus_text (first-appearance "
+                         "order of its characters): pass the text it was built from")
+    if text_sha1(corpus_text) != config.corpus_sha1:
+        raise ValueError("config.corpus_sha1 is not the SHA-1 of corpus_text: build the "
+                         "config with config.with_corpus(corpus_text)")
+    if lm.vocab_size != config.vocab_size:
+        raise ValueError(f"the model has vocab_size={lm.vocab_size}, the config "
+                         f"{config.vocab_size}")
+    _check_rng(rng_state)
+    epoch = history.epoch[-1] if history.epoch else 0
+    if rng_state["mxnet_seed"] != mxnet_seed(config.seed, epoch):
+        raise ValueError(f"rng_state['mxnet_seed'] is {rng_state['mxnet_seed']}, but after "
+                         f"epoch {epoch} with seed {config.seed} it is "
+                         f"mxnet_seed(seed, epoch) = {mxnet_seed(config.seed, epoch)}")
+
+
+def save_checkpoint(path, config, vocab, lm, history, corpus_text, rng_state, *, lock=None):
+    """Write a checkpoint folder at ``path`` crash-safely (see the module docstring).
+
+    ``rng_state``: ``capture_rng_state(mxnet_seed(config.seed, last_epoch))``.
+    ``lock``: a held ``CheckpointLock`` for ``path`` (a training run holds one
+    for its whole length); without one, the save takes it for its duration
+    and raises ``CheckpointLocked`` if another process writes ``path``.
+    Leftovers of an earlier crashed save are recovered first (``recover``).
+    Returns the folder written, as a ``Path``.
+    """
+    _check_save_args(config, vocab, lm, history, corpus_text, rng_state)
+    path = writable_path(path)
+    if path.exists() and not path.is_dir():
+        raise CheckpointError(f"cannot save a checkpoint at {path}: it is a file; choose "
+                              "another folder")
+    if path.exists() and not is_checkpoint(path) and any(path.iterdir()):
+        raise CheckpointError(f"refusing to replace {path}: it is not a lyricnn checkpoint; "
+                              "choose another folder")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    try:
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private (0700)
-        _write_contents(tmp, config, vocab, lm, history, corpus_text, rng_state)
-        _swap_in(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    if lock is not None and (not lock.held or lock.path != path):
+        raise ValueError(f"lock must be a held CheckpointLock for {path}")
+    with contextlib.nullcontext() if lock is not None else CheckpointLock(path):
+        recover(path)
+        tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), dir=path.parent))
+        try:
+            os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes it private (0700)
+            _write_contents(tmp, config, vocab, lm, history, corpus_text, rng_state)
+            fsync_path(tmp)
+            _swap_in(tmp, path)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
     return path
 
 
-# -- reading --------------------------------------------------------------------
+# -- reading ------------------------------------------------------------------------
 
-def find_checkpoint(path):
-    """The checkpoint directory for ``path``: ``path`` itself or ``path/checkpoint``.
+def _read_folder(folder):
+    """``{name: bytes}`` of every file present, read through one directory handle.
 
-    A run directory written by the CLI holds its checkpoint in ``checkpoint/``.
-    If a crash fell between the two renames of a save, the previous checkpoint
-    is found at ``.NAME.old`` and used (with a warning).  Raises
-    ``FileNotFoundError`` if ``path`` does not exist, ``CheckpointError`` if it
-    holds no checkpoint.
+    If a writer renames the folder away meanwhile, the handle still reads the
+    folder opened; a file deleted under it shows as missing (a retry follows).
     """
-    path = Path(path)
-    if not path.exists() and not backup_path(path).exists():
-        raise FileNotFoundError(f"checkpoint directory {str(path)!r} does not exist")
-    for candidate in (path, path / "checkpoint"):
-        if is_checkpoint(candidate):
-            return candidate
-        if is_checkpoint(backup_path(candidate)):
-            log.warning("%s is missing (a save was interrupted); using the previous "
-                        "checkpoint %s", candidate, backup_path(candidate))
-            return backup_path(candidate)
-    raise CheckpointError(f"{path} holds no lyricnn checkpoint (no {CONFIG})")
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
+    dir_fd = os.open(folder, flags)
+    try:
+        contents = {}
+        for name in FILES:
+            try:
+                fd = os.open(name, os.O_RDONLY, dir_fd=dir_fd)
+            except FileNotFoundError:
+                continue
+            with os.fdopen(fd, "rb") as f:
+                contents[name] = f.read()
+        return contents, os.fstat(dir_fd).st_ino
+    finally:
+        os.close(dir_fd)
+
+
+def _parse_json(folder, name, data):
+    try:
+        return json.loads(data.decode("utf-8"),
+                          parse_constant=lambda c: _NONFINITE[c.lower().replace("inity", "")])
+    except (UnicodeDecodeError, ValueError, KeyError) as err:
+        raise _error(folder, name, f"not valid JSON ({err})") from None
+
+
+def _manifest(folder, contents):
+    """The verified manifest of a format-2 folder, or ``CheckpointError``."""
+    if MANIFEST not in contents:
+        raise _error(folder, MANIFEST, "missing: the save that wrote this folder did not "
+                     "finish, or the file was deleted")
+    manifest = _parse_json(folder, MANIFEST, contents[MANIFEST])
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not (isinstance(files, dict) and set(files) == set(DATA_FILES)
+            and all(isinstance(v, dict) and isinstance(v.get("sha256"), str)
+                    and _is_int(v.get("bytes"), 0, 2**63) for v in files.values())
+            and _is_int(manifest.get("created_ns"), 0, 2**63)
+            and manifest.get("format") == FORMAT):
+        raise _error(folder, MANIFEST, f"not a format-{FORMAT} manifest (expected format, "
+                     f"created_ns and the sha256 and size of {list(DATA_FILES)})")
+    for name in DATA_FILES:
+        if name not in contents:
+            raise _error(folder, name, "missing (listed in the manifest)")
+        data, entry = contents[name], files[name]
+        if len(data) != entry["bytes"] or _sha256(data) != entry["sha256"]:
+            raise _error(folder, name, f"does not match its checksum in {MANIFEST} ("
+                         f"{len(data)} bytes, {entry['bytes']} saved): the file was changed "
+                         "or corrupted after it was saved")
+    return manifest
+
+
+def _parse_config(folder, contents):
+    """``(RunConfig, format)`` from ``config.json``."""
+    if CONFIG not in contents:
+        raise _error(folder, CONFIG, "missing")
+    data = _parse_json(folder, CONFIG, contents[CONFIG])
+    if not isinstance(data, dict) or "config" not in data or "format" not in data:
+        raise _error(folder, CONFIG, "expected an object with 'format' and 'config'")
+    fmt = data["format"]
+    if fmt not in (1, FORMAT):
+        newer = _is_int(fmt, FORMAT + 1, 2**31)
+        raise _error(folder, CONFIG, f"format {fmt!r} is not one this lyricnn reads (1, "
+                     f"{FORMAT})", "upgrade lyricnn" if newer else FIX)
+    try:
+        raw = upgrade_format1(data["config"]) if fmt == 1 else data["config"]
+        return RunConfig.from_dict(raw), fmt
+    except (TypeError, ValueError) as err:
+        raise _error(folder, CONFIG, str(err)) from None
+
+
+def _parse_vocab(folder, contents, config, corpus_text):
+    data = _parse_json(folder, VOCAB, contents[VOCAB])
+    tokens = data.get("idx_to_token") if isinstance(data, dict) else None
+    if not isinstance(tokens, list) or not all(isinstance(t, str) and t for t in tokens):
+        raise _error(folder, VOCAB, "expected {\"idx_to_token\": [characters...]}")
+    try:
+        vocab = Vocab(tokens)
+    except ValueError as err:
+        raise _error(folder, VOCAB, str(err)) from None
+    if len(vocab) != config.vocab_size:
+        raise _error(folder, VOCAB, f"has {len(vocab)} characters but the model ({CONFIG}) "
+                     f"has vocab_size={config.vocab_size}: they come from different runs")
+    expected = Vocab.from_tokens(corpus_text)
+    if expected != vocab:
+        i = next((i for i, (a, b) in enumerate(zip(vocab.idx_to_token, expected.idx_to_token))
+                  if a != b), min(len(vocab), len(expected)))
+        got = vocab.idx_to_token[i] if i < len(vocab) else "nothing"
+        want = expected.idx_to_token[i] if i < len(expected) else "nothing"
+        raise _error(folder, VOCAB, f"is not the vocabulary of {CORPUS}: index {i} is "
+                     f"{got!r}, the corpus gives {want!r}")
+    return vocab
+
+
+def _parse_corpus(folder, contents, config):
+    try:
+        text = contents[CORPUS].decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise _error(folder, CORPUS, f"not UTF-8 text ({err})") from None
+    if text_sha1(text) != config.corpus_sha1:
+        raise _error(folder, CORPUS, f"does not match the sha1 in {CONFIG}: it is not the "
+                     "text the model was trained on")
+    return text
+
+
+def _decode_float(value, allow_none):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, str) and value in _NONFINITE:
+        return _NONFINITE[value]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise ValueError(f"expected a number{' or null' if allow_none else ''}, got {value!r}")
+
+
+def _parse_history(folder, contents):
+    data = _parse_json(folder, HISTORY, contents[HISTORY])
+    keys = ("epoch", "perplexity", "seconds", "valid_perplexity")
+    try:
+        if not isinstance(data, dict) or set(data) != set(keys):
+            raise ValueError(f"expected an object with the lists {list(keys)}")
+        if not all(isinstance(data[k], list) for k in keys) or \
+                len({len(data[k]) for k in keys}) != 1:
+            raise ValueError(f"{list(keys)} must be lists of one length")
+        if data["epoch"] != list(range(1, len(data["epoch"]) + 1)) or \
+                any(isinstance(e, bool) for e in data["epoch"]):
+            raise ValueError(f"'epoch' must be 1, 2, ..., n, got {data['epoch'][:5]!r}...")
+        perplexity = [_decode_float(v, False) for v in data["perplexity"]]
+        valid = [_decode_float(v, True) for v in data["valid_perplexity"]]
+        seconds = [_decode_float(v, False) for v in data["seconds"]]
+        if any(not (p >= 1) for p in perplexity):
+            raise ValueError("a perplexity is below 1 or nan")
+        if any(v is not None and not (v >= 1) for v in valid):
+            raise ValueError("a held-out perplexity is below 1 or nan")
+        if any(not (0 <= s < math.inf) for s in seconds):
+            raise ValueError("'seconds' must be finite and >= 0")
+    except ValueError as err:
+        raise _error(folder, HISTORY, str(err)) from None
+    return History(epoch=list(data["epoch"]), perplexity=perplexity, seconds=seconds,
+                   valid_perplexity=valid)
+
+
+def _parse_rng(folder, contents, config, epoch):
+    data = _parse_json(folder, RNG, contents[RNG])
+    try:
+        _check_rng(data)
+    except ValueError as err:
+        raise _error(folder, RNG, str(err)) from None
+    if data["mxnet_seed"] != mxnet_seed(config.seed, epoch):
+        raise _error(folder, RNG, f"mxnet_seed is {data['mxnet_seed']}, but after epoch "
+                     f"{epoch} ({HISTORY}) with seed {config.seed} ({CONFIG}) it is "
+                     f"{mxnet_seed(config.seed, epoch)}")
+    return data
+
+
+def _mxnet_message(err):
+    """The informative last line of an MXNet error (its text starts with a C++ trace)."""
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    line = lines[-1] if lines else type(err).__name__
+    return line[len("MXNetError: "):] if line.startswith("MXNetError: ") else line
+
+
+def _load_parameters(folder, contents, config, fmt, ctx):
+    try:
+        arrays = nd.load_frombuffer(contents[PARAMS])
+    except mx.base.MXNetError as err:
+        raise _error(folder, PARAMS, f"not an MXNet parameter file ({_mxnet_message(err)})") \
+            from None
+    if not isinstance(arrays, dict) or not arrays:
+        raise _error(folder, PARAMS, "expected named arrays (nd.save of a dict)")
+    for name, array in arrays.items():
+        if not np.isfinite(array.asnumpy()).all():
+            raise _error(folder, PARAMS, f"{name!r} holds NaN or infinite values (saved from "
+                         "a diverged run, or corrupted)")
+    # Building initialises (and so draws from MXNet's generator) before the
+    # saved values overwrite the parameters; restore_rng_state reseeds MXNet.
+    lm = build_model(config, ctx)
+    if fmt == 1:
+        arrays = _format1_parameter_names(arrays)
+    try:
+        lm.load_named_parameters({k: v.as_in_context(lm.ctx) for k, v in arrays.items()})
+    except ValueError as err:
+        raise _error(folder, PARAMS, f"does not fit the model of {CONFIG} "
+                     f"({config.describe()}): {err}",
+                     "the checkpoint's files come from different runs: " + FIX) from None
+    return lm
 
 
 @dataclass
@@ -368,6 +648,7 @@ class Checkpoint:
     history: History
     rng_state: dict
     corpus_text: str
+    format: int = FORMAT
 
     @property
     def epoch(self):
@@ -379,63 +660,172 @@ class Checkpoint:
         return self.config.split(self.corpus_text)
 
 
-def _read(folder, name, parse):
+def _created(folder):
+    """The manifest's save time of ``folder``: -1 without a readable manifest, 0 for format 1."""
     try:
-        return parse((folder / name).read_text(encoding="utf-8"))
+        data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        created = data["created_ns"]
+        return created if _is_int(created, 0, 2**63) else -1
     except FileNotFoundError:
-        raise CheckpointError(f"checkpoint {folder} is incomplete: {name} is missing") from None
-    except (ValueError, KeyError, TypeError) as err:
-        if isinstance(err, CheckpointError):
-            raise
-        raise CheckpointError(f"checkpoint {folder}: cannot read {name}: {err}") from None
+        try:
+            config = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
+            return 0 if config.get("format") == 1 else -1
+        except (OSError, ValueError, AttributeError):
+            return -1
+    except (OSError, ValueError, KeyError, TypeError):
+        return -1
 
 
-def _parse_config(text):
-    data = json.loads(text)
-    if data.get("format") != FORMAT:
-        raise CheckpointError(f"unsupported checkpoint format {data.get('format')!r}, "
-                              f"this lyricnn reads format {FORMAT}")
-    return RunConfig.from_dict(data["config"])
+def _leftovers(path):
+    """``.NAME.old`` and ``.NAME.tmp-*`` beside ``path``: what interrupted saves leave."""
+    parent, prefix = path.parent, _temp_prefix(path)
+    if not parent.is_dir():
+        return []
+    found = [p for p in parent.iterdir()
+             if p.name == backup_path(path).name or p.name.startswith(prefix)]
+    return sorted(found)
 
 
-def _check_vocab(vocab, config, expected_vocab):
-    if len(vocab) != config.vocab_size:
-        raise CheckpointError(
-            f"the vocabulary ({VOCAB}) has {len(vocab)} characters but the model "
-            f"({CONFIG}) has vocab_size={config.vocab_size}: they come from different runs")
-    if expected_vocab is not None and expected_vocab != vocab:
-        if len(expected_vocab) != len(vocab):
-            detail = f"{len(vocab)} characters in the checkpoint, {len(expected_vocab)} given"
-        else:
-            i = next(i for i, (a, b) in enumerate(zip(vocab.idx_to_token,
-                                                      expected_vocab.idx_to_token)) if a != b)
-            detail = (f"index {i} is {vocab.idx_to_token[i]!r} in the checkpoint, "
-                      f"{expected_vocab.idx_to_token[i]!r} in the given vocabulary")
-        raise CheckpointError(f"vocabulary mismatch: {detail}")
+def _newest(path):
+    """The folder with the newest complete-looking checkpoint among ``path`` and leftovers."""
+    candidates = ([path] if is_checkpoint(path) else []) + \
+        [p for p in _leftovers(path) if p.is_dir() and not p.is_symlink()]
+    dated = [(_created(p), p != path, p) for p in candidates]
+    # The folder itself wins a tie; a temp folder without a manifest never wins.
+    dated = [d for d in dated if d[0] >= 0 or d[2] == path]
+    if not dated:
+        return None
+    return max(dated, key=lambda d: (d[0], not d[1]))[2]
+
+
+def _verified(folder):
+    """Whether ``folder`` holds a complete checkpoint whose files match its manifest."""
+    try:
+        contents, _ = _read_folder(folder)
+        config, fmt = _parse_config(folder, contents)
+        if fmt == FORMAT:
+            _manifest(folder, contents)
+        return True
+    except (OSError, CheckpointError):
+        return False
+
+
+def recover(path):
+    """Clean up after crashed saves of the checkpoint at ``path`` (call under its lock).
+
+    The newest complete checkpoint among ``path``, ``.NAME.old`` and
+    ``.NAME.tmp-*`` (verified against its manifest) is renamed to ``path``;
+    every other leftover is removed.  A ``path`` that is not a checkpoint at
+    all is left alone.  Returns the list of actions taken (also logged).
+    """
+    path = writable_path(path)
+    leftovers = _leftovers(path)
+    if not leftovers:
+        return []
+    actions = []
+    complete = [p for p in [path, *leftovers] if p.is_dir() and _verified(p)]
+    best = max(complete, key=lambda p: (_created(p), p == path)) if complete else None
+    if best is not None and best != path:
+        if path.exists() and is_checkpoint(path):
+            _remove(path)
+            actions.append(f"removed the older or incomplete checkpoint {path}")
+        if not path.exists():
+            os.rename(best, path)
+            fsync_path(path.parent)
+            actions.append(f"recovered the newest complete checkpoint from {best.name}")
+    for leftover in leftovers:
+        if leftover.exists() or leftover.is_symlink():
+            _remove(leftover)
+            actions.append(f"removed {leftover.name}, left by an interrupted save")
+    for action in actions:
+        log.warning("%s: %s", path, action)
+    return actions
+
+
+def find_checkpoint(path):
+    """The checkpoint folder for ``path``: ``path`` itself or ``path/checkpoint``.
+
+    A run directory written by the CLI holds its checkpoint in ``checkpoint/``.
+    If an interrupted save left a newer complete checkpoint beside it (or
+    none in place), that one is returned, with a warning.  Raises
+    ``FileNotFoundError`` if ``path`` does not exist, ``CheckpointError`` if it
+    holds no checkpoint.
+    """
+    path = Path(path)
+    if not path.exists() and not path.is_symlink() and not _leftovers(path.absolute()):
+        raise FileNotFoundError(f"checkpoint folder {str(path)!r} does not exist")
+    if path.exists() and not path.is_dir():
+        raise CheckpointError(f"{path} is a file, not a checkpoint folder; give the run "
+                              "folder (or its checkpoint/ folder)")
+    for candidate in (path, path / "checkpoint"):
+        candidate = candidate.absolute()
+        newest = _newest(candidate)
+        if newest is not None:
+            if newest != candidate:
+                log.warning("%s: an interrupted save left a newer complete checkpoint in %s; "
+                            "using it (the next training run puts it in place)",
+                            candidate, newest.name)
+            return newest
+    raise CheckpointError(f"{path} holds no lyricnn checkpoint (no {CONFIG}); give the run "
+                          "folder that `lyricnn train --out` wrote")
 
 
 def load_checkpoint(path, ctx=None, vocab=None):
     """Load the checkpoint at ``path`` (see ``find_checkpoint``) onto ``ctx``.
 
-    ``vocab``: if given, the checkpoint's vocabulary must equal it.  Raises
-    ``CheckpointError`` (a ``ValueError``) naming what is missing or mismatched.
+    ``vocab``: if given, the checkpoint's vocabulary must equal it.  Every file
+    is verified (manifest checksums) and validated; a problem raises one
+    ``CheckpointError`` (a ``ValueError``) naming the file and what to do.
     Loading does not touch the global random generators: pass
     ``checkpoint.rng_state`` to ``restore_rng_state`` to resume.
     """
-    folder = find_checkpoint(path)
-    ctx = ctx if ctx is not None else mx.cpu()
-    config = _read(folder, CONFIG, _parse_config)
-    saved_vocab = _read(folder, VOCAB, Vocab.from_json)
-    _check_vocab(saved_vocab, config, vocab)
-    history = _read(folder, HISTORY, lambda t: History.from_dict(json.loads(t)))
-    rng_state = _read(folder, RNG, json.loads)
-    corpus_text = _read(folder, CORPUS, str)
-    if config.corpus_sha1 and text_sha1(corpus_text) != config.corpus_sha1:
-        raise CheckpointError(f"{folder / CORPUS} does not match the sha1 in {CONFIG}")
-    if not (folder / PARAMS).is_file():
-        raise CheckpointError(f"checkpoint {folder} is incomplete: {PARAMS} is missing")
-    # Building initialises (and so draws from MXNet's generator) before the
-    # saved values overwrite the parameters; restore_rng_state reseeds MXNet.
-    lm = build_model(config, ctx)
-    _load_parameters(lm, folder / PARAMS, config)
-    return Checkpoint(folder, config, saved_vocab, lm, history, rng_state, corpus_text)
+    for attempt in range(READ_ATTEMPTS):
+        folder, inode = find_checkpoint(path), None
+        try:
+            contents, inode = _read_folder(folder)
+            return _load(folder, contents, ctx, vocab)
+        except (CheckpointError, FileNotFoundError, NotADirectoryError):
+            # A save replaced the folder while we read it: read the new one.
+            if attempt + 1 < READ_ATTEMPTS and _replaced(folder, inode):
+                time.sleep(0.05 * (attempt + 1))
+                continue
+            raise
+
+
+def _replaced(folder, inode):
+    try:
+        return inode is None or os.stat(folder).st_ino != inode
+    except OSError:
+        return True
+
+
+def _load(folder, contents, ctx, expected_vocab):
+    # Checksums first: a damaged file is reported as damaged, not as its symptom.
+    if MANIFEST in contents:
+        _manifest(folder, contents)
+    config, fmt = _parse_config(folder, contents)
+    if fmt == FORMAT and MANIFEST not in contents:
+        _manifest(folder, contents)  # names the missing manifest
+    for name in DATA_FILES:
+        if name not in contents:
+            raise _error(folder, name, "missing: the checkpoint is incomplete")
+    corpus_text = _parse_corpus(folder, contents, config)
+    vocab = _parse_vocab(folder, contents, config, corpus_text)
+    if expected_vocab is not None and expected_vocab != vocab:
+        raise CheckpointError(_vocab_mismatch(vocab, expected_vocab))
+    history = _parse_history(folder, contents)
+    epoch = history.epoch[-1] if history.epoch else 0
+    rng_state = _parse_rng(folder, contents, config, epoch)
+    lm = _load_parameters(folder, contents, config, fmt, ctx)
+    return Checkpoint(folder, config, vocab, lm, history, rng_state, corpus_text, fmt)
+
+
+def _vocab_mismatch(vocab, expected):
+    if len(expected) != len(vocab):
+        detail = f"{len(vocab)} characters in the checkpoint, {len(expected)} given"
+    else:
+        i = next(i for i, (a, b) in enumerate(zip(vocab.idx_to_token, expected.idx_to_token))
+                 if a != b)
+        detail = (f"index {i} is {vocab.idx_to_token[i]!r} in the checkpoint, "
+                  f"{expected.idx_to_token[i]!r} in the given vocabulary")
+    return f"vocabulary mismatch: {detail}"

@@ -5,49 +5,129 @@
     lyricnn generate --checkpoint runs/gru --prefix 分开 --prefix 不分开 --length 50
     lyricnn score --checkpoint runs/gru 分开 开分 --ngram-order 3
 
-Exit codes: 0 success; 1 runtime failure (training diverged, a bad checkpoint,
-an I/O error); 2 usage error (a bad flag, or bad input such as a missing corpus
-file or a character outside the vocabulary).  Errors are one line on stderr.
+The train flags of the model and its training (``--model``, ``--num-hiddens``,
+``--num-steps``, ``--batch-size``, ``--lr``, ``--clipping-theta``, ...) are
+generated from ``lyricnn.config.RunConfig``, the dataclass a checkpoint saves,
+so names, defaults, ranges and help cannot drift apart; the old short
+spellings (``--hidden``, ``--steps``, ``--batch``, ``--clip``, ``--layers``)
+still work.
+
+Exit codes (errors are one line on stderr, never a traceback):
+
+    0    success
+    1    runtime failure: training diverged (NaN loss, or a whole epoch at
+         infinite perplexity), a bad or corrupted checkpoint, another process
+         writing the same run, a missing data-hub file, an I/O error
+    2    usage error: a bad flag or flag value, or bad input named on the
+         command line (a --corpus or --checkpoint path that does not exist or
+         cannot be read as text, a character outside the vocabulary, a request
+         beyond the limits below)
+    130  interrupted by SIGINT (Ctrl-C); 143: by SIGTERM.  Training stops at
+         the next minibatch, discards the partial epoch and keeps (or, if the
+         last completed epoch was not saved yet, writes) a consistent checkpoint.
 
 stdout carries the book's log lines (``epoch 50, perplexity ...`` and
 `` - <sample>``), generated text and score tables; the progress bar and every
 other message go to stderr.
+
+A run directory (``--out``) holds ``checkpoint/`` (lyricnn.checkpoint), its
+lock ``.checkpoint.lock`` and ``perplexity.png``.  The plot always shows the
+checkpoint beside it: it is redrawn at the end of every run that saved
+something if ``--plot`` is given *or* a plot is already there (a ``--resume``
+without ``--plot`` refreshes it instead of leaving a stale one).
 """
-# Importing lyricnn.cli runs lyricnn/__init__.py first, which sets
-# OMP_NUM_THREADS before MXNet loads: keep MXNet imports below the package's.
+# Only the standard library at import time: the console script imports this
+# module before main() can install its signal handlers, and a Ctrl-C while
+# MXNet loads must still end in one line, not a traceback.  Importing
+# lyricnn.cli runs lyricnn/__init__.py first, which sets OMP_NUM_THREADS
+# before MXNet loads.
 import argparse
 import contextlib
 import logging
 import math
+import os
+import signal
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-
-import mxnet as mx
-from tqdm import tqdm
-
-from .checkpoint import (MODELS, SAMPLERS, CheckpointError, RunConfig,
-                         backup_path, build_model, capture_rng_state, is_checkpoint,
-                         load_checkpoint, mxnet_seed, restore_rng_state, save_checkpoint,
-                         text_sha1)
-from .context import resolve_ctx, set_seed
-from .data import Vocab, load_corpus_chars
-from .generation import STRATEGIES
-from .ngram import NGramLM, rank
-from .plotting import plot_history
-from .sampling import data_iter_consecutive, data_iter_random
-from .scoring import scorer
-from .training import History, TrainingDiverged, book_logger, train_epochs
 
 BOOK_PREFIXES = ("分开", "不分开")
 PLOT_NAME = "perplexity.png"
 CHECKPOINT_NAME = "checkpoint"
+EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+#: Share of the available memory a training run may plan to use.
+MEMORY_SHARE = 0.8
 
-#: RunConfig field -> the train flag that sets it (the flags a resume may not change).
-CONFIG_FLAGS = {"model": "--model", "layers": "--layers", "hidden": "--hidden",
-                "sampler": "--sampler", "steps": "--steps", "batch": "--batch", "lr": "--lr",
-                "clip": "--clip", "seed": "--seed", "corpus": "--corpus",
-                "num_chars": "--num-chars", "valid_fraction": "--valid-fraction"}
+
+class UsageError(ValueError):
+    """Bad flags or bad input named on the command line: exit 2."""
+
+
+class Failure(RuntimeError):
+    """A runtime failure that is not the user's flags: exit 1."""
+
+
+# -- signals ----------------------------------------------------------------------
+
+class Signals:
+    """SIGINT/SIGTERM handling for one ``main`` call.
+
+    Outside training a signal ends the process at once with one line on
+    stderr (nothing is being written then, so nothing can be left half
+    done).  Inside ``deferred()`` (training and saving) the first signal is
+    only recorded: ``train_epochs`` polls ``stop_requested`` after every
+    minibatch and stops at that safe point; a second signal exits at once
+    (a save cut short is recovered at the next start).  Handlers set only a
+    flag, so the signal can never be swallowed as a ``KeyboardInterrupt``
+    inside MXNet's ``__del__``.
+    """
+
+    def __init__(self):
+        self.received = None
+        self._deferred = False
+        self._previous = {}
+
+    def stop_requested(self):
+        return self.received is not None
+
+    @property
+    def exit_code(self):
+        return EXIT_SIGNAL[self.received]
+
+    @staticmethod
+    def name(signum):
+        return signal.Signals(signum).name
+
+    def _handle(self, signum, frame):
+        if self._deferred and self.received is None:
+            self.received = signum
+            return
+        code = EXIT_SIGNAL.get(signum, 128 + signum)
+        os.write(2, f"lyricnn: interrupted by {self.name(signum)}\n".encode())
+        os._exit(code)
+
+    @contextlib.contextmanager
+    def installed(self):
+        """Install the handlers (main thread only) and restore the previous ones after."""
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        for signum in EXIT_SIGNAL:
+            self._previous[signum] = signal.signal(signum, self._handle)
+        try:
+            yield self
+        finally:
+            for signum, handler in self._previous.items():
+                signal.signal(signum, handler)
+
+    @contextlib.contextmanager
+    def deferred(self):
+        self._deferred = True
+        try:
+            yield self
+        finally:
+            self._deferred = False
 
 
 # -- argument parsing -------------------------------------------------------------
@@ -59,83 +139,48 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _int_at_least(minimum):
-    def parse(text):
+def _checked(check):
+    """argparse ``type=`` from a ``lyricnn.checks`` call on the parsed text."""
+    def convert(text):
+        value = text  # neither an int nor a float: the check names what it must be
+        for parse in (int, float):
+            try:
+                value = parse(text)
+                break
+            except ValueError:
+                continue
         try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
-        return value
-    return parse
-
-
-def _float_in(low, high=math.inf, low_open=False):
-    def parse(text):
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not (low < value if low_open else low <= value) or not value < high \
-                or math.isnan(value):
-            bound = f"> {low}" if low_open else f">= {low}"
-            upper = f" and < {high}" if high < math.inf else ""
-            raise argparse.ArgumentTypeError(f"must be {bound}{upper}, got {text}")
-        return value
-    return parse
-
-
-def _num_chars(text):
-    """``'all'`` or ``0``: the whole file (returned as 0); otherwise a positive count."""
-    return 0 if text.strip().lower() == "all" else _int_at_least(0)(text)
+            return check(value)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+    return convert
 
 
 def _add_train(sub):
+    from .checks import check_int
+    from .config import RunConfig, TrainSettings, add_config_arguments
+
     p = sub.add_parser(
         "train", help="train a model, saving a checkpoint after every epoch",
-        description="Train a character-level language model (book 6.4/6.5). Defaults are "
+        description="Train a character-level language model (book 6.4-6.9). Defaults are "
                     "the book's. With --resume, training continues from the checkpoint up "
                     "to --epochs, and the per-epoch perplexities equal those of an "
                     "uninterrupted run with the same seed.")
-    p.add_argument("--model", choices=MODELS, help="rnn-scratch: the scratch RNN of 6.4 "
-                   "(default); rnn/gru/lstm: Gluon layers (6.5, 6.7, 6.8)")
-    p.add_argument("--layers", type=_int_at_least(1), help="recurrent layers of a Gluon "
-                   "model (default 1; rnn-scratch has exactly 1)")
-    p.add_argument("--hidden", type=_int_at_least(1), help="hidden units (book: 256)")
-    p.add_argument("--sampler", choices=SAMPLERS, help="minibatch sampler; default: random "
-                   "for rnn-scratch, consecutive for Gluon models (as the book)")
-    p.add_argument("--epochs", type=_int_at_least(1), default=250,
-                   help="total epochs; with --resume, train up to this many (book: 250)")
-    p.add_argument("--steps", type=_int_at_least(1), help="num_steps per sequence (book: 35)")
-    p.add_argument("--batch", type=_int_at_least(1), help="batch size (book: 32)")
-    p.add_argument("--lr", type=_float_in(0, low_open=True), help="learning rate (book: 1e2)")
-    p.add_argument("--clip", type=_float_in(0, low_open=True),
-                   help="gradient clipping threshold theta (book: 1e-2)")
-    p.add_argument("--seed", type=_int_at_least(0), help="random seed (default 0)")
+    add_config_arguments(p, RunConfig)
+    add_config_arguments(p, TrainSettings)
     p.add_argument("--ctx", choices=("cpu", "gpu"), default="cpu",
                    help="device; gpu falls back to the CPU with a warning (default cpu)")
-    p.add_argument("--corpus", metavar="PATH", help="UTF-8 .txt or .zip to train on "
-                   "(default: the Jay Chou lyrics from the data hub)")
-    p.add_argument("--num-chars", type=_num_chars, metavar="N|all",
-                   help="characters of the corpus to use; 0 or 'all' for the whole file "
-                        "(book: 10000)")
-    p.add_argument("--valid-fraction", type=_float_in(0, 1), metavar="F",
-                   help="hold out the last F of the characters for a held-out perplexity "
-                        "(never trained on; default 0)")
     p.add_argument("--out", metavar="DIR", help="run directory: checkpoint/ and the plot "
                    "(default: runs/MODEL, or the --resume directory)")
     p.add_argument("--resume", metavar="DIR", help="continue the run (or checkpoint) in DIR")
     p.add_argument("--force", action="store_true",
                    help="overwrite a checkpoint already in --out (otherwise an error)")
-    p.add_argument("--save-every", type=_int_at_least(1), default=1, metavar="N",
+    p.add_argument("--save-every", type=_checked(lambda v: check_int("save_every", v, 1)),
+                   default=1, metavar="N",
                    help="save the checkpoint every N epochs and after the last (default 1)")
     p.add_argument("--plot", action="store_true",
-                   help=f"write the perplexity curves to DIR/{PLOT_NAME}")
-    p.add_argument("--period", type=_int_at_least(1), default=50, metavar="N",
-                   help="print the book's log lines every N epochs (book: 50)")
-    p.add_argument("--pred-len", type=_int_at_least(0), default=50, metavar="N",
-                   help="characters generated per prefix in the log (book: 50)")
+                   help=f"write the perplexity curves to DIR/{PLOT_NAME} (an existing plot "
+                        "is always refreshed)")
     p.add_argument("--prefix", action="append", metavar="TEXT",
                    help="prefix to continue in the log; repeatable (default: 分开 and 不分开 "
                         "when the corpus has those characters, else its first 2)")
@@ -144,6 +189,9 @@ def _add_train(sub):
 
 
 def _add_generate(sub):
+    from .checks import check_int, check_number
+    from .generation import MAX_LENGTH, STRATEGIES
+
     p = sub.add_parser("generate", help="continue prefixes with a trained model",
                        description="Print one continuation per --prefix, decoded from "
                                    "a checkpoint (book 6.4.3).")
@@ -151,23 +199,31 @@ def _add_generate(sub):
                    help="run directory or checkpoint directory")
     p.add_argument("--prefix", action="append", required=True, metavar="TEXT",
                    help="text to continue; repeat for several (one output line each)")
-    p.add_argument("--length", type=_int_at_least(0), default=50,
-                   help="characters to generate after each prefix (default 50)")
+    p.add_argument("--length", default=50, metavar="N",
+                   type=_checked(lambda v: check_int(
+                       "length", v, 0, MAX_LENGTH,
+                       hint="each character is one model step; generate in parts")),
+                   help=f"characters to generate after each prefix (default 50, at most "
+                        f"{MAX_LENGTH})")
     p.add_argument("--strategy", choices=STRATEGIES, default="greedy",
                    help="greedy: the most likely character (the book); sample: draw from "
                         "the softmax")
-    p.add_argument("--temperature", type=_float_in(0), default=1.0,
+    p.add_argument("--temperature", default=1.0, metavar="T",
+                   type=_checked(lambda v: check_number("temperature", v, 0)),
                    help="softmax temperature for --strategy sample; 0 is greedy (default 1)")
-    p.add_argument("--top-k", type=_int_at_least(1), metavar="K",
+    p.add_argument("--top-k", metavar="K", type=_checked(lambda v: check_int("top_k", v, 1)),
                    help="sample among the K most likely characters only (1 is greedy)")
-    p.add_argument("--seed", type=_int_at_least(0), help="seed for sampling; each prefix "
-                   "uses it afresh, so the same seed gives the same text")
+    p.add_argument("--seed", metavar="N", type=_checked(lambda v: check_int("seed", v, 0)),
+                   help="seed for sampling; each prefix uses it afresh, so the same seed "
+                        "gives the same text")
     p.add_argument("--ctx", choices=("cpu", "gpu"), default="cpu",
                    help="device; gpu falls back to the CPU with a warning (default cpu)")
     p.set_defaults(handler=cmd_generate)
 
 
 def _add_score(sub):
+    from .checks import check_int
+
     p = sub.add_parser(
         "score", help="log-probability and perplexity of strings, ranked",
         description="Rank strings by log P(text[1:] | text[0]) (natural log) under a "
@@ -176,8 +232,10 @@ def _add_score(sub):
     p.add_argument("--checkpoint", required=True, metavar="DIR",
                    help="run directory or checkpoint directory")
     p.add_argument("texts", nargs="+", metavar="TEXT", help="strings of >= 2 characters")
-    p.add_argument("--ngram-order", type=_int_at_least(0), default=3, metavar="N",
-                   help="order of the Kneser-Ney n-gram model (default 3; 0: no n-gram)")
+    p.add_argument("--ngram-order", default=3, metavar="N",
+                   type=_checked(lambda v: check_int("ngram_order", v, 0)),
+                   help="order of the Kneser-Ney n-gram model (default 3; 0: no n-gram; at "
+                        "most the training text's length and what memory allows)")
     p.add_argument("--ctx", choices=("cpu", "gpu"), default="cpu",
                    help="device; gpu falls back to the CPU with a warning (default cpu)")
     p.set_defaults(handler=cmd_score)
@@ -196,84 +254,192 @@ def build_parser():
     return parser
 
 
+# -- limits -----------------------------------------------------------------------
+
+def available_memory():
+    """Bytes this process may still allocate (MemAvailable, cgroup limits), or ``None``."""
+    from .ngram import _available_memory  # the one reader of the OS's figures
+    return _available_memory()
+
+
+def training_bytes(config):
+    """A generous estimate of the memory a training run of ``config`` needs, in bytes.
+
+    Parameters with their gradients and MXNet's workspace (4 copies of
+    ``P`` float32 values), plus one minibatch's activations: the one-hot
+    inputs, logits and their gradients (about ``4 V``) and the gate values
+    (about ``6 gates h``) per layer, for ``batch_size * num_steps`` positions.
+    """
+    gates = {"rnn": 1, "gru": 3, "lstm": 4}[config.model.replace("-scratch", "")]
+    V, h, L = config.vocab_size, config.num_hiddens, config.num_layers
+    params = sum(gates * h * ((V if layer == 0 else h) + h + 2) for layer in range(L))
+    params += h * V + V
+    positions = config.batch_size * config.num_steps
+    return 4 * (4 * params + positions * (4 * V + 6 * gates * h * L))
+
+
+def _check_memory(config):
+    need, have = training_bytes(config), available_memory()
+    if have is not None and need > MEMORY_SHARE * have:
+        raise UsageError(
+            f"this model would need about {need / 2**30:.1f} GiB ({config.describe()}, "
+            f"batch_size={config.batch_size}, num_steps={config.num_steps}), more than the "
+            f"{MEMORY_SHARE * have / 2**30:.1f} GiB this machine can spare; use a smaller "
+            "--num-hiddens, --num-layers, --batch-size or --num-steps")
+
+
 # -- train ------------------------------------------------------------------------
 
 @dataclass
 class _Run:
     """What a training run works on, fresh or resumed."""
 
-    config: RunConfig
-    vocab: Vocab
+    config: object  # RunConfig
+    vocab: object
     lm: object
-    history: History
+    history: object
     corpus_text: str
     out: Path  # run directory
+    lock: object  # the held CheckpointLock of out/checkpoint
+    fresh: bool
+    saved_epoch: int = 0  # the last epoch this process saved (0: none yet)
 
     @property
     def checkpoint(self):
         return self.out / CHECKPOINT_NAME
 
 
-def _requested(args):
-    """The RunConfig fields given on the command line, in RunConfig's terms."""
-    given = {field: getattr(args, field) for field in CONFIG_FLAGS
-             if getattr(args, field) is not None}
-    if "num_chars" in given and given["num_chars"] == 0:
-        given["num_chars"] = None  # the whole file
-    if "corpus" in given:
-        given["corpus"] = str(Path(given["corpus"]).resolve())
-    return given
+def _flag(name):
+    from .config import flag_of
+    return flag_of(name)
 
 
 def _check_out(out, force):
-    """Refuse to overwrite a checkpoint (or a folder that is not one) by accident."""
+    """Refuse a run directory that cannot hold our checkpoint, before any work is done."""
+    from .checkpoint import find_checkpoint, is_checkpoint
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; give a folder (it will hold "
+                         f"{CHECKPOINT_NAME}/ and {PLOT_NAME})")
     ckpt = out / CHECKPOINT_NAME
-    if (is_checkpoint(ckpt) or is_checkpoint(backup_path(ckpt))) and not force:
-        raise ValueError(f"{out} already holds a checkpoint: continue it with --resume "
+    if ckpt.exists() and not ckpt.is_dir():
+        raise UsageError(f"{ckpt} is a file, not a lyricnn checkpoint; choose another --out")
+    if ckpt.is_dir() and not is_checkpoint(ckpt) and any(ckpt.iterdir()):
+        raise UsageError(f"{ckpt} exists and is not a lyricnn checkpoint; choose another --out")
+    try:
+        existing = find_checkpoint(ckpt)
+    except (FileNotFoundError, ValueError):
+        existing = None
+    if existing is not None and not force:
+        raise UsageError(f"{out} already holds a checkpoint: continue it with --resume "
                          f"{out}, or pass --force to overwrite it")
-    if ckpt.exists() and not is_checkpoint(ckpt):
-        raise ValueError(f"{ckpt} exists and is not a lyricnn checkpoint; choose another --out")
+
+
+def _lock(path):
+    from .checkpoint import CheckpointLock, CheckpointLocked
+    try:
+        return CheckpointLock(path).acquire()
+    except CheckpointLocked as err:
+        raise Failure(str(err)) from None
+
+
+def _load_corpus(config):
+    from .data import load_corpus_chars
+    try:
+        return load_corpus_chars(config.corpus, config.num_chars)
+    except (OSError, ValueError) as err:
+        if config.corpus is None:  # the data hub's file: not the user's input
+            raise Failure(str(err)) from None
+        raise UsageError(f"--corpus {config.corpus}: {err}" if config.corpus not in str(err)
+                         else str(err)) from None
 
 
 def _start(args, ctx):
-    """A fresh run: load the corpus, build the vocabulary, seed, initialise the model."""
-    given = _requested(args)
-    model = given.get("model", RunConfig.model)
-    given.setdefault("sampler", "random" if model == "rnn-scratch" else "consecutive")
-    text = load_corpus_chars(given.get("corpus"), given.get("num_chars", RunConfig.num_chars))
-    vocab = Vocab.from_tokens(text)
-    config = RunConfig(**given, vocab_size=len(vocab), corpus_sha1=text_sha1(text)).validate()
+    """A fresh run: check the flags, load the corpus, lock the run, seed, build the model."""
+    from .checkpoint import build_model, recover
+    from .config import RunConfig
+    from .context import set_seed
+    from .data import Vocab
+
+    config = RunConfig.from_args(args)
     out = Path(args.out) if args.out else Path("runs") / config.model
     _check_out(out, args.force)
-    set_seed(config.seed)
-    return _Run(config, vocab, build_model(config, ctx), History(), text, out)
+    text = _load_corpus(config)
+    if not text:
+        raise UsageError(f"the corpus {config.corpus or 'of the data hub'} is empty: there is "
+                         "nothing to train on")
+    config = config.with_corpus(text)
+    _check_memory(config)
+    vocab = Vocab.from_tokens(text)
+    lock = _lock(out / CHECKPOINT_NAME)
+    try:
+        recover(out / CHECKPOINT_NAME)
+        _check_out(out, args.force)  # a recovered save may have produced a checkpoint
+        set_seed(config.seed)
+        return _Run(config, vocab, build_model(config, ctx), _new_history(), text, out,
+                    lock, True)
+    except BaseException:
+        lock.release()
+        raise
+
+
+def _new_history():
+    from .training import History
+    return History()
+
+
+def _resume_target(resume):
+    """The canonical checkpoint folder of ``--resume DIR`` (DIR/checkpoint or DIR)."""
+    from .checkpoint import find_checkpoint
+    folder = find_checkpoint(resume)  # FileNotFoundError/CheckpointError name the problem
+    resume = Path(resume).absolute()
+    nested = resume / CHECKPOINT_NAME
+    if folder == nested or folder.parent == nested.parent and folder.name.startswith(
+            f".{CHECKPOINT_NAME}."):
+        return nested
+    return resume
 
 
 def _resume(args, ctx):
-    """Continue a checkpoint: its config, vocabulary, corpus and RNG states."""
-    ckpt = load_checkpoint(args.resume, ctx)
-    conflicts = [f"{CONFIG_FLAGS[k]} {v} (checkpoint: {getattr(ckpt.config, k)})"
-                 for k, v in _requested(args).items() if getattr(ckpt.config, k) != v]
-    if conflicts:
-        raise ValueError("cannot resume with settings that differ from the checkpoint's: "
-                         + "; ".join(conflicts) + ". Drop those flags to resume")
-    out = Path(args.out) if args.out else ckpt.path.parent
-    if out.resolve() != ckpt.path.parent.resolve():
+    """Continue a checkpoint: its config, vocabulary, corpus, parameters and RNG states."""
+    from .checkpoint import load_checkpoint, recover, restore_rng_state
+    from .config import RunConfig
+
+    source = _resume_target(args.resume)
+    out = Path(args.out) if args.out else source.parent
+    same = out.absolute() == source.parent.absolute() and source.name == CHECKPOINT_NAME
+    if not same:
         _check_out(out, args.force)
-    restore_rng_state(ckpt.rng_state)
-    return _Run(ckpt.config, ckpt.vocab, ckpt.lm, ckpt.history, ckpt.corpus_text, out)
+    lock = _lock(out / CHECKPOINT_NAME)
+    try:
+        if same:
+            recover(source)
+        ckpt = load_checkpoint(source, ctx)
+        given = RunConfig.given(args)
+        if "corpus" in given:
+            given["corpus"] = str(Path(given["corpus"]).resolve())
+        conflicts = [f"{_flag(k)} {v} (checkpoint: {getattr(ckpt.config, k)})"
+                     for k, v in given.items() if getattr(ckpt.config, k) != v]
+        if conflicts:
+            raise UsageError("cannot resume with settings that differ from the checkpoint's: "
+                             + "; ".join(conflicts) + ". Drop those flags to resume")
+        restore_rng_state(ckpt.rng_state)
+        return _Run(ckpt.config, ckpt.vocab, ckpt.lm, ckpt.history, ckpt.corpus_text, out,
+                    lock, False, saved_epoch=ckpt.epoch if same else 0)
+    except BaseException:
+        lock.release()
+        raise
 
 
 def _prefixes(requested, vocab, text):
     """The log's prefixes: the given ones (checked now, not after an epoch) or defaults."""
     if requested:
         for prefix in requested:
+            if not prefix:
+                raise UsageError("--prefix must not be empty")
             missing = "".join(dict.fromkeys(c for c in prefix if c not in vocab))
             if missing:
-                raise ValueError(f"--prefix {prefix!r}: character(s) {missing!r} are not in "
+                raise UsageError(f"--prefix {prefix!r}: character(s) {missing!r} are not in "
                                  "the corpus")
-            if not prefix:
-                raise ValueError("--prefix must not be empty")
         return list(requested)
     if all(c in vocab for p in BOOK_PREFIXES for c in p):
         return list(BOOK_PREFIXES)
@@ -287,23 +453,38 @@ def _postfix(history):
     return postfix
 
 
-def _epoch_end(args, run, bar, last_epoch, prefixes):
-    """``on_epoch_end``: reseed MXNet, print the book's lines, advance the bar, save."""
-    config, vocab = run.config, run.vocab
-    log_lines = book_logger(run.lm, args.period, args.pred_len, prefixes,
+def _diverged(run, epoch, history):
+    from .training import TrainingDiverged
+    return TrainingDiverged(
+        f"epoch {epoch}: the training perplexity is infinite (mean cross-entropy above "
+        f"709 nats): the model diverged. Use a smaller learning rate (--lr "
+        f"{run.config.lr:g}) or a smaller --clipping-theta ({run.config.clipping_theta:g})")
+
+
+def _epoch_end(args, settings, run, bar, signals, prefixes):
+    """``on_epoch_end``: refuse divergence, print the book's lines, advance the bar, save."""
+    from tqdm import tqdm
+
+    from .checkpoint import capture_rng_state, mxnet_seed, save_checkpoint
+    from .training import book_logger
+
+    config, vocab, last = run.config, run.vocab, settings.num_epochs
+    log_lines = book_logger(run.lm, settings.pred_period, settings.pred_len, prefixes,
                             vocab.idx_to_token, vocab.token_to_idx)
 
     def on_epoch_end(epoch, history):
-        # MXNet's state cannot be saved: both an uninterrupted and a resumed run
-        # reseed it here, so they agree from the next epoch on (checkpoint.py).
-        mx.random.seed(mxnet_seed(config.seed, epoch))
+        # An epoch at infinite perplexity trained nothing useful: fail before saving it.
+        if not math.isfinite(history.perplexity[-1]):
+            raise _diverged(run, epoch, history)
         with tqdm.external_write_mode(file=sys.stdout):
             log_lines(epoch, history)
         bar.set_postfix(_postfix(history), refresh=False)
         bar.update(1)
-        if epoch % args.save_every == 0 or epoch == last_epoch:
+        # A stop request saves now: the parameters are those of a whole epoch.
+        if epoch % args.save_every == 0 or epoch == last or signals.stop_requested():
             save_checkpoint(run.checkpoint, config, vocab, run.lm, history, run.corpus_text,
-                            capture_rng_state(mxnet_seed(config.seed, epoch)))
+                            capture_rng_state(mxnet_seed(config.seed, epoch)), lock=run.lock)
+            run.saved_epoch = epoch
     return on_epoch_end
 
 
@@ -315,64 +496,123 @@ def _describe(run, first, last, n_train, n_valid):
             f"epochs {first}..{last}, checkpoint in {run.checkpoint}")
 
 
-def cmd_train(args):
+def _saved_status(run):
+    """Where the last good checkpoint of *this* run is (not an earlier run's)."""
+    if run.saved_epoch:
+        return f"the checkpoint of epoch {run.saved_epoch} is in {run.checkpoint}"
+    if run.fresh and (run.checkpoint.exists()):
+        return (f"no checkpoint of this run was saved; {run.checkpoint} still holds the "
+                "earlier run's")
+    return "no checkpoint was saved"
+
+
+def _refresh_plot(args, run):
+    """Redraw the run's plot from the epochs saved, if asked for or already there."""
+    from .plotting import plot_history
+    from .training import History
+    plot = run.out / PLOT_NAME
+    if not run.saved_epoch or not (args.plot or plot.exists()):
+        return None
+    h = run.history
+    n = h.epoch.index(run.saved_epoch) + 1
+    saved = History(h.epoch[:n], h.perplexity[:n], h.seconds[:n], h.valid_perplexity[:n])
+    return plot_history(saved, plot, title=f"{run.config.model}, {run.config.num_hiddens} "
+                                           "hidden units")
+
+
+def cmd_train(args, signals):
+    from .config import TrainSettings
+    from .context import resolve_ctx
+
+    settings = TrainSettings.from_args(args)
     ctx = resolve_ctx(args.ctx)
-    run = _resume(args, ctx) if args.resume else _start(args, ctx)
-    done = run.history.epoch[-1] if run.history.epoch else 0
-    if done >= args.epochs:
-        print(f"lyricnn: {run.checkpoint} has {done} epochs already, --epochs is "
-              f"{args.epochs}: nothing to train", file=sys.stderr)
-        return 0
+    # From here on the run may hold its lock and save: a signal only asks it to stop.
+    with signals.deferred():
+        run = _resume(args, ctx) if args.resume else _start(args, ctx)
+        try:
+            return _train(args, settings, run, signals)
+        finally:
+            run.lock.release()
+
+
+def _train(args, settings, run, signals):
+    from tqdm import tqdm
+
+    from .sampling import data_iter_consecutive, data_iter_random
+    from .training import TrainingDiverged, TrainingInterrupted, train_epochs
+
     config = run.config
+    done = run.history.epoch[-1] if run.history.epoch else 0
+    if done >= settings.num_epochs:
+        print(f"lyricnn: {run.checkpoint} has {done} epochs already, --epochs is "
+              f"{settings.num_epochs}: nothing to train", file=sys.stderr)
+        return 0
     train_idx, valid_idx = config.split(run.vocab.to_indices(run.corpus_text))
-    is_random = config.sampler == "random"
     # Samplers validate when called: a corpus too short for one minibatch fails now.
-    (data_iter_random if is_random else data_iter_consecutive)(train_idx, config.batch,
-                                                               config.steps)
+    (data_iter_random if config.is_random_iter else data_iter_consecutive)(
+        train_idx, config.batch_size, config.num_steps)
     prefixes = _prefixes(args.prefix, run.vocab, run.corpus_text)
-    print(_describe(run, done + 1, args.epochs, len(train_idx),
+    print(_describe(run, done + 1, settings.num_epochs, len(train_idx),
                     len(valid_idx) if valid_idx else 0), file=sys.stderr)
-    bar = tqdm(total=args.epochs, initial=done, unit="epoch", file=sys.stderr,
+    bar = tqdm(total=settings.num_epochs, initial=done, unit="epoch", file=sys.stderr,
                disable=args.no_progress, dynamic_ncols=True)
     try:
-        train_epochs(run.lm, train_idx, is_random, config.steps, config.batch, config.lr,
-                     config.clip, range(done + 1, args.epochs + 1), history=run.history,
+        if signals.stop_requested():  # a signal while loading: stop before any work
+            raise TrainingInterrupted(done)
+        train_epochs(run.lm, train_idx, config.is_random_iter, config.num_steps,
+                     config.batch_size, config.lr, config.clipping_theta,
+                     range(done + 1, settings.num_epochs + 1), history=run.history,
                      valid_indices=valid_idx,
-                     on_epoch_end=_epoch_end(args, run, bar, args.epochs, prefixes))
+                     on_epoch_end=_epoch_end(args, settings, run, bar, signals, prefixes),
+                     seed=config.seed, should_stop=signals.stop_requested)
     except TrainingDiverged as err:
-        saved = (f"the last checkpoint is in {run.checkpoint}" if is_checkpoint(run.checkpoint)
-                 else "no checkpoint was saved")
-        raise TrainingDiverged(f"{err} ({saved})") from None
+        raise TrainingDiverged(f"{err} ({_saved_status(run)})") from None
+    except TrainingInterrupted:
+        pass
     finally:
         bar.close()
-        if args.plot and run.history.epoch:
-            plot_history(run.history, run.out / PLOT_NAME,
-                         title=f"{config.model}, {config.hidden} hidden units")
+        plot = _refresh_plot(args, run)
+    if signals.stop_requested():
+        print(f"lyricnn train: interrupted by {signals.name(signals.received)}; "
+              f"{_saved_status(run)}; continue with: lyricnn train --resume {run.out} "
+              f"--epochs {settings.num_epochs}", file=sys.stderr)
+        return signals.exit_code
     print(f"lyricnn: checkpoint (epoch {run.history.epoch[-1]}) in {run.checkpoint}"
-          + (f", plot in {run.out / PLOT_NAME}" if args.plot else ""), file=sys.stderr)
+          + (f", plot in {plot}" if plot else ""), file=sys.stderr)
     return 0
 
 
 # -- generate and score -----------------------------------------------------------
 
-def cmd_generate(args):
-    ckpt = load_checkpoint(args.checkpoint, resolve_ctx(args.ctx))
+def _load(args):
+    from .checkpoint import load_checkpoint
+    from .context import resolve_ctx
+    return load_checkpoint(args.checkpoint, resolve_ctx(args.ctx))
+
+
+def cmd_generate(args, signals):
+    from .generation import generate
+
+    ckpt = _load(args)
     vocab = ckpt.vocab
+    # Check every prefix before printing any: no half-done output on an error.
     for prefix in args.prefix:
-        print(ckpt.lm.predict(prefix, args.length, vocab.idx_to_token, vocab.token_to_idx,
-                              strategy=args.strategy, temperature=args.temperature,
-                              top_k=args.top_k, seed=args.seed), flush=True)
+        _prefixes([prefix], vocab, "")
+    if args.top_k is not None and args.top_k > len(vocab):
+        raise UsageError(f"--top-k must be at most the vocabulary size ({len(vocab)}), got "
+                         f"{args.top_k}")
+    for prefix in args.prefix:
+        print(generate(ckpt.lm, prefix, args.length, vocab.idx_to_token, vocab.token_to_idx,
+                       strategy=args.strategy, temperature=args.temperature, top_k=args.top_k,
+                       seed=args.seed), flush=True)
     return 0
 
 
 def _print_ranking(ranked):
+    from .metrics import perplexity
     print(f"{'rank':>4}  {'log_prob':>10}  {'perplexity':>10}  text")
     for i, (text, logp) in enumerate(ranked, start=1):
-        try:
-            ppl = math.exp(-logp / (len(text) - 1))
-        except OverflowError:
-            ppl = math.inf
-        print(f"{i:>4}  {logp:>10.4f}  {ppl:>10.3f}  {text}")
+        print(f"{i:>4}  {logp:>10.4f}  {perplexity(-logp / (len(text) - 1)):>10.3f}  {text}")
 
 
 def _ngram_scorer(ngram):
@@ -380,14 +620,22 @@ def _ngram_scorer(ngram):
     return lambda text: float(ngram.token_log_probs(text)[1:].sum())
 
 
-def cmd_score(args):
-    ckpt = load_checkpoint(args.checkpoint, resolve_ctx(args.ctx))
+def cmd_score(args, signals):
+    from .ngram import NGramLM, check_order, rank
+    from .scoring import scorer
+
+    ckpt = _load(args)
+    train_text, _ = ckpt.split_text()
+    if args.ngram_order:
+        try:  # before any work: the order's limits (text length, memory)
+            check_order(args.ngram_order, len(train_text))
+        except ValueError as err:
+            raise UsageError(f"--ngram-order: {err}") from None
     # Rank everything before printing anything: a bad string fails with no partial table.
     tables = [(f"# {ckpt.config.model} checkpoint {ckpt.path} (epoch {ckpt.epoch}): "
                "natural-log P(text[1:] | text[0])",
                rank(args.texts, scorer(ckpt.lm, ckpt.vocab.token_to_idx)))]
     if args.ngram_order:
-        train_text, _ = ckpt.split_text()
         ngram = NGramLM(args.ngram_order, "kneser-ney").fit(train_text)
         tables.append((f"# {args.ngram_order}-gram Kneser-Ney on the checkpoint's "
                        f"{len(train_text)} training characters: natural-log "
@@ -416,32 +664,59 @@ def _log_to_stderr(verbose):
         logger.setLevel(old_level)
 
 
+def _one_line(message):
+    """Messages are one line: a multi-line one (MXNet's C++ trace) keeps its last line."""
+    lines = [line.strip() for line in str(message).strip().splitlines() if line.strip()]
+    if len(lines) <= 1:
+        return lines[0] if lines else ""
+    informative = [line for line in lines if not line.startswith(("Traceback", "File "))]
+    last = (informative or lines)[-1]
+    return last[len("MXNetError: "):] if last.startswith("MXNetError: ") else last
+
+
 def _error(args, message, code):
-    print(f"lyricnn {args.command}: error: {message}", file=sys.stderr)
+    print(f"lyricnn {args.command}: error: {_one_line(message)}", file=sys.stderr)
     return code
 
 
-def main(argv=None):
-    """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+def _run(argv, signals):
+    import mxnet as mx
+
+    from .checkpoint import CheckpointError
+    from .training import TrainingDiverged
+
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:  # --help (0) or a usage error (2): return, don't exit
         return exit_.code if isinstance(exit_.code, int) else 2
     with _log_to_stderr(args.verbose):
         try:
-            return args.handler(args)
-        except TrainingDiverged as err:
+            return args.handler(args, signals)
+        except (TrainingDiverged, Failure) as err:
             return _error(args, err, 1)
         except CheckpointError as err:
             return _error(args, f"bad checkpoint: {err}", 1)
-        except (ValueError, FileNotFoundError) as err:
+        except (UsageError, ValueError, FileNotFoundError) as err:
             return _error(args, err, 2)
         except OSError as err:
             return _error(args, err, 1)
-        except mx.base.MXNetError as err:  # MXNet's messages carry a C++ trace: keep line 1
-            return _error(args, str(err).strip().splitlines()[0], 1)
-        except KeyboardInterrupt:
-            return _error(args, "interrupted", 130)
+        except mx.base.MXNetError as err:
+            return _error(args, err, 1)
+
+
+def main(argv=None):
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit code.
+
+    The signal handlers go in first, before MXNet and the rest of lyricnn
+    load, so that a Ctrl-C at any moment ends in one line.
+    """
+    signals = Signals()
+    with signals.installed():
+        try:
+            return _run(argv, signals)
+        except KeyboardInterrupt:  # only where no handler could be installed (a thread)
+            print("lyricnn: interrupted", file=sys.stderr)
+            return 130
 
 
 if __name__ == "__main__":

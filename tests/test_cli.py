@@ -19,13 +19,16 @@ from mxnet import nd
 
 from lyricnn import cli
 from lyricnn.checkpoint import load_checkpoint
-from lyricnn.generation import choose_next
+from lyricnn.generation import choose_next, generate
 from lyricnn.ngram import NGramLM
 from lyricnn.scoring import log_prob
 from lyricnn.training import evaluate_loss
 
-TINY = ["--num-chars", "1200", "--hidden", "16", "--steps", "5", "--batch", "4",
+TINY = ["--num-chars", "1200", "--num-hiddens", "16", "--num-steps", "5", "--batch-size", "4",
         "--no-progress", "--period", "100"]
+#: The resume tests' configuration (the old spellings on purpose: they must keep working).
+RESUME = ["--num-chars", "2000", "--hidden", "16", "--batch", "4", "--steps", "8",
+          "--no-progress", "--period", "100"]
 BOOK_LINE = re.compile(r"^epoch (\d+), perplexity ([\d.]+), time [\d.]+ sec"
                        r"(?:, valid perplexity ([\d.]+))?$")
 
@@ -74,10 +77,12 @@ def test_every_flag_of_every_command_has_help_text():
 
 
 @pytest.mark.parametrize("command, flags", [
-    ("train", ["--model", "--layers", "--hidden", "--sampler", "--epochs", "--steps",
-               "--batch", "--lr", "--clip", "--seed", "--ctx", "--corpus", "--num-chars",
-               "--valid-fraction", "--out", "--resume", "--plot", "--period", "--pred-len",
-               "--prefix", "--no-progress", "--save-every", "--force"]),
+    ("train", ["--model", "--num-layers", "--layers", "--num-hiddens", "--hidden", "--sampler",
+               "--num-epochs", "--epochs", "--num-steps", "--steps", "--batch-size", "--batch",
+               "--lr", "--clipping-theta", "--clip", "--seed", "--ctx", "--corpus",
+               "--num-chars", "--valid-fraction", "--out", "--resume", "--plot",
+               "--pred-period", "--period", "--pred-len", "--prefix", "--no-progress",
+               "--save-every", "--force"]),
     ("generate", ["--checkpoint", "--prefix", "--length", "--strategy", "--temperature",
                   "--top-k", "--seed", "--ctx"]),
     ("score", ["--checkpoint", "--ngram-order", "TEXT"]),
@@ -87,6 +92,26 @@ def test_help_of_each_command(capsys, command, flags):
     assert code == 0
     for flag in flags:
         assert flag in out
+
+
+def test_train_flags_are_generated_from_the_config():
+    """Each RunConfig/TrainSettings flag field is one train flag with the field's help."""
+    import dataclasses
+
+    from lyricnn.config import RunConfig, TrainSettings
+    parser = cli.build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    train = {a.dest: a for a in commands.choices["train"]._actions}
+    for cls in (RunConfig, TrainSettings):
+        for f in dataclasses.fields(cls):
+            option = f.metadata["option"]
+            if not option.flag:
+                assert f.name not in train
+                continue
+            action = train[f.name]
+            assert action.option_strings == ["--" + f.name.replace("_", "-"),
+                                             *option.aliases]
+            assert action.help.startswith(option.help)
 
 
 def test_console_script_is_installed(tmp_path):
@@ -102,18 +127,22 @@ def test_console_script_is_installed(tmp_path):
 @pytest.mark.parametrize("argv, message", [
     ([], "required: COMMAND"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
-    (["train", "--hidden", "0"], "argument --hidden: must be >= 1, got 0"),
-    (["train", "--model", "cnn"], "argument --model: invalid choice"),
-    (["train", "--valid-fraction", "1.5"], "must be >= 0 and < 1"),
-    (["train", "--lr", "abc"], "expected a number, got 'abc'"),
-    (["train", *TINY, "--lr", "1e40"], "lr must be at most 3.4e+38"),
-    (["train", *TINY, "--corpus", "{tmp}/missing.txt"], "missing.txt' does not exist"),
-    (["train", *TINY, "--layers", "2"], "the scratch RNN has 1 layer"),
-    (["train", *TINY, "--prefix", "分☃"], "character(s) '☃' are not in the corpus"),
+    (["train", "--hidden", "0"],
+     "argument --num-hiddens/--hidden: num_hiddens must be an integer >= 1, got 0"),
+    (["train", "--model", "cnn"], "argument --model: model must be one of 'rnn-scratch'"),
+    (["train", "--valid-fraction", "1.5"], "must be a number >= 0 and < 1"),
+    (["train", "--lr", "abc"], "lr must be a finite number > 0"),
+    (["train", *TINY, "--lr", "1e40"], "lr must be a finite number > 0 and <= 3.4"),
+    (["train", *TINY, "--lr", "1e-50"], "it becomes 0 in float32"),
+    (["train", *TINY, "--corpus", "{tmp}/missing.txt"], "missing.txt"),
     (["train", *TINY, "--num-chars", "40", "--batch", "32"], "needs at least"),
-    (["train", *TINY, "--valid-fraction", "0.0001"], "both need at least 2"),
+    (["train", *TINY, "--valid-fraction", "0.0001"], "valid_fraction=0.0001"),
+    (["train", *TINY, "--prefix", "分☃"], "character(s) '☃' are not in the corpus"),
+    (["train", *TINY, "--num-hiddens", "200000"], "GiB"),
     (["generate", "--checkpoint", "{tmp}/nowhere", "--prefix", "分"], "does not exist"),
     (["generate", "--prefix", "分"], "required: --checkpoint"),
+    (["generate", "--checkpoint", "{tmp}", "--prefix", "分", "--length", "99999999999999"],
+     "length must be an integer between 0 and 1000000"),
     (["score", "--checkpoint", "{tmp}"], "the following arguments are required: TEXT"),
 ])
 def test_usage_errors_exit_2_with_one_line(capsys, tmp_path, argv, message):
@@ -145,8 +174,49 @@ def test_divergence_exits_1(capsys, tmp_path):
     code, _, err = run(capsys, "train", *TINY, "--epochs", 2, "--out", tmp_path, "--lr", "1e38",
                        "--clip", "1e38")
     assert code == 1 and "diverged" in err and "Traceback" not in err
-    assert "no checkpoint was saved" in err
+    assert "no checkpoint was saved" in err and len(err.strip().splitlines()) == 2  # + header
     assert not (tmp_path / "checkpoint").exists()  # a diverged epoch is never saved
+
+
+def test_an_epoch_at_infinite_perplexity_is_a_divergence(capsys, tmp_path, monkeypatch):
+    """A finite loss above ~709 nats overflows exp: perplexity inf, nothing learnt."""
+    import lyricnn.training as training
+    assert run(capsys, "train", *TINY, "--epochs", 1, "--out", tmp_path)[0] == 0
+    monkeypatch.setattr(training, "perplexity", lambda loss: math.inf)
+    code, _, err = run(capsys, "train", "--resume", tmp_path, "--epochs", 3)
+    assert code == 1 and "epoch 2: the training perplexity is infinite" in err
+    assert "the checkpoint of epoch 1 is in" in err  # this run's last good one
+    assert load_checkpoint(tmp_path).epoch == 1
+    monkeypatch.undo()
+    # A diverged --force run does not point at the earlier run's checkpoint as its own.
+    monkeypatch.setattr(training, "perplexity", lambda loss: math.inf)
+    code, _, err = run(capsys, "train", *TINY, "--epochs", 1, "--out", tmp_path, "--force")
+    assert code == 1 and "no checkpoint of this run was saved" in err
+    assert "still holds the earlier run's" in err
+
+
+def test_missing_data_hub_file_is_a_runtime_failure(capsys, tmp_path, monkeypatch):
+    import lyricnn.data as data
+
+    def missing(path, num_chars):
+        raise FileNotFoundError("no file 'jaychou_lyrics.txt.zip' in the data folders")
+    monkeypatch.setattr(data, "load_corpus_chars", missing)
+    code, _, err = run(capsys, "train", *TINY, "--out", tmp_path)
+    assert code == 1 and "jaychou_lyrics" in err and len(err.splitlines()) == 1
+
+
+def test_out_that_is_a_file_fails_before_any_work(capsys, tmp_path):
+    (tmp_path / "file").write_text("x")
+    code, out, err = run(capsys, "train", *TINY, "--out", tmp_path / "file")
+    assert code == 2 and "is a file; give a folder" in err and out == ""
+
+
+def test_a_second_writer_fails_at_once(capsys, tmp_path):
+    from lyricnn.checkpoint import CheckpointLock
+    with CheckpointLock(tmp_path / "checkpoint"):
+        code, out, err = run(capsys, "train", *TINY, "--out", tmp_path)
+    assert code == 1 and "being written by another lyricnn process" in err and out == ""
+    assert len(err.splitlines()) == 1
 
 
 # -- train ----------------------------------------------------------------------
@@ -181,7 +251,7 @@ def test_fresh_run_refuses_to_overwrite_without_force(capsys, tmp_path):
     assert code == 2 and "--resume" in err and "--force" in err
     code, _, _ = run(capsys, "train", *TINY, "--epochs", 1, "--out", tmp_path, "--force",
                      "--hidden", 8)
-    assert code == 0 and load_checkpoint(tmp_path).config.hidden == 8
+    assert code == 0 and load_checkpoint(tmp_path).config.num_hiddens == 8
 
 
 def _perturb_global_rngs():
@@ -191,13 +261,14 @@ def _perturb_global_rngs():
     mx.random.seed(999)
 
 
-@pytest.mark.parametrize("model, sampler", [("rnn-scratch", "random"),
-                                            ("rnn-scratch", "consecutive"),
-                                            ("gru", "random"), ("lstm", "consecutive")])
+@pytest.mark.parametrize("model, sampler, layers", [("rnn-scratch", "random", 1),
+                                                    ("lstm-scratch", "consecutive", 2),
+                                                    ("gru", "consecutive", 1),
+                                                    ("lstm", "random", 1)])
 def test_resume_gives_the_perplexities_of_an_uninterrupted_run(capsys, tmp_path, model,
-                                                               sampler):
-    args = ["train", *TINY, "--model", model, "--sampler", sampler, "--seed", 2,
-            "--valid-fraction", 0.1]
+                                                               sampler, layers):
+    args = ["train", *RESUME, "--model", model, "--sampler", sampler, "--num-layers", layers,
+            "--seed", 2, "--valid-fraction", 0.1]
     assert run(capsys, *args, "--epochs", 2, "--out", tmp_path / "full")[0] == 0
     mx_after_full = nd.random.uniform(shape=3).asnumpy()
     assert run(capsys, *args, "--epochs", 1, "--out", tmp_path / "part")[0] == 0
@@ -207,18 +278,22 @@ def test_resume_gives_the_perplexities_of_an_uninterrupted_run(capsys, tmp_path,
     assert code == 0, err
     # MXNet's generator is reseeded per epoch: both runs leave it in the same state.
     np.testing.assert_array_equal(nd.random.uniform(shape=3).asnumpy(), mx_after_full)
-    full, resumed = (load_checkpoint(tmp_path / d).history for d in ("full", "part"))
-    assert resumed.epoch == [1, 2]
-    assert resumed.perplexity == full.perplexity  # exact, not approximate
-    assert resumed.valid_perplexity == full.valid_perplexity
+    full, resumed = (load_checkpoint(tmp_path / d) for d in ("full", "part"))
+    assert resumed.history.epoch == [1, 2]
+    assert resumed.history.perplexity == full.history.perplexity  # exact, not approximate
+    assert resumed.history.valid_perplexity == full.history.valid_perplexity
+    for name, value in full.lm.named_parameters().items():
+        np.testing.assert_array_equal(resumed.lm.named_parameters()[name].asnumpy(),
+                                      value.asnumpy(), err_msg=name)
 
 
 def test_resume_depends_on_the_saved_rng_state(capsys, tmp_path, monkeypatch):
     """Control for the test above: skip restoring the RNG states and random sampling differs."""
-    args = ["train", *TINY, "--sampler", "random", "--seed", 2]
+    args = ["train", *RESUME, "--sampler", "random", "--seed", 2]
     assert run(capsys, *args, "--epochs", 2, "--out", tmp_path / "full")[0] == 0
     assert run(capsys, *args, "--epochs", 1, "--out", tmp_path / "part")[0] == 0
-    monkeypatch.setattr(cli, "restore_rng_state", lambda state: None)
+    import lyricnn.checkpoint as checkpoint
+    monkeypatch.setattr(checkpoint, "restore_rng_state", lambda state: None)
     _perturb_global_rngs()
     assert run(capsys, "train", "--resume", tmp_path / "part", "--epochs", 2,
                "--no-progress")[0] == 0
@@ -241,9 +316,41 @@ def test_resume_in_a_fresh_process(capsys, tmp_path):
 
 def test_resume_rejects_changed_settings_and_stops_when_done(capsys, trained):
     code, _, err = run(capsys, "train", "--resume", trained, "--hidden", 32, "--lr", 1)
-    assert code == 2 and "--hidden 32 (checkpoint: 16)" in err and "--lr 1.0" in err
+    assert code == 2 and "--num-hiddens 32 (checkpoint: 16)" in err and "--lr 1" in err
     code, _, err = run(capsys, "train", "--resume", trained, "--epochs", 2, "--hidden", 16)
     assert code == 0 and "nothing to train" in err
+
+
+@pytest.mark.parametrize("model, layers", [("rnn-scratch", 1), ("gru-scratch", 1),
+                                           ("lstm-scratch", 2), ("rnn", 2), ("gru", 1),
+                                           ("lstm", 1)])
+def test_every_model_trains_saves_resumes_generates_and_scores(capsys, tmp_path, model,
+                                                                layers):
+    code, _, err = run(capsys, "train", *TINY, "--model", model, "--num-layers", layers,
+                       "--epochs", 1, "--out", tmp_path)
+    assert code == 0, err
+    code, _, err = run(capsys, "train", "--resume", tmp_path, "--epochs", 2, "--no-progress")
+    assert code == 0, err
+    ckpt = load_checkpoint(tmp_path)
+    assert (ckpt.config.model, ckpt.config.num_layers, ckpt.epoch) == (model, layers, 2)
+    code, out, err = run(capsys, "generate", "--checkpoint", tmp_path, "--prefix", "分开",
+                         "--length", 5)
+    assert code == 0 and len(out.splitlines()) == 1 and out.startswith("分开"), err
+    code, out, err = run(capsys, "score", "--checkpoint", tmp_path, "分开", "开分",
+                         "--ngram-order", 2)
+    assert code == 0 and out.count("# ") == 2, err
+
+
+def test_resume_refreshes_an_existing_plot(capsys, tmp_path):
+    assert run(capsys, "train", *TINY, "--epochs", 1, "--out", tmp_path, "--plot")[0] == 0
+    plot = tmp_path / cli.PLOT_NAME
+    first = plot.read_bytes()
+    code, _, err = run(capsys, "train", "--resume", tmp_path, "--epochs", 2, "--no-progress")
+    assert code == 0 and "plot in" in err
+    assert plot.read_bytes() != first  # redrawn with epoch 2, not left stale
+    plot.unlink()
+    code, _, err = run(capsys, "train", "--resume", tmp_path, "--epochs", 3, "--no-progress")
+    assert code == 0 and not plot.exists()  # no plot asked for, none there: none made
 
 
 # -- generate -------------------------------------------------------------------
@@ -353,9 +460,9 @@ def test_predict_samples_only_top_k_characters_and_repeats_with_a_seed(trained):
     ckpt = load_checkpoint(trained)
     lm, vocab = ckpt.lm, ckpt.vocab
     args = (vocab.idx_to_token, vocab.token_to_idx)
-    text = lm.predict("分开", 25, *args, strategy="sample", top_k=3, seed=11)
-    assert lm.predict("分开", 25, *args, strategy="sample", top_k=3, seed=11) == text
-    assert lm.predict("分开", 25, *args, strategy="sample", top_k=3, seed=12) != text
+    text = generate(lm, "分开", 25, *args, strategy="sample", top_k=3, seed=11)
+    assert generate(lm, "分开", 25, *args, strategy="sample", top_k=3, seed=11) == text
+    assert generate(lm, "分开", 25, *args, strategy="sample", top_k=3, seed=12) != text
     # Replay one character at a time, as predict does: every generated character
     # is among the 3 most likely after what precedes it.
     state = lm.begin_state(1)
@@ -364,6 +471,6 @@ def test_predict_samples_only_top_k_characters_and_repeats_with_a_seed(trained):
         if t >= 1:
             top3 = np.argsort(-logits.asnumpy()[0])[:3]
             assert vocab.token_to_idx[text[t + 1]] in top3, (t, text)
-    greedy = lm.predict("分开", 25, *args)
-    assert lm.predict("分开", 25, *args, strategy="sample", temperature=0, seed=1) == greedy
-    assert lm.predict("分开", 25, *args, strategy="sample", top_k=1, seed=1) == greedy
+    greedy = generate(lm, "分开", 25, *args)
+    assert generate(lm, "分开", 25, *args, strategy="sample", temperature=0, seed=1) == greedy
+    assert generate(lm, "分开", 25, *args, strategy="sample", top_k=1, seed=1) == greedy
