@@ -91,3 +91,53 @@ def test_notebook_runs(name, kernel_path, tmp_path, monkeypatch):
     NotebookClient(nb, kernel_name=KERNEL, timeout=300,
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
     assert expected in outputs_text(nb)
+
+
+def _book_lines(text):
+    import re
+    return re.findall(r"^epoch \d+, perplexity \d+\.\d+", text, re.M)
+
+
+def _reference_run(gluon):
+    """What ``d2l.set_seed(0)`` then the book's training call prints with ``TRAIN``."""
+    import contextlib
+    import io
+
+    from mxnet.gluon import rnn
+
+    import lyricnn as d2l
+    ci, c2i, i2c, V = d2l.load_data_jay_lyrics(num_chars=TRAIN["NUM_CHARS"])
+    h, args = TRAIN["NUM_HIDDENS"], (TRAIN["EPOCHS"], TRAIN["NUM_STEPS"], 1e2, 1e-2,
+                                     TRAIN["BATCH_SIZE"], TRAIN["PERIOD"], TRAIN["PRED_LEN"],
+                                     ["分开"])
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        if gluon:
+            d2l.set_seed(0)
+            d2l.train_and_predict_rnn_gluon(d2l.RNNModel(rnn.RNN(h), V), h, V, None, ci, i2c,
+                                            c2i, *args)
+        else:
+            for is_random in (True, False):
+                d2l.set_seed(0)
+                d2l.train_and_predict_rnn(d2l.rnn, d2l.params_getter(V, h), d2l.init_rnn_state,
+                                          h, V, None, ci, i2c, c2i, is_random, *args)
+    return _book_lines(out.getvalue())
+
+
+@pytest.mark.parametrize("name,gluon", [("3-rnn-scratch.ipynb", False),
+                                        ("4-rnn-gluon.ipynb", True)])
+def test_training_notebooks_print_the_numbers_of_a_seeded_run(name, gluon, kernel_path,
+                                                              tmp_path, monkeypatch):
+    """The notebooks reseed before training, so the earlier get_params()/initialize()
+    calls do not shift their numbers away from the examples' and the results document's."""
+    monkeypatch.setenv("JUPYTER_PATH", kernel_path)
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    values = {**TRAIN, "OUT_DIR": str(tmp_path / "out")}
+    cell = nbformat.v4.new_code_cell("\n".join(f"{k} = {v!r}" for k, v in values.items()
+                                               if k in assigned_names(parameter_cell(nb).source)))
+    nb.cells.insert(nb.cells.index(parameter_cell(nb)) + 1, cell)
+    NotebookClient(nb, kernel_name=KERNEL, timeout=300,
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    printed = _book_lines(outputs_text(nb))
+    assert printed and printed == _reference_run(gluon)
