@@ -74,6 +74,7 @@ EXPORTS = {
     "lstm": "gated",
     "lstm_sequence": "gated",
     # generation
+    "generate": "generation",
     "predict_rnn": "generation",
     "predict_rnn_gluon": "generation",
     # Gluon model
@@ -108,14 +109,20 @@ EXPORTS = {
     "UNK": "tokenize",
     "get_tokenizer": "tokenize",
     "load_ptb": "tokenize",
+    # the model interface
+    "GluonLM": "models",
+    "LanguageModel": "models",
+    "MODELS": "models",
+    "ScratchLM": "models",
+    "build_lm": "models",
     # training
-    "GluonLM": "training",
     "History": "training",
-    "ScratchLM": "training",
     "TrainingDiverged": "training",
+    "TrainingInterrupted": "training",
+    "clipped_sgd": "training",
     "evaluate_loss": "training",
     "grad_clipping": "training",
-    "perplexity": "training",
+    "perplexity": "metrics",
     "sgd": "training",
     "train_and_predict_rnn": "training",
     "train_and_predict_rnn_gluon": "training",

@@ -177,8 +177,12 @@ def evaluate_loss(lm, corpus_indices, num_steps):
 
 
 def mxnet_seed(seed, epoch):
-    """The MXNet seed in force after ``epoch`` epochs of a run seeded with ``seed``."""
-    return seed + epoch
+    """The MXNet seed in force after ``epoch`` epochs of a run seeded with ``seed``.
+
+    Modulo 2**32: MXNet keeps the low 32 bits of a seed, so larger values would
+    alias another run's seeds.
+    """
+    return (seed + epoch) % 2**32
 
 
 def _check_finite(epoch, mean_loss, lr, clipping_theta):
