@@ -1,18 +1,28 @@
-"""The book's hyperparameter flags, shared by the example scripts."""
+"""The book's hyperparameter flags for the example scripts, from ``lyricnn.config``.
+
+The flags, their defaults (the book's) and their help come from the same
+dataclasses as the ``lyricnn`` command's and the checkpoints' config, so the
+three cannot disagree: ``--num-hiddens`` (alias ``--hidden``), ``--num-steps``
+(``--steps``), ``--batch-size`` (``--batch``), ``--lr``, ``--clipping-theta``
+(``--clip``), ``--seed``, ``--num-epochs`` (``--epochs``), ``--pred-period``
+(``--period``), ``--pred-len``.
+"""
+from lyricnn.config import RunConfig, TrainSettings, add_config_arguments
+
+BOOK_FIELDS = ("num_hiddens", "num_steps", "batch_size", "lr", "clipping_theta", "seed")
 
 
-def add_book_flags(parser, epochs, period):
-    """Add the chapter's hyperparameters with the book's defaults to ``parser``."""
-    parser.add_argument("--epochs", type=int, default=epochs,
-                        help=f"training epochs (book: {epochs})")
-    parser.add_argument("--steps", type=int, default=35, help="num_steps (book: 35)")
-    parser.add_argument("--batch", type=int, default=32, help="batch_size (book: 32)")
-    parser.add_argument("--lr", type=float, default=1e2, help="learning rate (book: 1e2)")
-    parser.add_argument("--clip", type=float, default=1e-2, help="clipping_theta (book: 1e-2)")
-    parser.add_argument("--hidden", type=int, default=256, help="num_hiddens (book: 256)")
-    parser.add_argument("--period", type=int, default=period,
-                        help=f"report every N epochs (book: {period})")
-    parser.add_argument("--pred-len", type=int, default=50,
-                        help="characters to generate (book: 50)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (d2l.set_seed)")
+def add_book_flags(parser, num_epochs, pred_period, layers=False):
+    """Add the chapter's hyperparameters to ``parser``; this example's epochs and period."""
+    fields = BOOK_FIELDS + (("num_layers",) if layers else ())
+    add_config_arguments(parser, RunConfig, only=fields)
+    add_config_arguments(parser, TrainSettings,
+                         defaults=dict(num_epochs=num_epochs, pred_period=pred_period))
+    parser.set_defaults(_book_defaults=dict(num_epochs=num_epochs, pred_period=pred_period))
     return parser
+
+
+def book_config(args):
+    """``(RunConfig, TrainSettings)`` of parsed flags, checked (a bad value names its flag)."""
+    return (RunConfig.from_args(args),
+            TrainSettings.from_args(args, defaults=args._book_defaults))

@@ -8,27 +8,31 @@ Defaults are the book's experiment; flags shorten it:
 import argparse
 
 import lyricnn as d2l
-from book_flags import add_book_flags
+from book_flags import add_book_flags, book_config
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sampler", choices=["random", "consecutive", "both"], default="both",
+    # dest 'samplers': 'sampler' is a RunConfig field, which takes one sampler
+    parser.add_argument("--sampler", dest="samplers", default="both",
+                        choices=["random", "consecutive", "both"],
                         help="minibatch sampler (book: both, one after the other)")
-    add_book_flags(parser, epochs=250, period=50)
+    add_book_flags(parser, num_epochs=250, pred_period=50)
     args = parser.parse_args(argv)
+    config, train = book_config(args)
 
     corpus_indices, char_to_idx, idx_to_char, vocab_size = d2l.load_data_jay_lyrics()
     ctx = d2l.try_gpu()
-    samplers = ["random", "consecutive"] if args.sampler == "both" else [args.sampler]
+    h = config.num_hiddens
+    samplers = ["random", "consecutive"] if args.samplers == "both" else [args.samplers]
     for sampler in samplers:
         print(f"== {sampler} sampling")
-        d2l.set_seed(args.seed)
+        d2l.set_seed(config.seed)
         d2l.train_and_predict_rnn(
-            d2l.rnn, d2l.params_getter(vocab_size, args.hidden, ctx), d2l.init_rnn_state,
-            args.hidden, vocab_size, ctx, corpus_indices, idx_to_char, char_to_idx,
-            sampler == "random", args.epochs, args.steps, args.lr, args.clip, args.batch,
-            args.period, args.pred_len, ["分开", "不分开"])
+            d2l.rnn, d2l.params_getter(vocab_size, h, ctx), d2l.init_rnn_state, h, vocab_size,
+            ctx, corpus_indices, idx_to_char, char_to_idx, sampler == "random",
+            train.num_epochs, config.num_steps, config.lr, config.clipping_theta,
+            config.batch_size, train.pred_period, train.pred_len, ["分开", "不分开"])
 
 
 if __name__ == "__main__":

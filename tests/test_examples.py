@@ -24,6 +24,8 @@ def _run(script, *args):
     ("rnn_gluon.py", [], 1),
     ("rnn_gluon.py", ["--cell", "lstm", "--layers", "2"], 1),
     ("rnn_gluon.py", ["--cell", "gru"], 1),
+    ("gated.py", ["--cell", "gru"], 2),
+    ("gated.py", ["--cell", "lstm", "--impl", "scratch", "--num-layers", "2"], 1),
 ])
 def test_training_examples_print_the_book_log(script, args, runs):
     out = _run(script, *TINY, *args)
@@ -33,8 +35,18 @@ def test_training_examples_print_the_book_log(script, args, runs):
 
 
 def test_example_flags_have_help():
-    for script in ("rnn_scratch.py", "rnn_gluon.py"):
+    for script in ("rnn_scratch.py", "rnn_gluon.py", "gated.py"):
         out = _run(script, "--help")
         assert out.returncode == 0
-        for flag in ("--epochs", "--lr", "--clip", "--hidden", "--seed"):
+        for flag in ("--epochs", "--lr", "--clip", "--hidden", "--seed", "--num-hiddens",
+                     "--clipping-theta"):
             assert flag in out.stdout
+
+
+def test_example_flags_come_from_the_run_config():
+    """One config source: the examples' defaults are RunConfig's, bad values name the flag."""
+    from lyricnn.config import RunConfig
+    out = _run("rnn_scratch.py", "--help")
+    assert f"(default: {RunConfig.num_hiddens})" in " ".join(out.stdout.split())
+    out = _run("rnn_scratch.py", "--batch-size", "0")
+    assert out.returncode == 2 and "batch_size must be an integer >= 1, got 0" in out.stderr
