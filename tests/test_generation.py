@@ -101,3 +101,31 @@ def test_bad_decoding_options_are_named(kw, name):
     args.update(kw)
     with pytest.raises(ValueError, match=name):
         check_decoding(**args)
+
+
+@pytest.mark.parametrize("kw,message", [
+    (dict(temperature=float("nan")), "temperature must be a finite number >= 0, got nan"),
+    (dict(seed=-1), "seed must be an integer >= 0, got -1"),
+    (dict(top_k=True), "top_k"),
+])
+def test_misused_decoding_options_are_named_before_any_mxnet_call(kw, message):
+    args = dict(strategy="sample", temperature=1.0, top_k=None)
+    args.update(kw)
+    with pytest.raises(ValueError, match=message):
+        check_decoding(**args)
+
+
+def test_numpy_integers_are_accepted_as_top_k_and_seed():
+    assert check_decoding("sample", np.float32(0.5), np.int64(3), np.int64(7)) == (0.5, 3)
+
+
+def test_generation_length_is_bounded_up_front():
+    import lyricnn as d2l
+    from lyricnn.generation import MAX_LENGTH, generate
+    from lyricnn.models import build_lm
+    lm = build_lm("rnn-scratch", 5, 4)
+    idx_to_char = list("abcde")
+    char_to_idx = {c: i for i, c in enumerate(idx_to_char)}
+    with pytest.raises(ValueError, match=f"num_chars must be an integer between 0 and {MAX_LENGTH}"):
+        generate(lm, "ab", 99999999999999, idx_to_char, char_to_idx)
+    assert len(d2l.generate(lm, "ab", np.int64(3), idx_to_char, char_to_idx)) == 5

@@ -289,3 +289,59 @@ def test_training_on_a_non_default_context():
     _run(d2l.train_and_predict_rnn, d2l.rnn, get_params, d2l.init_rnn_state, 16, V, ctx,
          ci[:500], i2c, c2i, False, 1, 5, 1.0, 1e-2, 4, 1, 3, ["分开"])
     assert all(p.context == ctx and p.grad.context == ctx for p in created[0])
+
+
+def test_indices_outside_the_vocabulary_are_refused_before_training():
+    ci, c2i, i2c, V = CORPUS
+    bad = list(ci[:300]) + [V]
+    with pytest.raises(ValueError, match=rf"corpus_indices must hold integer indices in \[0, "
+                                         rf"vocab_size={V}\), found values in \[0, {V}\]"):
+        d2l.train_and_predict_rnn(d2l.rnn, d2l.params_getter(V, 8), d2l.init_rnn_state, 8, V,
+                                  None, bad, i2c, c2i, True, 1, 5, 1.0, 1e-2, 2, 1, 5, [])
+
+
+def test_a_learning_rate_that_is_zero_in_float32_is_refused():
+    ci, c2i, i2c, V = CORPUS
+    with pytest.raises(ValueError, match="lr=1e-50 is 0 in float32"):
+        d2l.train_and_predict_rnn(d2l.rnn, d2l.params_getter(V, 8), d2l.init_rnn_state, 8, V,
+                                  None, ci[:300], i2c, c2i, True, 1, 5, 1e-50, 1e-2, 2, 1, 5, [])
+
+
+def test_should_stop_interrupts_between_minibatches_and_keeps_the_history():
+    from lyricnn.models import build_lm
+    from lyricnn.training import TrainingInterrupted, train_epochs
+    ci, _, _, V = CORPUS
+    lm = build_lm("rnn-scratch", V, 8)
+    history = train_epochs(lm, ci[:400], True, 5, 4, 1.0, 1e-2, range(1, 3))
+    calls = []
+    with pytest.raises(TrainingInterrupted) as info:
+        train_epochs(lm, ci[:400], True, 5, 4, 1.0, 1e-2, range(3, 5), history=history,
+                     should_stop=lambda: calls.append(1) or len(calls) >= 3)
+    assert info.value.epoch == 2 and history.epoch == [1, 2] and len(calls) == 3
+
+
+@pytest.mark.parametrize("model", ["rnn-scratch", "gru"])
+def test_resume_through_the_library_is_bit_identical(model):
+    """train_epochs(seed=...) reseeds MXNet per epoch, so stopping after epoch 2 and
+    continuing (Python and NumPy states restored) equals an uninterrupted run."""
+    import random
+
+    from lyricnn.models import build_lm
+    from lyricnn.training import mxnet_seed, train_epochs
+    ci, _, _, V = CORPUS
+    d2l.set_seed(3)
+    full = train_epochs(build_lm(model, V, 8), ci[:600], True, 5, 4, 1.0, 1e-2, range(1, 5),
+                        seed=3)
+    d2l.set_seed(3)
+    lm = build_lm(model, V, 8)
+    part = train_epochs(lm, ci[:600], True, 5, 4, 1.0, 1e-2, range(1, 3), seed=3)
+    saved = ({k: v.copy() for k, v in lm.named_parameters().items()}, random.getstate(),
+             np.random.get_state())
+    d2l.set_seed(99)  # anything in between
+    resumed = build_lm(model, V, 8)
+    resumed.load_named_parameters(saved[0])
+    random.setstate(saved[1])
+    np.random.set_state(saved[2])
+    mx.random.seed(mxnet_seed(3, 2))
+    train_epochs(resumed, ci[:600], True, 5, 4, 1.0, 1e-2, range(3, 5), history=part, seed=3)
+    assert part.perplexity == full.perplexity
