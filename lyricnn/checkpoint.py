@@ -95,7 +95,7 @@ except ImportError:  # pragma: no cover - Windows
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CheckpointError", "CheckpointLocked", "Checkpoint", "CheckpointLock",
+__all__ = ["CheckpointError", "NotACheckpoint", "CheckpointLocked", "Checkpoint", "CheckpointLock",
            "save_checkpoint", "load_checkpoint", "find_checkpoint", "recover",
            "capture_rng_state", "restore_rng_state", "build_model", "upgrade_format1",
            "mxnet_seed", "text_sha1", "RunConfig", "FORMAT"]
@@ -115,6 +115,10 @@ FIX = "restore the folder from a backup, or train again with --force"
 
 class CheckpointError(ValueError):
     """A checkpoint is missing, incomplete, corrupted, or does not match its own files."""
+
+
+class NotACheckpoint(CheckpointError):
+    """The path given holds no checkpoint at all (a file, or a folder without one)."""
 
 
 class CheckpointLocked(RuntimeError):
@@ -334,7 +338,8 @@ def _temp_prefix(path):
 
 
 def is_checkpoint(path):
-    return (Path(path) / CONFIG).is_file()
+    """Whether ``path`` is a checkpoint folder, complete or damaged (a config or a manifest)."""
+    return (Path(path) / CONFIG).is_file() or (Path(path) / MANIFEST).is_file()
 
 
 def _sha256(data):
@@ -468,11 +473,20 @@ def _read_folder(folder):
         os.close(dir_fd)
 
 
-def _parse_json(folder, name, data):
+def _refuse_constant(name):
+    raise ValueError(f"{name} is not standard JSON")
+
+
+def _format1_constant(name):
+    return _NONFINITE[name.lower().replace("inity", "")]  # Infinity -> inf, NaN -> nan
+
+
+def _parse_json(folder, name, data, strict=True):
+    """The JSON value of ``data``; ``strict``: refuse ``Infinity``/``NaN`` (format 1 wrote them)."""
     try:
         return json.loads(data.decode("utf-8"),
-                          parse_constant=lambda c: _NONFINITE[c.lower().replace("inity", "")])
-    except (UnicodeDecodeError, ValueError, KeyError) as err:
+                          parse_constant=_refuse_constant if strict else _format1_constant)
+    except (UnicodeDecodeError, ValueError) as err:
         raise _error(folder, name, f"not valid JSON ({err})") from None
 
 
@@ -564,8 +578,8 @@ def _decode_float(value, allow_none):
     raise ValueError(f"expected a number{' or null' if allow_none else ''}, got {value!r}")
 
 
-def _parse_history(folder, contents):
-    data = _parse_json(folder, HISTORY, contents[HISTORY])
+def _parse_history(folder, contents, fmt):
+    data = _parse_json(folder, HISTORY, contents[HISTORY], strict=fmt == FORMAT)
     keys = ("epoch", "perplexity", "seconds", "valid_perplexity")
     try:
         if not isinstance(data, dict) or set(data) != set(keys):
@@ -755,8 +769,8 @@ def find_checkpoint(path):
     if not path.exists() and not path.is_symlink() and not _leftovers(path.absolute()):
         raise FileNotFoundError(f"checkpoint folder {str(path)!r} does not exist")
     if path.exists() and not path.is_dir():
-        raise CheckpointError(f"{path} is a file, not a checkpoint folder; give the run "
-                              "folder (or its checkpoint/ folder)")
+        raise NotACheckpoint(f"{path} is a file, not a checkpoint folder; give the run "
+                             "folder (or its checkpoint/ folder)")
     for candidate in (path, path / "checkpoint"):
         candidate = candidate.absolute()
         newest = _newest(candidate)
@@ -766,8 +780,8 @@ def find_checkpoint(path):
                             "using it (the next training run puts it in place)",
                             candidate, newest.name)
             return newest
-    raise CheckpointError(f"{path} holds no lyricnn checkpoint (no {CONFIG}); give the run "
-                          "folder that `lyricnn train --out` wrote")
+    raise NotACheckpoint(f"{path} holds no lyricnn checkpoint (no {CONFIG}); give the run "
+                         "folder that `lyricnn train --out` wrote")
 
 
 def load_checkpoint(path, ctx=None, vocab=None):
@@ -813,7 +827,7 @@ def _load(folder, contents, ctx, expected_vocab):
     vocab = _parse_vocab(folder, contents, config, corpus_text)
     if expected_vocab is not None and expected_vocab != vocab:
         raise CheckpointError(_vocab_mismatch(vocab, expected_vocab))
-    history = _parse_history(folder, contents)
+    history = _parse_history(folder, contents, fmt)
     epoch = history.epoch[-1] if history.epoch else 0
     rng_state = _parse_rng(folder, contents, config, epoch)
     lm = _load_parameters(folder, contents, config, fmt, ctx)

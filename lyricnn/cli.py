@@ -682,7 +682,7 @@ def _error(args, message, code):
 def _run(argv, signals):
     import mxnet as mx
 
-    from .checkpoint import CheckpointError
+    from .checkpoint import CheckpointError, NotACheckpoint
     from .training import TrainingDiverged
 
     try:
@@ -694,6 +694,8 @@ def _run(argv, signals):
             return args.handler(args, signals)
         except (TrainingDiverged, Failure) as err:
             return _error(args, err, 1)
+        except NotACheckpoint as err:  # the path given is wrong, not a checkpoint broken
+            return _error(args, err, 2)
         except CheckpointError as err:
             return _error(args, f"bad checkpoint: {err}", 1)
         except (UsageError, ValueError, FileNotFoundError) as err:

@@ -108,6 +108,11 @@ def _fraction(name, value):
     return value
 
 
+def _pred_len(name, value):
+    from .generation import MAX_LENGTH  # checked now, not when the first epoch logs
+    return check_int(name, value, 0, MAX_LENGTH)
+
+
 def _vocab_size(name, value):
     return check_int(name, value, 1, hint="it is the number of distinct characters of the "
                                          "corpus; an empty corpus has none")
@@ -358,8 +363,7 @@ class TrainSettings(_Config):
     pred_period: int = _field(50, "print the book's log lines every N epochs",
                               _positive_int, parse=_int_text, aliases=("--period",),
                               metavar="N")
-    pred_len: int = _field(50, "characters generated per prefix in the log",
-                           lambda name, value: check_int(name, value, 0),
+    pred_len: int = _field(50, "characters generated per prefix in the log", _pred_len,
                            parse=_int_text, metavar="N")
 
 

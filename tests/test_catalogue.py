@@ -1,0 +1,487 @@
+"""Issue 12's misuse and fault catalogue for the CLI and checkpoints.
+
+One parametrised test per class of fault: corpus, flags, checkpoint corruption
+(per file), interrupts (real signals to a subprocess), concurrency, bounds and
+library API arguments, plus SIGKILL fault injection during saves (a few kills
+here; ``benchmarks/fault_injection.py`` runs hundreds).  Every CLI case
+asserts the exit code, exactly one error line naming the problem, no
+traceback, and that the run's previous checkpoint is byte-for-byte untouched
+and still loads.
+
+Runs are tiny (hidden 16, 1200 characters): the plumbing is under test.
+"""
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lyricnn import checkpoint as ck
+from lyricnn import cli
+from lyricnn.config import RunConfig
+
+TINY = ["--num-chars", "1200", "--num-hiddens", "16", "--num-steps", "5", "--batch-size", "4",
+        "--no-progress", "--period", "1000"]
+HEADER = "lyricnn: training model="  # the run's first stderr line, not an error
+
+
+# -- helpers ------------------------------------------------------------------------
+
+def snapshot(run_dir):
+    """``{file: bytes}`` of a run's checkpoint: what no failure may change."""
+    folder = Path(run_dir) / "checkpoint"
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def assert_intact(run_dir, before):
+    assert snapshot(run_dir) == before, "the previous checkpoint was changed"
+    assert ck.load_checkpoint(run_dir).epoch == json.loads(before[ck.HISTORY])["epoch"][-1]
+
+
+def error_line(err):
+    """The one error line of ``err`` (the run header aside); fails on a traceback."""
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    lines = [line for line in err.strip().splitlines() if not line.startswith(HEADER)]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def run(capsys, *argv):
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def spawn(*argv, cwd=None):
+    """``python -m lyricnn.cli ARGV`` in a new process (OMP passive: a busy 2-core machine)."""
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "PYTHONHASHSEED": "0"}
+    return subprocess.Popen([sys.executable, "-m", "lyricnn.cli", *map(str, argv)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=cwd, env=env)
+
+
+def wait_for(predicate, proc, timeout=60.0, step=0.002):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if proc.poll() is not None:
+            pytest.fail(f"the process ended first ({proc.returncode}): {proc.stderr.read()}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("timed out")
+        time.sleep(step)
+
+
+def mxnet_loading(proc):
+    """True once the process maps libmxnet: it is inside main(), importing MXNet."""
+    def check():
+        try:
+            return "libmxnet" in Path(f"/proc/{proc.pid}/maps").read_text()
+        except OSError:
+            return False
+    return check
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    """A run directory with a 1-epoch checkpoint (copied per case, never changed)."""
+    out = tmp_path_factory.mktemp("catalogue") / "base"
+    assert cli.main(["train", *TINY, "--epochs", "1", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture
+def prev(base, tmp_path):
+    """A copy of the base run and its snapshot: ``(run_dir, before)``."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(base, run_dir)
+    return run_dir, snapshot(run_dir)
+
+
+# -- corpus ---------------------------------------------------------------------------
+
+def _zip_with_bad_crc(folder):
+    path = folder / "crc.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("crc.txt", "我想要你的微笑 分开 不分开 " * 100)
+    data = bytearray(path.read_bytes())
+    data[data.index("微笑".encode())] ^= 0xFF
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _truncated_zip(folder):
+    path = folder / "trunc.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("trunc.txt", "我想要你的微笑 分开 不分开 " * 100)
+    path.write_bytes(path.read_bytes()[:-30])
+    return path
+
+
+def _write(name, data):
+    def make(folder):
+        (folder / name).write_bytes(data)
+        return folder / name
+    return make
+
+
+def _fifo(folder):
+    os.mkfifo(folder / "fifo")
+    return folder / "fifo"
+
+
+CORPUS = {
+    "folder": (lambda f: f, 2, "is a folder, not a file"),
+    "fifo": (_fifo, 2, "is a named pipe (FIFO)"),
+    "dev-null": (lambda f: Path("/dev/null"), 2, "character device"),
+    "missing": (lambda f: f / "missing.txt", 2, "does not exist"),
+    "empty": (_write("empty.txt", b""), 2, "is empty"),
+    "not-utf8": (_write("gbk.txt", "分开".encode("gbk") * 50), 2, "is not UTF-8 text"),
+    "too-short": (_write("short.txt", "分开了".encode()), 2, "needs at least"),
+    "bad-crc-zip": (_zip_with_bad_crc, 2, "is a corrupt zip file (Bad CRC"),
+    "truncated-zip": (_truncated_zip, 2, "is a corrupt zip file"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CORPUS))
+def test_corpus(capsys, tmp_path, prev, case):
+    make, code, message = CORPUS[case]
+    (tmp_path / "data").mkdir()
+    corpus = make(tmp_path / "data")
+    run_dir, before = prev
+    got, out, err = run(capsys, "train", *TINY, "--epochs", 1, "--corpus", corpus,
+                        "--out", run_dir, "--force")
+    assert got == code and message in error_line(err) and out == ""
+    assert_intact(run_dir, before)
+
+
+def test_a_byte_order_mark_is_not_a_character(capsys, tmp_path):
+    corpus = tmp_path / "bom.txt"
+    corpus.write_bytes("\ufeff".encode() + "我想要你的微笑 分开 不分开 ".encode() * 60)
+    code, _, err = run(capsys, "train", *TINY, "--epochs", 1, "--corpus", corpus,
+                       "--out", tmp_path / "run")
+    assert code == 0, err
+    assert "\ufeff" not in ck.load_checkpoint(tmp_path / "run").vocab
+
+
+# -- flags ----------------------------------------------------------------------------
+
+FLAGS = {
+    "hidden-zero": (["--num-hiddens", 0], "num_hiddens must be an integer >= 1, got 0"),
+    "hidden-float": (["--hidden", 2.5], "num_hiddens must be an integer >= 1, got '2.5'"),
+    "lr-zero": (["--lr", 0], "lr must be a finite number > 0"),
+    "lr-float32-zero": (["--lr", "1e-50"], "it becomes 0 in float32"),
+    "lr-huge": (["--lr", "1e39"], "lr must be a finite number > 0 and <= 3.4"),
+    "lr-nan": (["--lr", "nan"], "lr must be a finite number"),
+    "clip-float32-zero": (["--clip", "1e-60"], "clipping_theta must be at least"),
+    "seed-negative": (["--seed", -1], "seed must be an integer between 0 and 4294967295"),
+    "seed-huge": (["--seed", 2**32], "seed must be an integer between 0 and 4294967295"),
+    "valid-fraction": (["--valid-fraction", 0.999], "valid_fraction=0.999 of 1200 characters"),
+    "valid-fraction-one": (["--valid-fraction", 1], "valid_fraction must be a number >= 0 "
+                                                    "and < 1"),
+    "model": (["--model", "transformer"], "model must be one of"),
+    "sampler": (["--sampler", "shuffled"], "sampler must be one of 'random', 'consecutive'"),
+    "epochs-zero": (["--epochs", 0], "num_epochs must be an integer >= 1"),
+    "save-every-zero": (["--save-every", 0], "save_every must be an integer >= 1"),
+    "pred-len-huge": (["--pred-len", 10**9], "pred_len must be an integer between 0 and"),
+    "prefix-unknown": (["--prefix", "分☃"], "character(s) '☃' are not in the corpus"),
+    "prefix-empty": (["--prefix", ""], "--prefix must not be empty"),
+    "num-chars-negative": (["--num-chars", -3], "num_chars must be an integer >= 1"),
+    "unknown-flag": (["--dropout", 0.5], "unrecognized arguments: --dropout"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FLAGS))
+def test_flags(capsys, prev, case):
+    flags, message = FLAGS[case]
+    run_dir, before = prev
+    code, out, err = run(capsys, "train", *TINY, "--epochs", 2, *flags, "--out", run_dir,
+                         "--force")
+    assert code == 2 and message in error_line(err) and out == ""
+    assert_intact(run_dir, before)
+
+
+RUN_FLAGS = {
+    "resume-nowhere": (lambda r: ["--resume", r.parent / "nowhere"], "does not exist"),
+    "resume-changed-setting": (lambda r: ["--resume", r, "--hidden", 32],
+                               "--num-hiddens 32 (checkpoint: 16)"),
+    "resume-a-file": (lambda r: ["--resume", r / "checkpoint" / "config.json"],
+                      "is a file, not a checkpoint folder"),
+    "out-exists": (lambda r: [*TINY, "--out", r], "already holds a checkpoint: continue it "
+                                                  "with --resume"),
+    "out-is-a-file": (lambda r: [*TINY, "--out", r / "checkpoint" / "config.json"],
+                      "is a file; give a folder"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RUN_FLAGS))
+def test_run_flags(capsys, prev, case):
+    flags, message = RUN_FLAGS[case]
+    run_dir, before = prev
+    code, out, err = run(capsys, "train", *flags(run_dir), "--epochs", 2)
+    assert code == 2 and message in error_line(err)
+    assert_intact(run_dir, before)
+
+
+# -- checkpoint corruption, per file ----------------------------------------------------
+
+def _flip(name):
+    def damage(folder):
+        path = folder / name
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0x5A
+        path.write_bytes(bytes(data))
+    return damage
+
+
+def _delete(name):
+    return lambda folder: (folder / name).unlink()
+
+
+def _resigned(name, text):
+    """Replace a file's content and fix the manifest: only the content check can object."""
+    def damage(folder):
+        (folder / name).write_text(text)
+        manifest = json.loads((folder / ck.MANIFEST).read_text())
+        data = (folder / name).read_bytes()
+        manifest["files"][name] = {"sha256": __import__("hashlib").sha256(data).hexdigest(),
+                                   "bytes": len(data)}
+        (folder / ck.MANIFEST).write_text(json.dumps(manifest))
+    return damage
+
+
+CORRUPTION = {
+    **{f"flip-{name}": (_flip(name), name, "does not match its checksum")
+       for name in ck.DATA_FILES},
+    **{f"delete-{name}": (_delete(name), name, "missing") for name in ck.FILES},
+    "config-list": (_resigned(ck.CONFIG, "[1, 2]"), ck.CONFIG, "expected an object"),
+    "rng-empty": (_resigned(ck.RNG, "{}"), ck.RNG, "expected an object with keys"),
+    "history-null": (_resigned(ck.HISTORY, "null"), ck.HISTORY, "expected an object"),
+    "history-infinity": (_resigned(ck.HISTORY, '{"epoch": [1], "perplexity": [Infinity], '
+                                               '"seconds": [1], "valid_perplexity": [null]}'),
+                         ck.HISTORY, "Infinity is not standard JSON"),
+    "manifest-garbage": (lambda f: (f / ck.MANIFEST).write_text("[]"), ck.MANIFEST,
+                         "not a format-2 manifest"),
+}
+
+
+@pytest.mark.parametrize("command", ["generate", "resume"])
+@pytest.mark.parametrize("case", sorted(CORRUPTION))
+def test_checkpoint_corruption(capsys, prev, case, command):
+    damage, name, message = CORRUPTION[case]
+    run_dir, _ = prev
+    damage(run_dir / "checkpoint")
+    damaged = snapshot(run_dir)
+    argv = (["generate", "--checkpoint", run_dir, "--prefix", "分"] if command == "generate"
+            else ["train", "--resume", run_dir, "--epochs", 2, "--no-progress"])
+    code, out, err = run(capsys, *argv)
+    line = error_line(err)
+    assert code == 1 and out == "", err
+    assert "bad checkpoint" in line and f"checkpoint: {name}: " in line and message in line
+    assert "restore the folder" in line or "upgrade" in line
+    assert snapshot(run_dir) == damaged  # nothing was "repaired" or overwritten
+
+
+# -- interrupts: real signals -----------------------------------------------------------
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("when", ["startup", "training"])
+def test_interrupts(prev, sig, code, when):
+    run_dir, before = prev
+    proc = spawn("train", "--resume", run_dir, "--epochs", 10**6, "--no-progress")
+    if when == "startup":
+        wait_for(mxnet_loading(proc), proc)
+    else:  # after the resumed run saved at least one epoch of its own
+        wait_for(lambda: snapshot(run_dir)[ck.MANIFEST] != before[ck.MANIFEST], proc)
+    sent = time.monotonic()
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert time.monotonic() - sent < 20  # stops within seconds
+    assert proc.returncode == code, err
+    line = error_line(err)
+    name = signal.Signals(sig).name
+    if when == "startup":
+        assert line == f"lyricnn: interrupted by {name}"
+        assert_intact(run_dir, before)
+    else:
+        epoch = ck.load_checkpoint(run_dir).epoch
+        assert line.startswith(f"lyricnn train: interrupted by {name}; the checkpoint of "
+                               f"epoch {epoch} is in") and epoch >= 2
+        assert "--resume" in line
+
+
+# -- concurrency ------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def writer(base, tmp_path_factory):
+    """A run training (and saving every epoch) in another process for this module's cases."""
+    run_dir = tmp_path_factory.mktemp("writer") / "run"
+    shutil.copytree(base, run_dir)
+    first = snapshot(run_dir)[ck.MANIFEST]
+    proc = spawn("train", "--resume", run_dir, "--epochs", 10**6, "--no-progress")
+    wait_for(lambda: snapshot(run_dir)[ck.MANIFEST] != first, proc)
+    yield run_dir, proc
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 143
+
+
+def _second_writer(capsys, run_dir):
+    return run(capsys, "train", "--resume", run_dir, "--epochs", 10**6)
+
+
+def _second_fresh_writer(capsys, run_dir):
+    return run(capsys, "train", *TINY, "--out", run_dir, "--force")
+
+
+@pytest.mark.parametrize("second", [_second_writer, _second_fresh_writer],
+                         ids=["resume", "force"])
+def test_a_second_writer_fails_at_once(capsys, writer, second):
+    run_dir, proc = writer
+    start = time.monotonic()
+    code, out, err = second(capsys, run_dir)
+    assert code == 1 and "is being written by another lyricnn process (pid " \
+        f"{proc.pid}" in error_line(err)
+    assert time.monotonic() - start < 30 and proc.poll() is None
+
+
+def test_readers_never_see_a_half_written_checkpoint(writer):
+    run_dir, proc = writer
+    epochs = set()
+    deadline = time.monotonic() + 4
+    while time.monotonic() < deadline:  # many loads, across several saves
+        epochs.add(ck.load_checkpoint(run_dir).epoch)
+    assert len(epochs) >= 2, "no save happened while reading"
+
+
+# -- bounds -----------------------------------------------------------------------------
+
+BOUNDS = {
+    "length-huge": (["generate", "--prefix", "分", "--length", 99999999999999],
+                    "length must be an integer between 0 and 1000000"),
+    "length-negative": (["generate", "--prefix", "分", "--length", -1], "length must be"),
+    "top-k-above-vocab": (["generate", "--prefix", "分", "--top-k", 10**9,
+                           "--strategy", "sample"], "--top-k must be at most the vocabulary"),
+    "temperature-inf": (["generate", "--prefix", "分", "--temperature", "inf"],
+                        "temperature must be a finite number >= 0"),
+    "prefix-unknown": (["generate", "--prefix", "☃"], "are not in the corpus"),
+    "ngram-order-huge": (["score", "分开", "--ngram-order", 10000000],
+                         "--ngram-order: order must be <= the number of training tokens"),
+    "ngram-order-negative": (["score", "分开", "--ngram-order", -1],
+                             "ngram_order must be an integer >= 0"),
+    "score-short-text": (["score", "分"], "at least 2 characters"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BOUNDS))
+def test_bounds(capsys, prev, case):
+    argv, message = BOUNDS[case]
+    run_dir, before = prev
+    start = time.monotonic()
+    code, out, err = run(capsys, argv[0], "--checkpoint", run_dir, *argv[1:])
+    assert code == 2 and message in error_line(err) and out == ""
+    assert time.monotonic() - start < 20  # refused up front, not after the work
+    assert_intact(run_dir, before)
+
+
+def test_a_model_beyond_memory_is_refused_up_front(capsys, prev):
+    run_dir, before = prev
+    code, out, err = run(capsys, "train", *TINY, "--num-hiddens", 10**6, "--out", run_dir,
+                         "--force")
+    assert code == 2 and "GiB" in error_line(err) and "--num-hiddens" in error_line(err)
+    assert_intact(run_dir, before)
+
+
+# -- library API arguments ------------------------------------------------------------
+
+def _api_cases(folder):
+    loaded = ck.load_checkpoint(folder)
+    good = (loaded.config, loaded.vocab, loaded.lm, loaded.history, loaded.corpus_text,
+            loaded.rng_state)
+    return {
+        "config-string-int": (lambda: RunConfig(num_hiddens="8").validate(derived=False),
+                              ValueError, "num_hiddens must be an integer >= 1, got '8' (str)"),
+        "config-nan-lr": (lambda: RunConfig(lr=float("nan")).validate(derived=False),
+                          ValueError, "lr must be a finite number"),
+        "config-from-list": (lambda: RunConfig.from_dict([1, 2]), ValueError,
+                             "a config must be a JSON object"),
+        "config-numpy-ok": (lambda: RunConfig(num_hiddens=np.int64(8), seed=np.int32(1))
+                            .validate(derived=False), None, None),
+        "save-dict-config": (lambda: ck.save_checkpoint(folder.parent / "x", {}, *good[1:]),
+                             TypeError, "config must be a RunConfig"),
+        "save-wrong-rng-epoch": (lambda: ck.save_checkpoint(
+            folder.parent / "x", *good[:5], ck.capture_rng_state(99)), ValueError,
+            "rng_state['mxnet_seed'] is 99"),
+        "load-a-file": (lambda: ck.load_checkpoint(folder / "checkpoint" / ck.CONFIG),
+                        ck.CheckpointError, "is a file, not a checkpoint folder"),
+        "load-missing": (lambda: ck.load_checkpoint(folder / "nowhere"), FileNotFoundError,
+                         "does not exist"),
+        "restore-empty-rng": (lambda: ck.restore_rng_state({}), ValueError,
+                              "expected an object with keys"),
+        "build-unknown-model": (lambda: ck.build_model(RunConfig(model="cnn", vocab_size=3)),
+                                ValueError, "model must be one of"),
+    }
+
+
+API_CASES = ["config-string-int", "config-nan-lr", "config-from-list", "config-numpy-ok",
+             "save-dict-config", "save-wrong-rng-epoch", "load-a-file", "load-missing",
+             "restore-empty-rng", "build-unknown-model"]
+
+
+@pytest.mark.parametrize("case", API_CASES)
+def test_api_arguments(prev, case):
+    run_dir, before = prev
+    call, error, message = _api_cases(run_dir)[case]
+    if error is None:
+        call()
+    else:
+        with pytest.raises(error) as info:
+            call()
+        assert message in str(info.value) and "\n" not in str(info.value)
+    assert not (run_dir.parent / "x").exists()
+    assert_intact(run_dir, before)
+
+
+# -- fault injection: SIGKILL during saves ----------------------------------------------
+
+#: Kills per suite run: each costs a process start; benchmarks/fault_injection.py does more.
+KILLS = 3
+
+
+def kill_during_save(run_dir, rng):
+    """Resume ``run_dir`` in a process and SIGKILL it at a random moment of a save."""
+    stale = set(os.listdir(run_dir))  # an earlier crash's temp folder is not this save
+    proc = spawn("train", "--resume", run_dir, "--epochs", 10**6, "--no-progress")
+
+    def saving():
+        return any(n.startswith(".checkpoint.tmp-") and n not in stale
+                   for n in os.listdir(run_dir))
+    wait_for(saving, proc, step=0.0005)
+    time.sleep(rng.uniform(0, 0.03))  # somewhere in the save: files, manifest, renames
+    proc.kill()
+    proc.communicate(timeout=60)
+    return proc.returncode
+
+
+def test_sigkill_during_save_keeps_a_complete_checkpoint(capsys, prev):
+    run_dir, before = prev
+    rng = random.Random(int(os.environ.get("LYRICNN_FAULT_SEED", "12")))
+    last = 1
+    for _ in range(KILLS):
+        assert kill_during_save(run_dir, rng) == -signal.SIGKILL
+        epoch = ck.load_checkpoint(run_dir).epoch  # a reader: the newest complete one
+        assert epoch >= last
+        last = epoch
+    # The next run recovers: leftovers gone, the newest complete checkpoint in place.
+    code, _, err = run(capsys, "train", "--resume", run_dir, "--epochs", last + 1,
+                       "--no-progress")
+    assert code == 0, err
+    assert sorted(os.listdir(run_dir)) == [".checkpoint.lock", "checkpoint"]
+    assert ck.load_checkpoint(run_dir).epoch == last + 1
