@@ -701,9 +701,13 @@ def _leftovers(path):
 
 
 def _newest(path):
-    """The folder with the newest complete-looking checkpoint among ``path`` and leftovers."""
+    """The folder with the newest complete-looking checkpoint among ``path`` and leftovers.
+
+    For a symlinked ``path`` the leftovers are beside its target, where saves write.
+    """
+    real = path.resolve() if path.is_symlink() else path
     candidates = ([path] if is_checkpoint(path) else []) + \
-        [p for p in _leftovers(path) if p.is_dir() and not p.is_symlink()]
+        [p for p in _leftovers(real) if p.is_dir() and not p.is_symlink()]
     dated = [(_created(p), p != path, p) for p in candidates]
     # The folder itself wins a tie; a temp folder without a manifest never wins.
     dated = [d for d in dated if d[0] >= 0 or d[2] == path]

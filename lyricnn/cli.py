@@ -19,9 +19,11 @@ Exit codes (errors are one line on stderr, never a traceback):
          infinite perplexity), a bad or corrupted checkpoint, another process
          writing the same run, a missing data-hub file, an I/O error
     2    usage error: a bad flag or flag value, or bad input named on the
-         command line (a --corpus or --checkpoint path that does not exist or
-         cannot be read as text, a character outside the vocabulary, a request
-         beyond the limits below)
+         command line (a --corpus that is missing, a folder, a FIFO, empty, not
+         UTF-8 or a corrupt zip; a --checkpoint/--resume path that holds no
+         checkpoint; a character outside the vocabulary; a request beyond its
+         limit: --length and --pred-len <= generation.MAX_LENGTH, --ngram-order
+         within ngram.check_order, a model that does not fit in memory)
     130  interrupted by SIGINT (Ctrl-C); 143: by SIGTERM.  Training stops at
          the next minibatch, discards the partial epoch and keeps (or, if the
          last completed epoch was not saved yet, writes) a consistent checkpoint.
@@ -31,7 +33,8 @@ stdout carries the book's log lines (``epoch 50, perplexity ...`` and
 other message go to stderr.
 
 A run directory (``--out``) holds ``checkpoint/`` (lyricnn.checkpoint), its
-lock ``.checkpoint.lock`` and ``perplexity.png``.  The plot always shows the
+lock file ``.checkpoint.lock`` (kept after the run: deleting a lock file races
+with a process opening it) and ``perplexity.png``.  The plot always shows the
 checkpoint beside it: it is redrawn at the end of every run that saved
 something if ``--plot`` is given *or* a plot is already there (a ``--resume``
 without ``--plot`` refreshes it instead of leaving a stale one).

@@ -353,6 +353,22 @@ def test_resume_refreshes_an_existing_plot(capsys, tmp_path):
     assert code == 0 and not plot.exists()  # no plot asked for, none there: none made
 
 
+def test_a_symlinked_checkpoint_folder_resumes_through_the_link(capsys, tmp_path):
+    assert run(capsys, "train", *TINY, "--epochs", 1, "--out", tmp_path / "run")[0] == 0
+    os.rename(tmp_path / "run" / "checkpoint", tmp_path / "elsewhere")
+    os.symlink(tmp_path / "elsewhere", tmp_path / "run" / "checkpoint")
+    for epochs in (2, 3):  # twice: the first save must not have broken the link
+        code, _, err = run(capsys, "train", "--resume", tmp_path / "run", "--epochs", epochs,
+                           "--no-progress")
+        assert code == 0, err
+    assert (tmp_path / "run" / "checkpoint").is_symlink()
+    assert load_checkpoint(tmp_path / "elsewhere").epoch == 3
+    os.rename(tmp_path / "elsewhere", tmp_path / "gone")  # a dangling link: refused clearly
+    code, _, err = run(capsys, "train", *TINY, "--epochs", 1, "--out", tmp_path / "run",
+                       "--force")
+    assert code == 1 and "is a symlink to" in err and "which does not exist" in err
+
+
 # -- generate -------------------------------------------------------------------
 
 def test_generate_in_a_fresh_process_reproduces_the_training_log(tmp_path):
