@@ -1,7 +1,8 @@
 """Issue 12's misuse and fault catalogue for the CLI and checkpoints.
 
 One parametrised test per class of fault: corpus, flags, checkpoint corruption
-(per file), interrupts (real signals to a subprocess), concurrency, bounds and
+(per file), interrupts (real signals to a subprocess), concurrency, bounds, a full
+disk (a patched write) and
 library API arguments, plus SIGKILL fault injection during saves (a few kills
 here; ``benchmarks/fault_injection.py`` runs hundreds).  Every CLI case
 asserts the exit code, exactly one error line naming the problem, no
@@ -486,3 +487,24 @@ def test_sigkill_during_save_keeps_a_complete_checkpoint(capsys, prev):
     assert code == 0, err
     assert sorted(os.listdir(run_dir)) == [".checkpoint.lock", "checkpoint"]
     assert ck.load_checkpoint(run_dir).epoch == last + 1
+
+
+# -- a full disk (a patched write: no tmpfs needed) ---------------------------------------
+
+@pytest.mark.parametrize("failing", [ck.CONFIG, ck.HISTORY, ck.MANIFEST])
+def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint(capsys, prev, monkeypatch,
+                                                                 failing):
+    import errno
+    run_dir, before = prev
+    real = ck.atomic_write_bytes
+
+    def full(path, data):
+        if Path(path).name == failing:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, data)
+
+    monkeypatch.setattr(ck, "atomic_write_bytes", full)
+    code, out, err = run(capsys, "train", "--resume", run_dir, "--epochs", 2, "--no-progress")
+    assert code == 1 and "No space left on device" in error_line(err)
+    assert_intact(run_dir, before)
+    assert sorted(os.listdir(run_dir)) == [".checkpoint.lock", "checkpoint"]  # no temp left
