@@ -1,10 +1,10 @@
 """Issue 12's misuse and fault catalogue for the CLI and checkpoints.
 
 One parametrised test per class of fault: corpus, flags, checkpoint corruption
-(per file), interrupts (real signals to a subprocess), concurrency, bounds, a full
-disk (a patched write) and
-library API arguments, plus SIGKILL fault injection during saves (a few kills
-here; ``benchmarks/fault_injection.py`` runs hundreds).  Every CLI case
+(per file), interrupts (real signals to a subprocess), concurrency, bounds, a
+full disk (a patched write) and library API arguments, plus SIGKILL fault
+injection during saves (a few kills here; ``benchmarks/fault_injection.py``
+runs hundreds).  Every CLI case
 asserts the exit code, exactly one error line naming the problem, no
 traceback, and that the run's previous checkpoint is byte-for-byte untouched
 and still loads.
