@@ -41,7 +41,10 @@ __version__ = "0.1.0"
 EXPORTS = {
     # checkpoints
     "CheckpointError": "checkpoint",
-    "RunConfig": "checkpoint",
+    # configuration
+    "RunConfig": "config",
+    "TrainSettings": "config",
+    "add_config_arguments": "config",
     "load_checkpoint": "checkpoint",
     "save_checkpoint": "checkpoint",
     # devices and seeding

@@ -261,8 +261,8 @@ def build_parser():
 
 def available_memory():
     """Bytes this process may still allocate (MemAvailable, cgroup limits), or ``None``."""
-    from .ngram import _available_memory  # the one reader of the OS's figures
-    return _available_memory()
+    from .ngram import available_memory  # the one reader of the OS's figures
+    return available_memory()
 
 
 def training_bytes(config):

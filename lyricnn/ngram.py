@@ -71,7 +71,7 @@ BYTES_PER_TOKEN_AND_ORDER = 64
 MAX_GENERATE_LENGTH = 1_000_000
 
 
-def _available_memory():
+def available_memory():
     """Bytes this process may still allocate, or ``None`` if the OS does not say.
 
     ``MemAvailable`` of ``/proc/meminfo``, lowered to the cgroup (v2 or v1)
@@ -126,7 +126,7 @@ def check_order(order, num_tokens):
             f"order must be <= the number of training tokens ({num_tokens:,}), got {order:,}: "
             f"an order-n model needs at least n tokens to see one n-gram; use order <= "
             f"{num_tokens:,} or a longer text")
-    available = _available_memory()
+    available = available_memory()
     if available is not None and counting_bytes(num_tokens, order) > available:
         low, high = 1, order  # largest order that fits: counting_bytes grows with order
         while low < high:

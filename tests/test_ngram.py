@@ -517,7 +517,7 @@ def test_order_larger_than_the_text_is_refused_up_front(order, monkeypatch):
 def test_order_beyond_the_memory_available_is_refused_with_the_largest_that_fits(monkeypatch):
     tokens = list(range(1000))
     available = ngram_module.counting_bytes(1000, 7)  # exactly order 7 fits
-    monkeypatch.setattr(ngram_module, "_available_memory", lambda: available)
+    monkeypatch.setattr(ngram_module, "available_memory", lambda: available)
     assert NGramLM(7).fit(tokens).order == 7
     with pytest.raises(ValueError) as err:
         NGramLM(8).fit(tokens)
@@ -533,7 +533,7 @@ def test_counting_bytes_is_the_sum_over_levels():
 
 
 def test_available_memory_is_positive_here():
-    available = ngram_module._available_memory()
+    available = ngram_module.available_memory()
     assert available is None or available > 0
 
 
