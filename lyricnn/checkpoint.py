@@ -84,7 +84,7 @@ from mxnet import nd
 
 from .config import RunConfig, text_sha1
 from .data import Vocab
-from .fileio import atomic_path, atomic_write_bytes, current_umask, fsync_path
+from .fileio import atomic_write_bytes, current_umask, fsync_path
 from .models import build_lm
 from .training import History, mxnet_seed
 
@@ -346,6 +346,34 @@ def _sha256(data):
     return hashlib.sha256(data).hexdigest()
 
 
+def _params_bytes(arrays):
+    """``nd.save``'s file format, made in memory.
+
+    MXNet's own file writer reports a full disk as a C++ check failure
+    ("FileStream.Write incomplete", found by the tmpfs test in
+    ``tests/test_catalogue.py``); written through ``atomic_write_bytes`` a
+    full disk is an ``OSError`` (ENOSPC) naming the file, like every other file.
+    Linux: an anonymous in-memory file; elsewhere a file in the system temp folder.
+    """
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("lyricnn-params")
+        try:
+            nd.save(f"/proc/self/fd/{fd}", arrays)
+            os.lseek(fd, 0, os.SEEK_SET)
+            chunks = []
+            while True:
+                chunk = os.read(fd, 1 << 24)
+                if not chunk:
+                    return b"".join(chunks)
+                chunks.append(chunk)
+        finally:
+            os.close(fd)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / PARAMS
+        nd.save(str(path), arrays)
+        return path.read_bytes()
+
+
 def _write_contents(folder, config, vocab, lm, history, corpus_text, rng_state):
     """Write every file of a checkpoint into ``folder``, the manifest last."""
     contents = {
@@ -357,13 +385,8 @@ def _write_contents(folder, config, vocab, lm, history, corpus_text, rng_state):
     }
     files = {}
     for name in DATA_FILES:
-        if name == PARAMS:
-            with atomic_path(folder / PARAMS) as tmp:
-                nd.save(str(tmp), lm.named_parameters())
-            data = (folder / PARAMS).read_bytes()
-        else:
-            data = contents[name]
-            atomic_write_bytes(folder / name, data)
+        data = _params_bytes(lm.named_parameters()) if name == PARAMS else contents[name]
+        atomic_write_bytes(folder / name, data)
         files[name] = {"sha256": _sha256(data), "bytes": len(data)}
     manifest = {"format": FORMAT, "created_ns": time.time_ns(),
                 "epoch": history.epoch[-1] if history.epoch else 0, "files": files}

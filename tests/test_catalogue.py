@@ -2,7 +2,7 @@
 
 One parametrised test per class of fault: corpus, flags, checkpoint corruption
 (per file), interrupts (real signals to a subprocess), concurrency, bounds, a
-full disk (a patched write) and library API arguments, plus SIGKILL fault
+full disk (a real tmpfs as root, a patched write too) and library API arguments, plus SIGKILL fault
 injection during saves (a few kills here; ``benchmarks/fault_injection.py``
 runs hundreds).  Every CLI case
 asserts the exit code, exactly one error line naming the problem, no
@@ -508,3 +508,36 @@ def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint(capsys, prev, m
     assert code == 1 and "No space left on device" in error_line(err)
     assert_intact(run_dir, before)
     assert sorted(os.listdir(run_dir)) == [".checkpoint.lock", "checkpoint"]  # no temp left
+
+
+# -- a real full disk: a small tmpfs (needs root, as CI and this project's machines run) ---
+
+@pytest.fixture
+def small_tmpfs(tmp_path, prev):
+    """A tmpfs just big enough for one checkpoint of ``prev`` and its lock, not for the
+    second copy a save writes before it swaps the old one out."""
+    if os.geteuid() != 0:  # the patched-write test above covers other machines
+        pytest.skip("mounting a tmpfs needs root; the patched full-disk test ran instead")
+    need = sum(len(b) for b in prev[1].values())
+    mount = tmp_path / "tmpfs"
+    mount.mkdir()
+    size_kib = (need + need // 2) // 1024 + 8
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kib}k", "tmpfs",
+                           str(mount)], capture_output=True, text=True)
+    if done.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_really_full_disk_keeps_the_previous_checkpoint(capsys, prev, small_tmpfs):
+    run_dir, before = prev
+    target = small_tmpfs / "run"
+    shutil.copytree(run_dir, target)
+    code, out, err = run(capsys, "train", "--resume", target, "--epochs", 3, "--no-progress")
+    assert code == 1 and "No space left on device" in error_line(err)
+    assert_intact(target, before)
+    assert not [n for n in os.listdir(target / "..") if n.startswith(".") and "tmp" in n]
+    assert sorted(os.listdir(target)) == [".checkpoint.lock", "checkpoint"]  # no temp left
