@@ -28,6 +28,12 @@ if "mxnet" not in _sys.modules and "OMP_NUM_THREADS" not in _os.environ:
 # Like OMP_NUM_THREADS it is read once, when MXNet loads.
 if "mxnet" not in _sys.modules and "OMP_WAIT_POLICY" not in _os.environ:
     _os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+# A reader's own cell gets CSR one-hot inputs (lyricnn.models.sequence_forward);
+# the gradient of nd.dot(csr, W) is row-sparse and MXNet copies it into W's dense
+# gradient, logging "Storage type fallback detected" on stderr each time. The copy
+# is the intended path, so the log is off unless the user asks for it.
+if "mxnet" not in _sys.modules and "MXNET_STORAGE_FALLBACK_LOG_VERBOSE" not in _os.environ:
+    _os.environ["MXNET_STORAGE_FALLBACK_LOG_VERBOSE"] = "0"
 
 import importlib as _importlib
 import pkgutil as _pkgutil

@@ -288,14 +288,18 @@ def book_logger(lm, pred_period, pred_len, prefixes, idx_to_char, char_to_idx):
 def train_and_predict_rnn(rnn, get_params, init_rnn_state, num_hiddens, vocab_size, ctx,
                           corpus_indices, idx_to_char, char_to_idx, is_random_iter,
                           num_epochs, num_steps, lr, clipping_theta, batch_size,
-                          pred_period, pred_len, prefixes, *, valid_indices=None):
+                          pred_period, pred_len, prefixes, *, valid_indices=None,
+                          sparse_inputs=True):
     """Train a from-scratch RNN and print samples every ``pred_period`` epochs (book 6.4.5).
 
     Same signature and log lines as d2lzh; ``valid_indices`` (keyword) adds a
-    held-out perplexity. Returns the ``History``.
+    held-out perplexity. A cell of the reader's own gets CSR one-hot inputs
+    unless ``sparse_inputs=False`` (``lyricnn.models.sequence_forward``).
+    Returns the ``History``.
     """
     check_training_args(num_epochs, num_steps, batch_size, lr, clipping_theta, pred_period)
-    lm = ScratchLM(rnn, get_params(), init_rnn_state, num_hiddens, vocab_size, ctx)
+    lm = ScratchLM(rnn, get_params(), init_rnn_state, num_hiddens, vocab_size, ctx,
+                   sparse_inputs=sparse_inputs)
     return train_epochs(
         lm, corpus_indices, is_random_iter, num_steps, batch_size, lr, clipping_theta,
         range(1, num_epochs + 1), valid_indices=valid_indices,

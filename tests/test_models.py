@@ -86,3 +86,47 @@ def test_default_sampler_is_the_books():
 def test_build_lm_names_bad_arguments(args, name):
     with pytest.raises(ValueError, match=name):
         models.build_lm(*args)
+
+
+NOTEBOOK_CELLS = {  # the book's notebook code: (cell, get_params factory, init_state)
+    "rnn": (book.rnn, book.make_get_params, book.init_rnn_state),
+}
+
+
+def _notebook_cells():
+    from benchmarks import book_notebook_gated as gated
+    return {**NOTEBOOK_CELLS,
+            "gru": (gated.gru, gated.make_gru_get_params, gated.init_gru_state),
+            "lstm": (gated.lstm, gated.make_lstm_get_params, gated.init_lstm_state)}
+
+
+@pytest.mark.parametrize("name", ["rnn", "gru", "lstm"])
+def test_a_readers_cell_gets_sparse_inputs_with_identical_outputs_and_gradients(name):
+    from mxnet import autograd
+    cell, factory, init_state = _notebook_cells()[name]
+    params = factory(V, H, None)()
+    X = nd.array(np.random.RandomState(0).randint(0, V, (3, 6)))
+    results = []
+    for sparse in (False, True):
+        lm = models.ScratchLM(cell, params, init_state, H, V, mx.cpu(), sparse_inputs=sparse)
+        with autograd.record():
+            logits, state = lm(X, lm.begin_state(3))
+            loss = (logits * logits).mean() + (state[0] * state[0]).mean()
+        loss.backward()
+        results.append([logits.asnumpy()] + [p.grad.asnumpy().copy() for p in params])
+    for dense, sparse in zip(*results):
+        np.testing.assert_array_equal(dense, sparse)
+
+
+def test_a_cell_that_needs_dense_inputs_can_ask_for_them():
+    seen = []
+
+    def cell(inputs, state, params):
+        seen.append(inputs[0].stype)
+        return book.rnn(inputs, state, params)
+
+    params = book.make_get_params(V, H, None)()
+    for sparse in (True, False):
+        models.ScratchLM(cell, params, book.init_rnn_state, H, V, None,
+                         sparse_inputs=sparse)(nd.array([[1, 2]]), book.init_rnn_state(1, H, None))
+    assert seen == ["csr", "default"]

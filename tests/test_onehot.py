@@ -69,3 +69,12 @@ def test_X_must_be_a_2d_ndarray(X, shown):
     with pytest.raises(ValueError) as err:
         to_onehot(X, 4)
     assert str(err.value) == f"X must be a 2-D NDArray (batch_size, num_steps), got {shown}"
+
+
+@pytest.mark.parametrize("steps", [1, 5])
+def test_sparse_one_hot_has_the_same_values(steps):
+    X = nd.array(np.random.RandomState(0).randint(0, 7, (3, steps)))
+    dense, sparse = to_onehot(X, 7), to_onehot(X, 7, sparse=True)
+    assert len(sparse) == steps and all(s.stype == "csr" for s in sparse)
+    for d, s in zip(dense, sparse):
+        np.testing.assert_array_equal(d.asnumpy(), s.asnumpy())
