@@ -28,3 +28,17 @@ def lyrics_zip():
 import sys  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Show the size of issue 12's misuse and fault catalogue after the run."""
+    def cases(outcome):
+        return [r for r in terminalreporter.stats.get(outcome, [])
+                if getattr(r, "nodeid", "").startswith("tests/test_catalogue.py")]
+    passed, failed, skipped = cases("passed"), cases("failed"), cases("skipped")
+    total = len([r for r in passed + failed if r.when == "call"]) + len(skipped)
+    if total:
+        terminalreporter.write_line(
+            f"misuse and fault catalogue (tests/test_catalogue.py): {total} cases, "
+            f"{len([r for r in passed if r.when == 'call'])} passed, {len(failed)} failed, "
+            f"{len(skipped)} skipped")
