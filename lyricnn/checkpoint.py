@@ -82,6 +82,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import nd
 
+from .checks import is_integer, is_real
 from .config import RunConfig, text_sha1
 from .data import Vocab
 from .fileio import atomic_write_bytes, current_umask, fsync_path
@@ -205,12 +206,11 @@ def restore_rng_state(state):
 
 
 def _is_int(value, low, high):
-    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+    return is_integer(value) and low <= value <= high
 
 
 def _is_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool) \
-        and math.isfinite(value)
+    return is_real(value) and math.isfinite(value)
 
 
 def _check_rng(state):
@@ -596,7 +596,7 @@ def _decode_float(value, allow_none):
         return None
     if isinstance(value, str) and value in _NONFINITE:
         return _NONFINITE[value]
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if is_real(value):
         return float(value)
     raise ValueError(f"expected a number{' or null' if allow_none else ''}, got {value!r}")
 
@@ -611,7 +611,7 @@ def _parse_history(folder, contents, fmt):
                 len({len(data[k]) for k in keys}) != 1:
             raise ValueError(f"{list(keys)} must be lists of one length")
         if data["epoch"] != list(range(1, len(data["epoch"]) + 1)) or \
-                any(isinstance(e, bool) for e in data["epoch"]):
+                not all(is_integer(e) for e in data["epoch"]):
             raise ValueError(f"'epoch' must be 1, 2, ..., n, got {data['epoch'][:5]!r}...")
         perplexity = [_decode_float(v, False) for v in data["perplexity"]]
         valid = [_decode_float(v, True) for v in data["valid_perplexity"]]

@@ -14,13 +14,24 @@ without loading MXNet.
 import math
 import numbers
 
-__all__ = ["check_int", "check_number", "check_choice"]
+__all__ = ["check_int", "check_number", "check_choice", "is_integer", "is_real"]
 
 
 def _is_bool(value):
     # bool is an int subclass, and NumPy's bool_ converts to 0/1 silently:
     # neither is a count or a size, so both are refused.
     return isinstance(value, bool) or type(value).__name__ == "bool_"
+
+
+def is_integer(value):
+    """An ``int`` or NumPy integer, not a bool: the test behind ``check_int``, for callers
+    that report a bad value their own way (checkpoint files, plotted histories)."""
+    return not _is_bool(value) and isinstance(value, numbers.Integral)
+
+
+def is_real(value):
+    """An ``int``, ``float`` or NumPy real number, not a bool (NaN and inf included)."""
+    return not _is_bool(value) and isinstance(value, numbers.Real)
 
 
 def _fail(name, what, value, hint=None, show_type=False):
@@ -53,7 +64,7 @@ def check_int(name, value, minimum=1, maximum=None, *, hint=None):
     bound). ``hint`` is appended to the message (how to fix it).
     """
     what = _range_text("an integer", minimum, maximum)
-    if _is_bool(value) or not isinstance(value, numbers.Integral):
+    if not is_integer(value):
         _fail(name, what, value, hint, show_type=True)
     value = int(value)
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):

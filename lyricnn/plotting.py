@@ -12,14 +12,13 @@ lyricnn.  The PNG is written through ``fileio.atomic_path`` (temp file next to
 half a PNG.
 """
 import math
-import numbers
 from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
-from .checks import check_int
+from .checks import check_int, is_real
 from .fileio import atomic_path
 
 
@@ -48,7 +47,7 @@ def _check_history(history):
         for i, value in enumerate(columns[name]):
             if value is None and name == "valid_perplexity":
                 continue
-            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            if not is_real(value):
                 raise ValueError(f"history.{name}[{i}] must be a number, got {value!r} "
                                  f"({type(value).__name__})")
 
