@@ -1,0 +1,446 @@
+"""Seconds per training epoch, side by side: d2lzh, lyricnn, PyTorch and the FLOP floor.
+
+The table issue 11 asks for, in one process and one run: every implementation
+trains the book's model (hidden 256, 35 steps, batch 32, lr 1e2, gradients
+clipped to global norm 1e-2, plain SGD, the lyrics' first 10,000 characters)
+from fresh parameters on a fresh data iterator; the implementations alternate
+round by round (the order rotates every round) so that machine noise hits them
+alike, and each figure is the median over the rounds of (run time / epochs).
+One untimed epoch of every implementation runs first (oneDNN primitive
+creation, torch's first-call costs).
+
+Sections (``--sections``):
+
+* ``rnn``: the scratch RNN of 6.4 with random sampling: d2lzh running the
+  book's notebook cells (``book_notebook.py``), lyricnn with ``lyricnn.rnn``,
+  lyricnn running the book's notebook cells, PyTorch written by hand with a
+  gather for the input product, the same with the gather and the output
+  layer hoisted out of the time loop, and the FLOP floor;
+* ``gluon``: ``RNNModel(rnn.RNN(256))`` of 6.5 (ReLU), consecutive sampling:
+  d2lzh, lyricnn, PyTorch ``nn.RNN(nonlinearity='relu')`` + ``nn.Linear``;
+* ``gru``, ``lstm``: the scratch cells of 6.7/6.8, consecutive sampling as
+  the chapters train them: d2lzh with the notebook's cells, lyricnn with
+  ``lyricnn.gru``/``lstm``, lyricnn with the notebook's cells.
+
+The FLOP floor is the model's GEMM FLOPs per epoch, forward and backward
+(two products per forward product), with the input product counted as a
+gather (no FLOPs), divided by the best GEMM rate that MXNet's
+``FullyConnected`` (oneDNN) reaches in this run at the shapes those GEMMs have.
+A second figure charges every GEMM at the rate measured at its own shape,
+which for the small per-step products includes MXNet's per-operator cost.
+
+PyTorch (optional, ``pip install -e '.[bench]'``) computes the book's model
+with the same initialisation (weights N(0, 0.01²), biases zero), loss (mean
+cross-entropy), clipping (``min(1, theta / ||g||)``, no epsilon) and SGD, on
+minibatches drawn by the book's samplers (a NumPy copy here), with
+``torch.set_num_threads(2)`` (``--torch-threads``). Its rows are skipped with
+a note when torch is missing. One difference remains: PyTorch reads the
+OpenMP variables that ``import lyricnn`` sets too (the machine line shows them).
+
+    .venv/bin/python benchmarks/bench_speed.py                  # 3 rounds x 4 epochs
+    .venv/bin/python benchmarks/bench_speed.py --rounds 5 --epochs 8
+    .venv/bin/python benchmarks/bench_speed.py --sections rnn,gluon
+    .venv/bin/python benchmarks/bench_speed.py --quick          # dry run, < 60 s
+"""
+import argparse
+import contextlib
+import functools
+import io
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+# lyricnn first: it chooses MXNet's OpenMP settings before MXNet loads, and
+# d2lzh and PyTorch then run under the very same ones.
+import lyricnn  # noqa: E402  (isort: skip)
+import d2lzh
+import mxnet as mx
+import numpy as np
+from mxnet import nd
+from mxnet.gluon import rnn as gluon_rnn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks import book_notebook as book  # noqa: E402
+from benchmarks import book_notebook_gated as book_gated  # noqa: E402
+
+HIDDEN, STEPS, BATCH, LR, CLIP = 256, 35, 32, 1e2, 1e-2
+SECTIONS = ("rnn", "gluon", "gru", "lstm", "gluon-gru", "gluon-lstm")
+DEFAULT_SECTIONS = ("rnn", "gluon", "gru", "lstm")
+GATES = {"rnn": 1, "gluon": 1, "gru": 3, "lstm": 4, "gluon-gru": 3, "gluon-lstm": 4}
+# Gluon layer, its PyTorch counterpart (both the cuDNN formulas: the GRU's reset gate
+# multiplies the hidden product) and the counterpart's keyword arguments.
+GLUON_LAYERS = {
+    "gluon": (gluon_rnn.RNN, "RNN", {"nonlinearity": "relu"}),
+    "gluon-gru": (gluon_rnn.GRU, "GRU", {}),
+    "gluon-lstm": (gluon_rnn.LSTM, "LSTM", {}),
+}
+
+
+# ----------------------------------------------------------------------------- machine
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_line(torch):
+    threads = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+               else os.cpu_count())
+    env = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items())
+                   if k.startswith(("OMP_", "OPENBLAS_", "GOMP_", "KMP_", "MXNET_", "MKL_")))
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    versions = f"MXNet {mx.__version__}, torch {torch.__version__ if torch else '(not installed)'}"
+    return (f"machine: {cpu_model()}, nproc {threads}, load avg {load}; {env or '(no OMP env)'}; "
+            f"{versions}; Python {platform.python_version()}")
+
+
+# ----------------------------------------------------------------------------- timing
+
+def timed(run, epochs):
+    """Seconds per epoch of ``run(epochs)``, its printing swallowed."""
+    nd.waitall()
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):
+        run(epochs)
+    nd.waitall()
+    return (time.perf_counter() - start) / epochs
+
+
+def compare(runners, epochs, rounds, warmup=True):
+    """Median seconds per epoch of every runner, alternating, the order rotating per round."""
+    if warmup:
+        for run in runners.values():
+            timed(run, 1)
+    times = {k: [] for k in runners}
+    keys = list(runners)
+    for r in range(rounds):
+        order = keys[r % len(keys):] + keys[:r % len(keys)]
+        for key in order:
+            times[key].append(timed(runners[key], epochs))
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+# ----------------------------------------------------------------------------- MXNet runners
+
+def scratch_mx_runners(section, data, ctx):
+    """d2lzh with the notebook's cells, lyricnn with its own, lyricnn with the notebook's."""
+    ci, c2i, i2c, V = data
+    random_iter = section == "rnn"
+
+    def runner(train, cell, get_params, init_state):
+        def run(epochs):
+            train(cell, get_params, init_state, HIDDEN, V, ctx, ci, i2c, c2i, random_iter,
+                  epochs, STEPS, LR, CLIP, BATCH, epochs + 1, 1, ["分开"])
+        return run
+
+    if section == "rnn":
+        notebook = (book.rnn, book.make_get_params(V, HIDDEN, ctx), book.init_rnn_state)
+        own = (lyricnn.rnn, lyricnn.params_getter(V, HIDDEN, ctx), lyricnn.init_rnn_state)
+    elif section == "gru":
+        notebook = (book_gated.gru, book_gated.make_gru_get_params(V, HIDDEN, ctx),
+                    book_gated.init_gru_state)
+        own = (lyricnn.gru, functools.partial(lyricnn.get_gru_params, V, HIDDEN, ctx),
+               lyricnn.init_gru_state)
+    else:
+        notebook = (book_gated.lstm, book_gated.make_lstm_get_params(V, HIDDEN, ctx),
+                    book_gated.init_lstm_state)
+        own = (lyricnn.lstm, functools.partial(lyricnn.get_lstm_params, V, HIDDEN, ctx),
+               lyricnn.init_lstm_state)
+    return {
+        "d2lzh (book's cells)": runner(d2lzh.train_and_predict_rnn, *notebook),
+        f"lyricnn (lyricnn.{section})": runner(lyricnn.train_and_predict_rnn, *own),
+        "lyricnn (book's cells)": runner(lyricnn.train_and_predict_rnn, *notebook),
+    }
+
+
+def gluon_mx_runners(section, data, ctx):
+    """Each package's ``RNNModel`` around a fresh Gluon layer of ``HIDDEN`` units."""
+    ci, c2i, i2c, V = data
+    layer = GLUON_LAYERS[section][0]
+
+    def runner(package):
+        def run(epochs):
+            package.train_and_predict_rnn_gluon(
+                package.RNNModel(layer(HIDDEN), V), HIDDEN, V, ctx, ci, i2c, c2i,
+                epochs, STEPS, LR, CLIP, BATCH, epochs + 1, 1, ["分开"])
+        return run
+    return {"d2lzh": runner(d2lzh), "lyricnn": runner(lyricnn)}
+
+
+# ----------------------------------------------------------------------------- PyTorch runners
+
+def numpy_random_batches(corpus, batch_size, num_steps):
+    """The book's random sampler (6.3.2) on a NumPy int64 corpus."""
+    num_examples = (len(corpus) - 1) // num_steps
+    example_indices = list(range(num_examples))
+    random.shuffle(example_indices)
+    offsets = np.arange(num_steps)
+    for i in range(num_examples // batch_size):
+        starts = np.asarray(example_indices[i * batch_size:(i + 1) * batch_size])[:, None]
+        starts = starts * num_steps + offsets
+        yield corpus[starts], corpus[starts + 1]
+
+
+def numpy_consecutive_batches(corpus, batch_size, num_steps):
+    """The book's consecutive sampler (6.3.3) on a NumPy int64 corpus."""
+    batch_len = len(corpus) // batch_size
+    rows = corpus[:batch_size * batch_len].reshape((batch_size, batch_len))
+    for i in range((batch_len - 1) // num_steps):
+        i *= num_steps
+        yield rows[:, i:i + num_steps], rows[:, i + 1:i + num_steps + 1]
+
+
+def torch_runners(section, data, threads):
+    """PyTorch versions of ``section``'s model, or ``{}`` when torch is not installed."""
+    try:
+        import torch
+    except ImportError:
+        return {}
+    torch.set_num_threads(threads)
+    F = torch.nn.functional
+    corpus = np.asarray(data[0], dtype=np.int64)
+    V = data[3]
+
+    def normal(*shape):
+        return (torch.randn(*shape) * 0.01).requires_grad_()
+
+    def zeros(*shape):
+        return torch.zeros(*shape, requires_grad=True)
+
+    @torch.no_grad()
+    def clipped_sgd(params):
+        """The book's grad_clipping (min(1, theta/||g||), no epsilon) then sgd(lr, 1)."""
+        grads = [p.grad for p in params]
+        norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+        torch._foreach_mul_(grads, torch.clamp(CLIP / norm, max=1.0))
+        torch._foreach_add_(params, grads, alpha=-LR)
+
+    def train(forward, params, begin_state, random_iter, epochs):
+        """The book's loop: state made per minibatch (random) or carried and detached."""
+        losses = []
+        for _ in range(epochs):
+            state = None
+            batches = (numpy_random_batches if random_iter else numpy_consecutive_batches)(
+                corpus, BATCH, STEPS)                            # fresh iterator per epoch
+            for X, Y in batches:
+                X, Y = torch.from_numpy(X), torch.from_numpy(Y)   # (batch, steps) int64
+                if state is None or random_iter:
+                    state = begin_state()
+                elif isinstance(state, tuple):                    # LSTM: (h, c)
+                    state = tuple(s.detach() for s in state)
+                else:
+                    state = state.detach()
+                logits, state = forward(X, state)                 # (steps*batch, V)
+                loss = F.cross_entropy(logits, Y.T.reshape(-1))
+                for p in params:
+                    p.grad = None
+                loss.backward()
+                clipped_sgd(params)
+                losses.append(loss.detach())
+            float(torch.stack(losses).mean())   # one synchronisation per epoch, as lyricnn
+
+    if section == "rnn":
+        def scratch_params():
+            return [normal(V, HIDDEN), normal(HIDDEN, HIDDEN), zeros(HIDDEN),
+                    normal(HIDDEN, V), zeros(V)]
+
+        def per_step(X, state, params):
+            """The book's rnn with the one-hot product as a gather, output layer per step."""
+            W_xh, W_hh, b_h, W_hq, b_q = params
+            H, outputs = state, []
+            for x in X.T:                                         # x: (batch,)
+                H = torch.tanh(F.embedding(x, W_xh) + H @ W_hh + b_h)
+                outputs.append(H @ W_hq + b_q)                    # (batch, V)
+            return torch.cat(outputs), H
+
+        def hoisted(X, state, params):
+            """One gather for all steps before the loop, one output GEMM after it."""
+            W_xh, W_hh, b_h, W_hq, b_q = params
+            XW = F.embedding(X.T, W_xh)                           # (steps, batch, h)
+            H, hiddens = state, []
+            for XW_t in XW:
+                H = torch.tanh(XW_t + torch.addmm(b_h, H, W_hh))
+                hiddens.append(H)
+            return torch.addmm(b_q, torch.cat(hiddens), W_hq), H  # (steps*batch, V)
+
+        def runner(forward):
+            def run(epochs):
+                params = scratch_params()
+                train(lambda X, H: forward(X, H, params), params,
+                      lambda: torch.zeros(BATCH, HIDDEN), True, epochs)
+            return run
+        return {"PyTorch, gather in the loop": runner(per_step),
+                "PyTorch, gather + output hoisted": runner(hoisted)}
+
+    if section in GLUON_LAYERS:
+        _, torch_layer, kwargs = GLUON_LAYERS[section]
+
+        class TorchRNNModel(torch.nn.Module):
+            """The book's RNNModel in PyTorch: one-hot inputs, the recurrent layer, Linear."""
+
+            def __init__(self):
+                super().__init__()
+                self.rnn = getattr(torch.nn, torch_layer)(V, HIDDEN, **kwargs)
+                self.dense = torch.nn.Linear(HIDDEN, V)
+                for name, p in self.named_parameters():   # Gluon: Normal(0.01), biases zero
+                    with torch.no_grad():
+                        p.normal_(0, 0.01) if "weight" in name else p.zero_()
+
+            def forward(self, X, state):                   # X: (batch, steps) int64
+                Y, state = self.rnn(F.one_hot(X.T, V).float(), state)
+                return self.dense(Y.reshape(-1, HIDDEN)), state
+
+        def begin_state():
+            h = torch.zeros(1, BATCH, HIDDEN)
+            return (h, torch.zeros_like(h)) if torch_layer == "LSTM" else h
+
+        def run(epochs):
+            model = TorchRNNModel()
+            train(model, list(model.parameters()), begin_state, False, epochs)
+        name = {"RNN": "nn.RNN(relu)"}.get(torch_layer, f"nn.{torch_layer}")
+        return {f"PyTorch {name} + Linear": run}
+    return {}
+
+
+# ----------------------------------------------------------------------------- FLOP floor
+
+def gemm_seconds(M, K, N, repeats):
+    """Best seconds of one ``(M, K) x (K, N)`` FullyConnected over 3 trials of ``repeats``."""
+    X = nd.random.normal(shape=(M, K))
+    W = nd.random.normal(shape=(N, K))   # FullyConnected wants the weight transposed
+    best = float("inf")
+    for _ in range(3):
+        nd.FullyConnected(X, W, no_bias=True, num_hidden=N).wait_to_read()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            out = nd.FullyConnected(X, W, no_bias=True, num_hidden=N)
+        out.wait_to_read()
+        best = min(best, (time.perf_counter() - start) / repeats)
+    return best
+
+
+def model_gemms(section, vocab_size, num_batches):
+    """``{(M, K, N): count}`` of the GEMMs one epoch computes, forward and backward.
+
+    A forward product ``(M, K) x (K, N)`` has two backward ones, ``(M, N) x (N, K)``
+    for the input gradient and ``(K, M) x (M, N)`` for the weight gradient. The
+    input product ``one_hot(x) W_x*`` is a gather (no FLOPs); the gates' hidden
+    products are one GEMM of width ``gates * h``.
+    """
+    gh = GATES[section] * HIDDEN
+    hidden = (BATCH, HIDDEN, gh)                       # per step
+    output = (STEPS * BATCH, HIDDEN, vocab_size)       # all steps at once
+    gemms = {}
+    for (M, K, N), count in ((hidden, STEPS * num_batches), (output, num_batches)):
+        for shape in ((M, K, N), (M, N, K), (K, M, N)):
+            gemms[shape] = gemms.get(shape, 0) + count
+    return gemms
+
+
+def flop_floor(section, vocab_size, num_batches, repeats):
+    """(GFLOP per epoch, best GFLOP/s, floor at best rate, floor at per-shape rates)."""
+    gemms = model_gemms(section, vocab_size, num_batches)
+    flops = {s: 2 * s[0] * s[1] * s[2] for s in gemms}
+    secs = {s: gemm_seconds(*s, repeats) for s in gemms}
+    total = sum(flops[s] * c for s, c in gemms.items())
+    best = max(flops[s] / secs[s] for s in gemms)
+    shaped = sum(secs[s] * c for s, c in gemms.items())
+    return total / 1e9, best / 1e9, total / best, shaped
+
+
+def batches_per_epoch(section, num_tokens):
+    if section == "rnn":
+        return ((num_tokens - 1) // STEPS) // BATCH
+    return (num_tokens // BATCH - 1) // STEPS
+
+
+# ----------------------------------------------------------------------------- report
+
+TITLES = {
+    "rnn": "scratch RNN (6.4), random sampling",
+    "gluon": "Gluon RNNModel(rnn.RNN(256)) (6.5, ReLU), consecutive sampling",
+    "gru": "scratch GRU (6.7), consecutive sampling",
+    "lstm": "scratch LSTM (6.8), consecutive sampling",
+    "gluon-gru": "Gluon RNNModel(rnn.GRU(256)) (6.7), consecutive sampling",
+    "gluon-lstm": "Gluon RNNModel(rnn.LSTM(256)) (6.8), consecutive sampling",
+}
+
+
+def report(section, med, floor, torch_note):
+    gflop, rate, floor_s, shaped_s = floor
+    base = next(v for k, v in med.items() if k.startswith("d2lzh"))
+    torch_rows = {k: v for k, v in med.items() if k.startswith("PyTorch")}
+    best_torch = min(torch_rows.values()) if torch_rows else None
+    print(f"\n{TITLES[section]}")
+    print(f"  {'implementation':<36}{'s/epoch':>9}{'vs d2lzh':>9}{'vs torch':>9}{'floor/t':>9}")
+    for name, sec in med.items():
+        vs_torch = f"{best_torch / sec:>8.2f}x" if best_torch else f"{'-':>9}"
+        print(f"  {name:<36}{sec:>9.3f}{base / sec:>8.2f}x{vs_torch}{floor_s / sec:>8.0%} ")
+    print(f"  {'FLOP floor':<36}{floor_s:>9.3f}   = {gflop:.1f} GFLOP/epoch at {rate:.0f} GFLOP/s"
+          f" (FullyConnected, best shape); {shaped_s:.3f} at per-shape rates")
+    if torch_note and (section == "rnn" or section in GLUON_LAYERS):
+        print(f"  ({torch_note})")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sections", default=",".join(DEFAULT_SECTIONS),
+                        help=f"comma-separated, from {', '.join(SECTIONS)} "
+                             f"(default: {','.join(DEFAULT_SECTIONS)})")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
+    parser.add_argument("--epochs", type=int, default=4, help="epochs per timed run (default 4)")
+    parser.add_argument("--torch-threads", type=int, default=2,
+                        help="torch.set_num_threads (default 2)")
+    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch rows")
+    parser.add_argument("--quick", action="store_true",
+                        help="dry run: 1 round x 1 epoch, no warm-up, short GEMM timing")
+    args = parser.parse_args(argv)
+    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    unknown = [s for s in sections if s not in SECTIONS]
+    if unknown or not sections:
+        parser.error(f"--sections must name some of {', '.join(SECTIONS)}, got {args.sections!r}")
+    for flag in ("rounds", "epochs", "torch_threads"):
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
+    if args.quick:
+        args.rounds, args.epochs = 1, 1
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    if args.no_torch:
+        torch = None
+    torch_note = None if torch else (
+        "PyTorch rows skipped: torch not installed (pip install -e '.[bench]')"
+        if not args.no_torch else "PyTorch rows skipped: --no-torch")
+
+    ctx = mx.cpu()
+    data = lyricnn.load_data_jay_lyrics()
+    print(machine_line(torch))
+    print(f"book config: hidden {HIDDEN}, steps {STEPS}, batch {BATCH}, lr {LR:g}, clip {CLIP:g}, "
+          f"{len(data[0])} characters, vocab {data[3]}; medians of {args.rounds} rounds x "
+          f"{args.epochs} epochs, alternating; x = speed relative to the row (higher is faster)")
+    for section in sections:
+        runners = (gluon_mx_runners(section, data, ctx) if section in GLUON_LAYERS
+                   else scratch_mx_runners(section, data, ctx))
+        if torch is not None:
+            runners.update(torch_runners(section, data, args.torch_threads))
+        med = compare(runners, args.epochs, args.rounds, warmup=not args.quick)
+        floor = flop_floor(section, data[3], batches_per_epoch(section, len(data[0])),
+                           repeats=3 if args.quick else 20)
+        report(section, med, floor, torch_note)
+    print(f"\nload avg at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
