@@ -21,13 +21,20 @@ if "mxnet" not in _sys.modules and "OMP_NUM_THREADS" not in _os.environ:
     _os.environ["OMP_NUM_THREADS"] = str(len(_os.sched_getaffinity(0))
                                          if hasattr(_os, "sched_getaffinity")
                                          else _os.cpu_count() or 1)
-# libgomp's idle threads spin before sleeping.  When other processes share the
-# cores (tests, CI, a notebook beside a run) each parallel region then waits for
-# a descheduled partner: at load 7 on 2 vCPUs the scratch RNN took 37 s/epoch
-# instead of 0.6 s.  Passive waiting avoids that; results are bit-identical.
-# Like OMP_NUM_THREADS it is read once, when MXNet loads.
-if "mxnet" not in _sys.modules and "OMP_WAIT_POLICY" not in _os.environ:
-    _os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+# How long libgomp's idle threads spin before they sleep. These models run
+# hundreds to thousands of small operators per minibatch, each an OpenMP region
+# whose threads meet at its end. libgomp's default (300,000 spins) and ACTIVE
+# collapse on a shared machine: at load 7 on 2 vCPUs the scratch RNN took 37
+# s/epoch instead of 0.6. PASSIVE (sleep at once) survives load but pays a
+# wake-up per region. A bounded spin of 1,000 is the measured middle (2 vCPUs,
+# book config, s/epoch, docs/RESULTS.md): at load ~1, lyricnn's RNN 0.35 against
+# 0.54 PASSIVE and 0.38 ACTIVE, the book's own notebook cell 0.87 against 1.19
+# PASSIVE; at load 4-8 within 0.8-1.9x of PASSIVE where ACTIVE is 7-30x slower.
+# Results do not depend on it. Like OMP_NUM_THREADS it is read once, when MXNet
+# loads; the user's OMP_WAIT_POLICY or GOMP_SPINCOUNT always wins.
+if ("mxnet" not in _sys.modules and "OMP_WAIT_POLICY" not in _os.environ
+        and "GOMP_SPINCOUNT" not in _os.environ):
+    _os.environ["GOMP_SPINCOUNT"] = "1000"
 # A reader's own cell gets CSR one-hot inputs (lyricnn.models.sequence_forward);
 # the gradient of nd.dot(csr, W) is row-sparse and MXNet copies it into W's dense
 # gradient, logging "Storage type fallback detected" on stderr each time. The copy

@@ -17,7 +17,7 @@ BOOK_NAMES = ["load_data_jay_lyrics", "data_iter_random", "data_iter_consecutive
 
 def run(code, **env):
     """Run ``code`` in a fresh interpreter; return its stdout parsed as JSON."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("OMP_")}
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "GOMP_"))}
     full_env.update(env)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=full_env, check=True)
@@ -105,9 +105,11 @@ def test_omp_threads_set_at_import_unless_the_user_chose():
     threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     assert run(code) == str(threads)
     assert run(code, OMP_NUM_THREADS="3") == "3"
-    policy = "import json, os, lyricnn; print(json.dumps(os.environ.get('OMP_WAIT_POLICY')))"
-    assert run(policy) == "PASSIVE"
-    assert run(policy, OMP_WAIT_POLICY="ACTIVE") == "ACTIVE"
+    wait = ("import json, os, lyricnn; print(json.dumps([os.environ.get('OMP_WAIT_POLICY'), "
+            "os.environ.get('GOMP_SPINCOUNT')]))")
+    assert run(wait) == [None, "1000"]
+    assert run(wait, OMP_WAIT_POLICY="ACTIVE") == ["ACTIVE", None]
+    assert run(wait, GOMP_SPINCOUNT="5") == [None, "5"]
 
 
 def test_star_import_gives_every_export():
