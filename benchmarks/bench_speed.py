@@ -25,7 +25,9 @@ Sections (``--sections``):
 The FLOP floor is the model's GEMM FLOPs per epoch, forward and backward
 (two products per forward product), with the input product counted as a
 gather (no FLOPs), divided by the best GEMM rate that MXNet's
-``FullyConnected`` (oneDNN) reaches in this run at the shapes those GEMMs have.
+``FullyConnected`` (oneDNN) reaches in this run at the shapes those GEMMs have
+(measured before the first section and again before each report; the best
+time per shape is kept).
 A second figure charges every GEMM at the rate measured at its own shape,
 which for the small per-step products includes MXNet's per-operator cost.
 
@@ -314,19 +316,36 @@ def torch_runners(section, data, threads):
 
 # ----------------------------------------------------------------------------- FLOP floor
 
-def gemm_seconds(M, K, N, repeats):
-    """Best seconds of one ``(M, K) x (K, N)`` FullyConnected over 3 trials of ``repeats``."""
+def gemm_seconds(M, K, N, repeats, trials=3):
+    """Best seconds of one ``(M, K) x (K, N)`` FullyConnected over ``trials`` of ``repeats``."""
     X = nd.random.normal(shape=(M, K))
     W = nd.random.normal(shape=(N, K))   # FullyConnected wants the weight transposed
+    nd.FullyConnected(X, W, no_bias=True, num_hidden=N).wait_to_read()  # oneDNN set-up
     best = float("inf")
-    for _ in range(3):
-        nd.FullyConnected(X, W, no_bias=True, num_hidden=N).wait_to_read()
+    for _ in range(trials):
         start = time.perf_counter()
         for _ in range(repeats):
             out = nd.FullyConnected(X, W, no_bias=True, num_hidden=N)
         out.wait_to_read()
         best = min(best, (time.perf_counter() - start) / repeats)
     return best
+
+
+class GemmTimes:
+    """Best seconds per GEMM shape seen so far in this run.
+
+    The rates are measured before the first section and again before every
+    section's report, and the best is kept: a GEMM never runs faster than the
+    machine allows, so a slow measurement only means the machine was busy.
+    """
+
+    def __init__(self, repeats):
+        self.repeats, self.best = repeats, {}
+
+    def measure(self, shapes):
+        for shape in shapes:
+            sec = gemm_seconds(*shape, self.repeats)
+            self.best[shape] = min(sec, self.best.get(shape, float("inf")))
 
 
 def model_gemms(section, vocab_size, num_batches):
@@ -347,11 +366,12 @@ def model_gemms(section, vocab_size, num_batches):
     return gemms
 
 
-def flop_floor(section, vocab_size, num_batches, repeats):
+def flop_floor(section, vocab_size, num_batches, gemm_times):
     """(GFLOP per epoch, best GFLOP/s, floor at best rate, floor at per-shape rates)."""
     gemms = model_gemms(section, vocab_size, num_batches)
+    gemm_times.measure(gemms)
     flops = {s: 2 * s[0] * s[1] * s[2] for s in gemms}
-    secs = {s: gemm_seconds(*s, repeats) for s in gemms}
+    secs = {s: gemm_times.best[s] for s in gemms}
     total = sum(flops[s] * c for s, c in gemms.items())
     best = max(flops[s] / secs[s] for s in gemms)
     shaped = sum(secs[s] * c for s, c in gemms.items())
@@ -392,6 +412,35 @@ def report(section, med, floor, torch_note):
         print(f"  ({torch_note})")
 
 
+def print_targets(results):
+    """Issue 11's speed targets, as ratios of the medians above (> 1: lyricnn faster)."""
+    lines = []
+
+    def ratio(section, slower, faster):
+        med = results.get(section, {})
+        slow = [v for k, v in med.items() if k.startswith(slower)]
+        fast = [v for k, v in med.items() if k.startswith(faster)]
+        return min(slow) / min(fast) if slow and fast else None
+
+    checks = [("rnn", "PyTorch", "lyricnn (lyricnn.rnn)", 1.0, 1.5,
+               "scratch RNN: lyricnn.rnn vs best PyTorch"),
+              ("gluon", "PyTorch", "lyricnn", 1.0, 1.5, "Gluon RNN: lyricnn vs PyTorch nn.RNN")]
+    checks += [(cell, "d2lzh", "lyricnn (book's cells)", 2.0, 2.0,
+                f"book's {cell} cells: lyricnn vs d2lzh") for cell in ("rnn", "gru", "lstm")]
+    checks += [(cell, "d2lzh", f"lyricnn (lyricnn.{cell})", 1.0, 1.0,
+                f"scratch {cell.upper()}: lyricnn vs d2lzh (kept or improved)")
+               for cell in ("gru", "lstm")]
+    for section, slower, faster, need, aim, label in checks:
+        r = ratio(section, slower, faster)
+        if r is not None:
+            verdict = "met" if r >= need else "NOT met"
+            goal = f">= {need:g}x" + (f", aim {aim:g}x" if aim != need else "")
+            lines.append(f"  {label:<52}{r:>6.2f}x  ({goal}: {verdict})")
+    if lines:
+        print("\nissue 11 targets (speed-up = slower's s/epoch / lyricnn's)")
+        print("\n".join(lines))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sections", default=",".join(DEFAULT_SECTIONS),
@@ -429,7 +478,13 @@ def main(argv=None):
     print(machine_line(torch))
     print(f"book config: hidden {HIDDEN}, steps {STEPS}, batch {BATCH}, lr {LR:g}, clip {CLIP:g}, "
           f"{len(data[0])} characters, vocab {data[3]}; medians of {args.rounds} rounds x "
-          f"{args.epochs} epochs, alternating; x = speed relative to the row (higher is faster)")
+          f"{args.epochs} epochs, alternating; 'vs X' = X's s/epoch / this row's (> 1: faster "
+          f"than X), 'floor/t' = FLOP floor / this row's s/epoch")
+    results = {}
+    gemm_times = GemmTimes(repeats=3 if args.quick else 20)
+    if not args.quick:
+        for section in sections:
+            gemm_times.measure(model_gemms(section, data[3], 1))
     for section in sections:
         runners = (gluon_mx_runners(section, data, ctx) if section in GLUON_LAYERS
                    else scratch_mx_runners(section, data, ctx))
@@ -437,8 +492,10 @@ def main(argv=None):
             runners.update(torch_runners(section, data, args.torch_threads))
         med = compare(runners, args.epochs, args.rounds, warmup=not args.quick)
         floor = flop_floor(section, data[3], batches_per_epoch(section, len(data[0])),
-                           repeats=3 if args.quick else 20)
+                           gemm_times)
         report(section, med, floor, torch_note)
+        results[section] = med
+    print_targets(results)
     print(f"\nload avg at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
