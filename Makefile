@@ -33,7 +33,7 @@ demo: $(VENV)/.installed data
 	$(VENV)/bin/lyricnn generate --checkpoint runs/demo --prefix 分开 --prefix 不分开 --length 50
 
 bench: $(VENV)/.installed data
-	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_speed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

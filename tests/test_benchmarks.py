@@ -1,0 +1,17 @@
+"""Dry-run the speed benchmark, so the table of docs/RESULTS.md cannot rot (no timing asserted)."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_speed.py"
+
+
+def test_bench_speed_quick_prints_every_section():
+    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
+    out = subprocess.run([sys.executable, str(BENCH), "--quick", "--no-torch"], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    for line in ("machine:", "scratch RNN (6.4)", "d2lzh (book's cells)", "lyricnn (lyricnn.rnn)",
+                 "lyricnn (book's cells)", "FLOP floor", "Gluon RNNModel", "issue 11 targets"):
+        assert line in out.stdout, line
