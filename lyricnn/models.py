@@ -96,10 +96,10 @@ def sequence_forward(cell, vocab_size, sparse_inputs=True):
     function is run on one-hot inputs as the book does. With
     ``sparse_inputs`` those are CSR arrays (``to_onehot(..., sparse=True)``):
     the same values, but the cell's ``nd.dot(X, W_xh)`` becomes MXNet's sparse
-    row gather instead of a dense product (same outputs and gradients, tested;
-    the book's RNN notebook cell trains 1.41x faster than through d2lzh with
-    them, 1.05x without, in one process at load 8). ``False`` for a cell that
-    needs dense inputs.
+    row gather instead of a dense product. Outputs are identical; the input
+    weights' gradients equal the dense ones to float rounding (about 2e-8
+    relative at the book's sizes: the sparse product sums rows in another
+    order). Speed: docs/RESULTS.md. ``False`` for a cell that needs dense inputs.
     """
     if cell in FAST_FORMS:
         return FAST_FORMS[cell]

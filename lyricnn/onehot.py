@@ -15,9 +15,9 @@ def to_onehot(X, size, sparse=False):
 
     ``sparse=True`` returns the same values as CSR arrays, one ``one_hot`` for
     all steps: ``nd.dot(X_t, W)`` then runs MXNet's sparse kernel, a row
-    gather, instead of a dense ``(batch, V) x (V, h)`` product, with the same
-    outputs and gradients. The training loop feeds a reader's own cell these
-    (``lyricnn.models.ScratchLM``).
+    gather, instead of a dense ``(batch, V) x (V, h)`` product: the same
+    outputs, and gradients equal to float rounding. The training loop feeds
+    a reader's own cell these (``lyricnn.models.ScratchLM``).
     """
     size = check_int("size", size, hint="size is the vocabulary size (vocab_size)")
     if not isinstance(X, nd.NDArray) or X.ndim != 2:

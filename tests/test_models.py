@@ -114,8 +114,10 @@ def test_a_readers_cell_gets_sparse_inputs_with_identical_outputs_and_gradients(
             loss = (logits * logits).mean() + (state[0] * state[0]).mean()
         loss.backward()
         results.append([logits.asnumpy()] + [p.grad.asnumpy().copy() for p in params])
-    for dense, sparse in zip(*results):
-        np.testing.assert_array_equal(dense, sparse)
+    # outputs identical; W_x* gradients sum rows in another order (2e-8 relative at book size)
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    for dense, sparse in zip(results[0][1:], results[1][1:]):
+        np.testing.assert_allclose(dense, sparse, rtol=1e-6, atol=1e-9)
 
 
 def test_a_cell_that_needs_dense_inputs_can_ask_for_them():
