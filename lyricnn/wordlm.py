@@ -1,0 +1,340 @@
+"""Word-level language models (issue 13): corpus, embedding RNN model, whole-split evaluation.
+
+The groundwork for word-level Penn Treebank, in the standard setup of
+Mikolov's PTB, Zaremba et al. and PyTorch's ``word_language_model``:
+
+* ``word_corpus``/``load_ptb_corpus``: tokens per line plus ``<eos>`` at each
+  line end, the vocabulary from the training split only (first-appearance
+  order, so indices depend only on the text), words of valid/test outside it
+  mapped to ``<unk>``;
+* ``WordRNNModel``: Embedding -> Dropout -> Gluon RNN/GRU/LSTM stack (dropout
+  between layers) -> Dropout -> Dense decoder, optionally tied to the
+  embedding; ``build_word_lm`` wraps it as a ``lyricnn.models.GluonLM``, so
+  ``lyricnn.training.train_epochs`` trains it like any other model;
+* ``evaluate_perplexity``: the whole split as ``batch_size`` consecutive
+  streams with the state carried, every token scored exactly once.
+
+No MXNet call happens before the arguments are checked.
+"""
+from collections import Counter
+from dataclasses import dataclass
+from typing import List, Optional
+
+import numpy as np
+from mxnet import autograd, init, nd
+from mxnet.gluon import loss as gloss
+from mxnet.gluon import nn
+from mxnet.gluon import rnn as gluon_rnn
+
+from .checks import check_choice, check_int, check_number
+from .context import resolve_ctx
+from .data import Vocab
+from .metrics import perplexity
+from .models import GluonLM
+from .tokenize import EOS, PTB_SPLITS, UNK, read_ptb_text, segment, words
+
+WORD_TOKENIZERS = ("whitespace", "jieba")
+SPLITS = ("train", "valid", "test")
+#: ``'rnn'`` is Gluon's default (ReLU) RNN, as ``lyricnn.models``; ``'rnn_tanh'`` the classic one.
+WORD_CELLS = ("rnn", "rnn_tanh", "gru", "lstm")
+#: Zaremba et al. and word_language_model draw the weights from U(-0.1, 0.1).
+INIT_SCALE = 0.1
+
+
+# ---------------------------------------------------------------------- corpus
+
+@dataclass
+class WordCorpus:
+    """A word-indexed corpus: ``vocab`` (a ``lyricnn.data.Vocab``) built from ``train``;
+    ``train``/``valid``/``test`` lists of indices (``None`` for a split not given);
+    ``tokenizer`` the name of the tokenizer that cut the text."""
+
+    vocab: Vocab
+    train: List[int]
+    valid: Optional[List[int]]
+    test: Optional[List[int]]
+    tokenizer: str
+
+    def split(self, name):
+        """The indices of split ``name``; ``ValueError`` when the corpus has no such split."""
+        check_choice("split", name, SPLITS)
+        indices = getattr(self, name)
+        if indices is None:
+            raise ValueError(f"the corpus has no {name} split; build it with "
+                             f"word_corpus(..., {name}_text=...)")
+        return indices
+
+    @property
+    def vocab_size(self):
+        return len(self.vocab)
+
+
+def tokenize_lines(text, tokenizer="whitespace", eos=True):
+    """Words of ``text``, line by line, with ``EOS`` after every non-blank line when ``eos``.
+
+    ``'whitespace'`` splits on whitespace (PTB); ``'jieba'`` segments Chinese
+    with jieba (``lyricnn.tokenize.segment``) and drops its whitespace tokens.
+    """
+    check_choice("tokenizer", tokenizer, WORD_TOKENIZERS)
+    if tokenizer == "whitespace":
+        return words(text, eos=eos)
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    tokens = []
+    for line in text.splitlines():
+        line_words = [w for w in segment(line) if w.strip()]
+        if line_words:
+            tokens.extend(line_words)
+            if eos:
+                tokens.append(EOS)
+    return tokens
+
+
+def _build_vocab(tokens, max_vocab, unk):
+    """First-appearance vocabulary of ``tokens``; with ``max_vocab`` only the most frequent
+    types are kept (ties by first appearance), ``<unk>`` counted among them."""
+    vocab = Vocab.from_tokens(tokens)
+    if unk and UNK not in vocab:
+        vocab = Vocab(vocab.idx_to_token + [UNK])
+    if max_vocab is not None and len(vocab) > max_vocab:
+        if UNK not in vocab:
+            raise ValueError(f"max_vocab={max_vocab} would drop words from a vocabulary of "
+                             f"{len(vocab)} without {UNK!r} to stand for them; pass unk=True")
+        counts = Counter(tokens)
+        first = vocab.token_to_idx
+        # UNK always stays; the rest by descending count, ties by first appearance.
+        others = sorted((t for t in vocab.idx_to_token if t != UNK),
+                        key=lambda t: (-counts[t], first[t]))[:max_vocab - 1]
+        keep = set(others) | {UNK}
+        vocab = Vocab([t for t in vocab.idx_to_token if t in keep])
+    return vocab
+
+
+def _index(name, tokens, vocab):
+    """Indices of ``tokens``; unknown words become ``<unk>`` if the vocabulary has it."""
+    table = vocab.token_to_idx
+    unk = table.get(UNK)
+    if unk is None:
+        for position, t in enumerate(tokens):
+            if t not in table:
+                raise ValueError(f"{name} has the word {t!r} (token {position}) that is not in "
+                                 f"the training vocabulary, which has no {UNK!r}; pass unk=True "
+                                 "or add the word to the training text")
+        return [table[t] for t in tokens]
+    return [table.get(t, unk) for t in tokens]
+
+
+def word_corpus(train_text, valid_text=None, test_text=None, tokenizer="whitespace", eos=True,
+                max_vocab=None, unk=True):
+    """A ``WordCorpus`` from raw texts (str), the vocabulary from ``train_text`` only.
+
+    ``eos``: an ``<eos>`` token after every non-blank line (Mikolov's PTB).
+    ``unk``: add ``<unk>`` to the vocabulary (at the end) when the training text
+    lacks it; words of valid/test outside the vocabulary then become ``<unk>``.
+    With ``unk=False`` and no ``<unk>`` in the training text such a word is a
+    ``ValueError`` naming it. ``max_vocab``: keep the ``max_vocab`` most frequent
+    types (``<unk>`` included; the others become ``<unk>``, in train too).
+    """
+    check_choice("tokenizer", tokenizer, WORD_TOKENIZERS)
+    check_choice("eos", eos, (True, False))
+    check_choice("unk", unk, (True, False))
+    if max_vocab is not None:
+        max_vocab = check_int("max_vocab", max_vocab, minimum=2,
+                              hint="a language model needs at least 2 types; None keeps all")
+    splits = {"train_text": train_text, "valid_text": valid_text, "test_text": test_text}
+    tokens = {}
+    for name, text in splits.items():
+        if text is None:
+            continue
+        if not isinstance(text, str):
+            raise TypeError(f"{name} must be a str, got {type(text).__name__}")
+        tokens[name] = tokenize_lines(text, tokenizer, eos)
+        if not tokens[name]:
+            raise ValueError(f"{name} has no words ({len(text)} characters of whitespace or "
+                             "nothing); pass a text with words in it")
+    vocab = _build_vocab(tokens["train_text"], max_vocab, unk)
+    if len(vocab) < 2:
+        raise ValueError(f"the training vocabulary has {len(vocab)} type "
+                         f"({vocab.idx_to_token!r}); a language model needs at least 2: "
+                         "use a longer text, eos=True or unk=True")
+    indexed = {name: _index(name, toks, vocab) for name, toks in tokens.items()}
+    return WordCorpus(vocab, indexed["train_text"], indexed.get("valid_text"),
+                      indexed.get("test_text"), tokenizer)
+
+
+def load_ptb_corpus(path=None):
+    """Word-level Penn Treebank from the data hub's ``ptb.zip`` (``path``: that file or
+    its folder): 10,000 types including ``<unk>`` and ``<eos>``, train/valid/test."""
+    texts = {split: read_ptb_text(split, path) for split in PTB_SPLITS}
+    return word_corpus(texts["train"], texts["valid"], texts["test"], "whitespace", eos=True)
+
+
+# ----------------------------------------------------------------------- model
+
+def _check_model_args(cell, vocab_size, embed_size, num_hiddens, num_layers, dropout, tied):
+    check_choice("cell", cell, WORD_CELLS)
+    vocab_size = check_int("vocab_size", vocab_size, minimum=2)
+    embed_size = check_int("embed_size", embed_size)
+    num_hiddens = check_int("num_hiddens", num_hiddens)
+    num_layers = check_int("num_layers", num_layers)
+    dropout = check_number("dropout", dropout, 0, 1, hint="the probability of dropping a unit")
+    if dropout == 1:
+        raise ValueError("dropout must be < 1, got 1 (every unit dropped); use 0 to 0.7")
+    check_choice("tied", tied, (True, False))
+    if tied and embed_size != num_hiddens:
+        raise ValueError(f"tied=True shares the decoder's weight (vocab_size, num_hiddens) with "
+                         f"the embedding (vocab_size, embed_size), so they must be equal: got "
+                         f"embed_size={embed_size}, num_hiddens={num_hiddens}; make them equal "
+                         "or pass tied=False")
+    return vocab_size, embed_size, num_hiddens, num_layers, dropout
+
+
+def _recurrent_layer(cell, num_hiddens, num_layers, dropout, input_size):
+    if cell == "rnn":
+        return gluon_rnn.RNN(num_hiddens, num_layers, dropout=dropout, input_size=input_size)
+    if cell == "rnn_tanh":
+        return gluon_rnn.RNN(num_hiddens, num_layers, activation="tanh", dropout=dropout,
+                             input_size=input_size)
+    layer = gluon_rnn.GRU if cell == "gru" else gluon_rnn.LSTM
+    return layer(num_hiddens, num_layers, dropout=dropout, input_size=input_size)
+
+
+class WordRNNModel(nn.HybridBlock):
+    """Embedding -> Dropout -> RNN/GRU/LSTM stack -> Dropout -> Dense over the vocabulary.
+
+    Same contract as ``lyricnn.gluon_model.RNNModel``: ``inputs (batch,
+    num_steps)`` indices, ``state`` from ``begin_state``; returns logits
+    ``(num_steps * batch, vocab_size)``, row ``t * batch + b`` for step ``t``
+    of sequence ``b``, and the new state. ``dropout`` applies to the
+    embeddings, between recurrent layers and before the decoder (Zaremba et
+    al.). ``tied``: the decoder's weight *is* the embedding matrix (one
+    Parameter, as MXNet's ``example/rnn/word_lm``; Press & Wolf 2017), which
+    needs ``embed_size == num_hiddens``.
+    """
+
+    def __init__(self, cell, vocab_size, embed_size, num_hiddens, num_layers=1, dropout=0.0,
+                 tied=False, **kwargs):
+        vocab_size, embed_size, num_hiddens, num_layers, dropout = _check_model_args(
+            cell, vocab_size, embed_size, num_hiddens, num_layers, dropout, tied)
+        super().__init__(**kwargs)
+        self.cell, self.vocab_size, self.tied = cell, vocab_size, tied
+        with self.name_scope():
+            self.embedding = nn.Embedding(vocab_size, embed_size)
+            self.drop = nn.Dropout(dropout)
+            self.rnn = _recurrent_layer(cell, num_hiddens, num_layers, dropout, embed_size)
+            # params=embedding.params: the Dense looks its weight up under the
+            # embedding's prefix and finds the embedding's own Parameter.
+            self.decoder = nn.Dense(vocab_size, in_units=num_hiddens,
+                                    params=self.embedding.params if tied else None)
+
+    def hybrid_forward(self, F, inputs, state):
+        if not isinstance(state, (list, tuple)):
+            state = [state]
+        # (batch, num_steps) -> (num_steps, batch, embed_size)
+        emb = self.drop(self.embedding(F.transpose(inputs)))
+        Y, state = self.rnn(emb, state)                  # Y: (num_steps, batch, num_hiddens)
+        Y = self.drop(Y)
+        # (num_steps * batch, num_hiddens) -> (num_steps * batch, vocab_size)
+        return self.decoder(Y.reshape((-3, 0))), state
+
+    def begin_state(self, *args, **kwargs):
+        """The recurrent layer's zero state, e.g. ``begin_state(batch_size=20, ctx=ctx)``."""
+        return self.rnn.begin_state(*args, **kwargs)
+
+    def named_parameters(self):
+        """``{'embedding.weight': Parameter, 'rnn.l0_i2h_weight': …, 'decoder.bias': …}``:
+        structural names, independent of Gluon's per-process prefixes. A tied model
+        lists the shared matrix once, as ``embedding.weight``."""
+        named = {}
+        seen = set()
+        for child in ("embedding", "rnn", "decoder"):
+            block = getattr(self, child)
+            for full, p in block.params.items():
+                if id(p) in seen:
+                    continue
+                seen.add(id(p))
+                named[f"{child}.{full[len(block.params.prefix):]}"] = p
+        return named
+
+
+def build_word_lm(cell, vocab_size, embed_size, num_hiddens, num_layers=1, dropout=0.0,
+                  tied=False, ctx=None):
+    """A fresh ``WordRNNModel`` as a ``lyricnn.models.GluonLM``.
+
+    Weights ~ U(-0.1, 0.1) (Zaremba et al.) from MXNet's generator, biases
+    zero (MXNet's initialisers zero every ``*bias``, as word_language_model
+    does for its decoder), materialised with one dummy step so it can be saved or loaded at once.
+    """
+    net = WordRNNModel(cell, vocab_size, embed_size, num_hiddens, num_layers, dropout, tied)
+    ctx = resolve_ctx(ctx)
+    net.initialize(ctx=ctx, init=init.Uniform(INIT_SCALE))
+    net(nd.zeros((1, 1), ctx=ctx), net.begin_state(batch_size=1, ctx=ctx))
+    return GluonLM(net, net.vocab_size, ctx)
+
+
+# ------------------------------------------------------------------ evaluation
+
+def _as_indices(indices, vocab_size=None):
+    """``indices`` as a 1-D float32 array after checking they are token indices."""
+    if isinstance(indices, (str, bytes)) or indices is None:
+        raise ValueError(f"indices must be a sequence of token indices, got {indices!r:.60}")
+    arr = np.asarray(indices.asnumpy() if hasattr(indices, "asnumpy") else indices)
+    if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iuf"):
+        raise ValueError(f"indices must be a flat sequence of token indices, got shape "
+                         f"{arr.shape} dtype {arr.dtype}")
+    if arr.size and (not np.isfinite(arr).all() or (arr != np.round(arr)).any()
+                     or arr.min() < 0 or (vocab_size is not None and arr.max() >= vocab_size)):
+        raise ValueError(f"indices must be integers in [0, vocab_size={vocab_size}), found "
+                         f"values in [{arr.min()}, {arr.max()}]; index the split with the "
+                         "model's vocabulary")
+    return arr.astype(np.float32)
+
+
+def stream_batches(indices, batch_size, num_steps):
+    """The evaluation batches of a split, as NumPy ``(X, Y)`` pairs ``(batch_size, steps)``.
+
+    The stream is cut into ``batch_size`` equal columns (the tail that does not
+    fill a column is dropped, as ``data_iter_consecutive`` does); each column
+    is read ``num_steps`` at a time *including* a final shorter chunk, so every
+    token of the trimmed stream but the first of each column is a target
+    exactly once.
+    """
+    batch_size, num_steps = check_int("batch_size", batch_size), check_int("num_steps", num_steps)
+    corpus = _as_indices(indices)
+    batch_len = len(corpus) // batch_size
+    if batch_len < 2:
+        raise ValueError(f"a split of {len(corpus)} tokens cut into batch_size={batch_size} "
+                         f"columns leaves {batch_len} token per column, need at least 2; use a "
+                         "smaller batch_size")
+    rows = corpus[:batch_size * batch_len].reshape((batch_size, batch_len))
+    return _chunks(rows, num_steps)
+
+
+def _chunks(rows, num_steps):
+    batch_len = rows.shape[1]
+    for i in range(0, batch_len - 1, num_steps):
+        steps = min(num_steps, batch_len - 1 - i)
+        yield rows[:, i:i + steps], rows[:, i + 1:i + 1 + steps]
+
+
+def evaluate_perplexity(lm, indices, batch_size, num_steps):
+    """Perplexity of ``lm`` (a ``LanguageModel``) on a whole split, full softmax.
+
+    The batches are ``stream_batches``: the state is carried across chunks, so
+    the result does not depend on ``num_steps`` (up to float rounding); the
+    ``batch_size * (len // batch_size - 1)`` targets are each scored once and
+    ``<unk>`` counts as a token (as the published PTB figures). Dropout is off
+    (``autograd.predict_mode``).
+    """
+    batches = stream_batches(_as_indices(indices, lm.vocab_size), batch_size, num_steps)
+    loss = gloss.SoftmaxCrossEntropyLoss()
+    sums, count = [], 0
+    state = lm.begin_state(batch_size)
+    with autograd.predict_mode():
+        for X, Y in batches:                             # (batch, steps) each
+            logits, state = lm(nd.array(X, ctx=lm.ctx), state)  # (steps * batch, V)
+            # Time-major targets to match the logits' rows.
+            sums.append(loss(logits, nd.array(Y.T.reshape((-1,)), ctx=lm.ctx)).sum())
+            count += Y.size
+    total = float(nd.concat(*sums, dim=0).asnumpy().astype(np.float64).sum())
+    return perplexity(total / count)
