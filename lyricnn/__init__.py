@@ -143,6 +143,12 @@ EXPORTS = {
     "train_and_predict_rnn": "training",
     "train_and_predict_rnn_gluon": "training",
     "train_epochs": "training",
+    "WordCorpus": "wordlm",
+    "WordRNNModel": "wordlm",
+    "build_word_lm": "wordlm",
+    "evaluate_perplexity": "wordlm",
+    "load_ptb_corpus": "wordlm",
+    "word_corpus": "wordlm",
 }
 
 __all__ = sorted(EXPORTS)

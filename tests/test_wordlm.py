@@ -8,6 +8,7 @@ from mxnet import autograd, nd
 from mxnet.gluon import loss as gloss
 
 from lyricnn import hub
+from lyricnn.gluon_model import layer_spec
 from lyricnn.sampling import data_iter_consecutive
 from lyricnn.tokenize import EOS, PTB, UNK
 from lyricnn.training import train_epochs
@@ -141,6 +142,8 @@ def test_every_cell_builds_and_initialises_uniformly(cell):
     lm = build_word_lm(cell, 20, 6, 6, num_layers=2, dropout=0.2, tied=True)
     values = np.concatenate([w.asnumpy().ravel() for w in lm.weights()])
     assert values.min() >= -0.1 and values.max() <= 0.1 and values.std() > 0.04
+    assert layer_spec(lm.model.rnn).dropout == 0.2  # between the recurrent layers
+    assert layer_spec(lm.model.rnn).mode == {"rnn": "rnn_relu"}.get(cell, cell)
 
 
 def test_tied_requires_equal_sizes_and_names_both():
@@ -255,3 +258,18 @@ def test_trains_through_train_epochs_and_perplexity_falls():
     after = evaluate_perplexity(lm, corpus.valid + corpus.train, 2, 10)
     assert len(history.epoch) == 15 and history.perplexity[-1] < history.perplexity[0]
     assert before > 0.9 * corpus.vocab_size and after < 0.5 * before
+
+
+@pytest.mark.parametrize("dropout, dropped", [(0.0, False), (0.5, True)])
+def test_dropout_on_embeddings_and_before_the_decoder(dropout, dropped):
+    # One token, one sequence: a unit dropped at the embedding zeroes its entry of
+    # that row's gradient; one dropped before the decoder zeroes its decoder column.
+    mx.random.seed(6)
+    lm = build_word_lm("lstm", 9, 16, 16, dropout=dropout)
+    with autograd.record():
+        logits, _ = lm(nd.array([[3]]), lm.begin_state(1))
+        (logits * nd.arange(9).reshape((1, 9))).sum().backward()
+    emb_row = lm.model.embedding.weight.grad().asnumpy()[3]                 # (16,)
+    dec_cols = np.abs(lm.model.decoder.weight.grad().asnumpy()).sum(axis=0)  # (16,)
+    assert bool((emb_row == 0).sum() > 2) is dropped
+    assert bool((dec_cols == 0).sum() > 2) is dropped
