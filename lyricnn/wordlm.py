@@ -43,7 +43,7 @@ INIT_SCALE = 0.1
 
 # ---------------------------------------------------------------------- corpus
 
-@dataclass
+@dataclass(repr=False)  # the default repr would print every index of PTB
 class WordCorpus:
     """A word-indexed corpus: ``vocab`` (a ``lyricnn.data.Vocab``) built from ``train``;
     ``train``/``valid``/``test`` lists of indices (``None`` for a split not given);
@@ -67,6 +67,12 @@ class WordCorpus:
     @property
     def vocab_size(self):
         return len(self.vocab)
+
+    def __repr__(self):
+        sizes = ", ".join(f"{name} {len(getattr(self, name)):,}" for name in SPLITS
+                          if getattr(self, name) is not None)
+        return (f"WordCorpus({self.vocab_size:,} types, {self.tokenizer} tokens: "
+                f"{sizes})")
 
 
 def tokenize_lines(text, tokenizer="whitespace", eos=True):

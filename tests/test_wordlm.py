@@ -10,7 +10,7 @@ from mxnet.gluon import loss as gloss
 from lyricnn import hub
 from lyricnn.gluon_model import layer_spec
 from lyricnn.sampling import data_iter_consecutive
-from lyricnn.tokenize import EOS, PTB, UNK
+from lyricnn.tokenize import EOS, PTB, UNK, read_ptb_text
 from lyricnn.training import train_epochs
 from lyricnn.wordlm import (WordCorpus, WordRNNModel, build_word_lm, evaluate_perplexity,
                             load_ptb_corpus, stream_batches, word_corpus)
@@ -95,6 +95,13 @@ def test_ptb_corpus_facts_from_the_shared_zip():
     assert (len(corpus.train), len(corpus.valid), len(corpus.test)) == (929_589, 73_760, 82_430)
     assert corpus.train.count(corpus.vocab.index(EOS)) == 42_068
     assert corpus.vocab.idx_to_token[:3] == ["aer", "banknote", "berlitz"]  # first line's words
+    # Valid and test are closed over the training vocabulary: their <unk>s are PTB's own.
+    unk = corpus.vocab.index(UNK)
+    for split in ("valid", "test"):
+        raw = read_ptb_text(split, hub.locate(PTB, download_missing=False)).split()
+        assert corpus.split(split).count(unk) == raw.count(UNK) > 0
+    assert repr(corpus) == ("WordCorpus(10,000 types, whitespace tokens: train 929,589, "
+                            "valid 73,760, test 82,430)")
 
 
 # -------------------------------------------------------------------- batching
