@@ -139,10 +139,10 @@ def scratch_mx_runners(section, data, ctx):
     ci, c2i, i2c, V = data
     random_iter = section == "rnn"
 
-    def runner(train, cell, get_params, init_state):
+    def runner(train, cell, get_params, init_state, **options):
         def run(epochs):
             train(cell, get_params, init_state, HIDDEN, V, ctx, ci, i2c, c2i, random_iter,
-                  epochs, STEPS, LR, CLIP, BATCH, epochs + 1, 1, ["分开"])
+                  epochs, STEPS, LR, CLIP, BATCH, epochs + 1, 1, ["分开"], **options)
         return run
 
     if section == "rnn":
@@ -162,6 +162,9 @@ def scratch_mx_runners(section, data, ctx):
         "d2lzh (book's cells)": runner(d2lzh.train_and_predict_rnn, *notebook),
         f"lyricnn (lyricnn.{section})": runner(lyricnn.train_and_predict_rnn, *own),
         "lyricnn (book's cells)": runner(lyricnn.train_and_predict_rnn, *notebook),
+        # the same with dense one-hot inputs, as the first release fed them
+        "lyricnn (book's cells, dense)": runner(lyricnn.train_and_predict_rnn, *notebook,
+                                                sparse_inputs=False),
     }
 
 
