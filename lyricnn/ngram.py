@@ -4,11 +4,11 @@ The seed defines a language model through the chain rule
 ``P(w1..wT) = prod_t P(wt | w1..wt-1)`` and makes it tractable with the order-n
 Markov assumption: ``wt`` depends only on the ``n - 1`` tokens before it. The
 first tokens of a text have fewer predecessors and use the shorter contexts,
-exactly as the seed's trigram example ``P(w1) P(w2|w1) P(w3|w1,w2) P(w4|w2,w3)``.
+exactly as the tutorial's trigram example ``P(w1) P(w2|w1) P(w3|w1,w2) P(w4|w2,w3)``.
 
 Estimators (``NGramLM(order, smoothing)``):
 
-- ``"mle"``: the seed's relative frequencies, ``P(w) = count(w) / N`` and
+- ``"mle"``: the tutorial's relative frequencies, ``P(w) = count(w) / N`` and
   ``P(w | h) = count(h w) / count(h)``. An unseen n-gram has probability 0, so
   a text containing one has log-probability ``-inf`` and perplexity ``inf``.
 - ``"add-k"``: ``(count(h w) + k) / (count(h) + k V)``.
@@ -24,7 +24,7 @@ For word corpora the sentence end is an ordinary ``<eos>`` token, predicted and
 counted like a word; contexts run across it (standard PTB evaluation).
 
 ``count(h)`` is the number of times ``h`` is *followed by a token*, i.e.
-``sum_w count(h w)``. It equals the seed's ``count(w1 w2)`` except when the text
+``sum_w count(h w)``. It equals the tutorial's ``count(w1 w2)`` except when the text
 ends with ``h``; the sum is what makes every ``P(. | h)`` sum to 1.
 
 Tokens are integer-encoded through a ``Vocab`` in first-appearance order with
@@ -583,7 +583,7 @@ class NGramLM:
 
 
 def rank(candidates, scorer):
-    """Sort candidate texts most likely first (the seed's 福贵/富贵 example).
+    """Sort candidate texts most likely first (the tutorial's 福贵/富贵 example).
 
     ``scorer``: any callable text -> log-probability (``NGramLM.score``, or
     an RNN's scorer). Returns ``[(candidate, log_prob), ...]`` in decreasing

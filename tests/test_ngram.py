@@ -47,7 +47,7 @@ def test_unknown_tokens_map_to_unk():
     assert model.prob("b", "zzz") == model.prob("b", [UNK])
 
 
-# -- MLE: the seed's formulas ------------------------------------------------
+# -- MLE: the tutorial's formulas ------------------------------------------------
 
 
 def test_mle_equals_the_seed_formulas_by_hand():
@@ -68,7 +68,7 @@ def test_mle_equals_the_seed_formulas_by_hand():
     assert model3.prob("d", ["a", "b"]) == 1 / 3
     # Only the last n-1 tokens of a longer context matter (Markov assumption).
     assert model3.prob("c", ["d", "a", "b"]) == model3.prob("c", ["a", "b"])
-    # Trigram chain of the seed: P(w1) P(w2|w1) P(w3|w1,w2) P(w4|w2,w3)
+    # Trigram chain of the tutorial: P(w1) P(w2|w1) P(w3|w1,w2) P(w4|w2,w3)
     #   "a b d a" -> 3/9 * 3/3 * 1/3 * count(bda)/count(bd) = 1/1
     expected = math.log(3 / 9) + math.log(1) + math.log(1 / 3) + math.log(1)
     assert model3.log_prob("a b d a") == pytest.approx(expected, abs=1e-12)
@@ -104,7 +104,7 @@ def test_mle_unseen_gives_zero_minus_inf_and_inf_perplexity_quietly():
     assert math.isfinite(model.perplexity("abcab"))
 
 
-# -- the seed's 你走先 / 你先走 illustration ----------------------------------
+# -- the tutorial's 你走先 / 你先走 illustration ----------------------------------
 
 
 @pytest.mark.parametrize("smoothing", ["mle", "add-k", "kneser-ney"])

@@ -32,7 +32,7 @@ def test_to_onehot_keeps_context():
 
 
 def test_concatenated_matmul_identity():
-    # Section 2 of the seed: X·W_xh + H·W_hh == [X, H]·[W_xh; W_hh].
+    # Section 2 of the tutorial: X·W_xh + H·W_hh == [X, H]·[W_xh; W_hh].
     X, W_xh = nd.random.normal(shape=(3, 1)), nd.random.normal(shape=(1, 4))
     H, W_hh = nd.random.normal(shape=(3, 4)), nd.random.normal(shape=(4, 4))
     separate = nd.dot(X, W_xh) + nd.dot(H, W_hh)
