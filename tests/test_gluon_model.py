@@ -40,7 +40,7 @@ def test_shapes_and_state_structure(cell, n_states, layers):
 
 
 def test_each_output_row_is_the_dense_layer_of_its_step():
-    """Row t*B + b is dense(Y[t, b]): the reshape the seed's copy forgets."""
+    """Row t*B + b is dense(Y[t, b]): the reshape the tutorial's copy forgets."""
     model = _model()
     X = _inputs()
     state = model.begin_state(batch_size=B)
@@ -123,7 +123,7 @@ def test_short_real_training_run_learns():
 
 
 def test_overflow_reads_inf_and_nan_loss_raises():
-    """The seed's rnn.RNN(256, 3) at lr 1e2 died in d2lzh's math.exp; here a deliberately
+    """The tutorial's rnn.RNN(256, 3) at lr 1e2 died in d2lzh's math.exp; here a deliberately
     wild learning rate pushes the loss past exp's range (perplexity inf, training goes on)
     and then to NaN (TrainingDiverged naming the epoch)."""
     ci, c2i, i2c, Vc = CORPUS
