@@ -106,7 +106,9 @@ class Cell:
     ``gates``: the book's gate letters, in parameter order; ``step``: the
     recurrence; ``num_states``: 1 (``H``) or 2 (``H, C``); ``fused_mode``: the
     MXNet ``RNN`` operator mode computing the same equations (``None``: none
-    does), and ``fused_order``: the book's gates in that operator's order.
+    does), and ``fused_order``: the book's gates in that operator's order;
+    ``shared_gates``: how many leading gates share one hidden product (default
+    all; the GRU's candidate needs ``R`` first, so only ``z, r`` share).
     """
 
     name: str
@@ -115,6 +117,7 @@ class Cell:
     num_states: int
     fused_mode: Optional[str] = None
     fused_order: Tuple[int, ...] = ()
+    shared_gates: Optional[int] = None
 
     @property
     def params_per_layer(self):
@@ -135,9 +138,9 @@ class Cell:
         products do not depend on each other share one product.
         """
         W_h, b = layer[1::3], layer[2::3]
-        if self.name == "gru":  # W_hh multiplies R ⊙ H, so it needs R first
-            return (_concat(W_h[:2], 1).T, _concat(b[:2], 0), W_h[2].T, b[2])
-        return (_concat(W_h, 1).T, _concat(b, 0))
+        k = self.shared_gates or len(self.gates)
+        later = tuple(a for i in range(k, len(self.gates)) for a in (W_h[i].T, b[i]))
+        return (_concat(W_h[:k], 1).T, _concat(b[:k], 0)) + later
 
     def zero_state(self, num_layers, batch_size, num_hiddens, ctx):
         return tuple(nd.zeros((batch_size, num_hiddens), ctx=ctx)
@@ -145,7 +148,7 @@ class Cell:
 
 
 RNN = Cell("rnn", "h", rnn_step, 1, fused_mode="rnn_tanh", fused_order=(0,))
-GRU = Cell("gru", "zrh", gru_step, 1)
+GRU = Cell("gru", "zrh", gru_step, 1, shared_gates=2)
 LSTM = Cell("lstm", "ifoc", lstm_step, 2, fused_mode="lstm", fused_order=(0, 1, 3, 2))
 CELLS = {"rnn": RNN, "gru": GRU, "lstm": LSTM}
 
