@@ -603,8 +603,10 @@ def _decode_float(value, allow_none):
 
 def _parse_history(folder, contents, fmt):
     data = _parse_json(folder, HISTORY, contents[HISTORY], strict=fmt == FORMAT)
-    keys = ("epoch", "perplexity", "seconds", "valid_perplexity")
+    keys = ("epoch", "perplexity", "seconds", "valid_perplexity", "lr")
     try:
+        if isinstance(data, dict) and "lr" not in data and isinstance(data.get("epoch"), list):
+            data["lr"] = [None] * len(data["epoch"])  # saved before the rate was recorded
         if not isinstance(data, dict) or set(data) != set(keys):
             raise ValueError(f"expected an object with the lists {list(keys)}")
         if not all(isinstance(data[k], list) for k in keys) or \
@@ -616,6 +618,9 @@ def _parse_history(folder, contents, fmt):
         perplexity = [_decode_float(v, False) for v in data["perplexity"]]
         valid = [_decode_float(v, True) for v in data["valid_perplexity"]]
         seconds = [_decode_float(v, False) for v in data["seconds"]]
+        lrs = [_decode_float(v, True) for v in data["lr"]]
+        if any(v is not None and not (0 < v < math.inf) for v in lrs):
+            raise ValueError("a learning rate in 'lr' is not a positive finite number")
         if any(not (p >= 1) for p in perplexity):
             raise ValueError("a perplexity is below 1 or nan")
         if any(v is not None and not (v >= 1) for v in valid):
@@ -625,7 +630,7 @@ def _parse_history(folder, contents, fmt):
     except ValueError as err:
         raise _error(folder, HISTORY, str(err)) from None
     return History(epoch=list(data["epoch"]), perplexity=perplexity, seconds=seconds,
-                   valid_perplexity=valid)
+                   valid_perplexity=valid, lr=lrs)
 
 
 def _parse_rng(folder, contents, config, epoch):

@@ -43,25 +43,30 @@ class TrainingInterrupted(RuntimeError):
 @dataclass
 class History:
     """Per-epoch record: ``epoch[i]`` had training ``perplexity[i]``, held-out
-    ``valid_perplexity[i]`` (``None`` without a held-out set), and took ``seconds[i]``."""
+    ``valid_perplexity[i]`` (``None`` without a held-out set), took ``seconds[i]``
+    and trained at learning rate ``lr[i]``."""
 
     epoch: list = field(default_factory=list)
     perplexity: list = field(default_factory=list)
     seconds: list = field(default_factory=list)
     valid_perplexity: list = field(default_factory=list)
+    lr: list = field(default_factory=list)
 
-    def append(self, epoch, perplexity, seconds, valid_perplexity=None):
+    def append(self, epoch, perplexity, seconds, valid_perplexity=None, lr=None):
         self.epoch.append(epoch)
         self.perplexity.append(perplexity)
         self.seconds.append(seconds)
         self.valid_perplexity.append(valid_perplexity)
+        self.lr.append(lr)
 
     def to_dict(self):
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data):
-        return cls(**{k: list(v) for k, v in data.items()})
+        data = {k: list(v) for k, v in data.items()}
+        data.setdefault("lr", [None] * len(data.get("epoch", ())))  # before lr was recorded
+        return cls(**data)
 
     def __repr__(self):
         if not self.epoch:
@@ -127,17 +132,19 @@ def _detach(state):
     return type(state)(s.detach() for s in state)
 
 
-def run_epoch(lm, batches, carry_state, lr, clipping_theta, should_stop=None):
+def run_epoch(lm, batches, carry_state, lr, clipping_theta, should_stop=None, on_batch=None):
     """Train ``lm`` over ``batches`` once; return the mean cross-entropy per token.
 
     With ``carry_state`` (consecutive sampling) the state is made once and
     detached before every minibatch, so no gradient flows into the previous
     one; otherwise (random sampling) it is remade for every minibatch.
     ``should_stop()`` is polled after every minibatch; ``True`` returns ``None``.
+    ``on_batch(tokens)`` is called after every minibatch with its number of
+    target tokens (progress, tokens/s); it must not synchronise the device.
     """
     loss = gloss.SoftmaxCrossEntropyLoss()
     state = None
-    losses = []
+    sums, tokens = [], 0
     for X, Y in batches:                     # X, Y: (batch, num_steps)
         if state is None or not carry_state:
             state = lm.begin_state(X.shape[0])
@@ -148,11 +155,15 @@ def run_epoch(lm, batches, carry_state, lr, clipping_theta, should_stop=None):
             l = loss(logits, Y.T.reshape((-1,))).mean()
         l.backward()
         clipped_sgd(lm.weights(), lm.gradients(), lr, clipping_theta)
-        losses.append(l)
+        # Weighted by the minibatch's tokens: a stream's last chunk may be shorter.
+        sums.append(l * Y.size)
+        tokens += Y.size
+        if on_batch is not None:
+            on_batch(Y.size)
         if should_stop is not None and should_stop():
             return None
-    # One synchronisation per epoch; every minibatch has the same number of tokens.
-    return float(np.mean(nd.concat(*losses, dim=0).asnumpy().astype(np.float64)))
+    # One synchronisation per epoch.
+    return float(nd.concat(*sums, dim=0).asnumpy().astype(np.float64).sum()) / tokens
 
 
 def evaluate_loss(lm, corpus_indices, num_steps):
@@ -207,13 +218,14 @@ def check_indices(name, indices, vocab_size):
 
 def train_epochs(lm, corpus_indices, is_random_iter, num_steps, batch_size, lr,
                  clipping_theta, epochs, history=None, valid_indices=None, on_epoch_end=None,
-                 *, seed=None, should_stop=None):
+                 *, seed=None, should_stop=None, batches=None, evaluate=None, schedule=None,
+                 on_batch=None):
     """Train ``lm`` (a ``LanguageModel``) for each epoch number in ``epochs``.
 
     ``epochs`` is an iterable of 1-based epoch numbers, e.g. ``range(11, 51)``
     to resume after epoch 10. After each epoch the training (and, with
-    ``valid_indices``, held-out) perplexity and the seconds are appended to
-    ``history`` and ``on_epoch_end(epoch, history)`` is called.
+    ``valid_indices``, held-out) perplexity, the seconds and the learning rate
+    are appended to ``history`` and ``on_epoch_end(epoch, history)`` is called.
 
     ``seed``: reseed MXNet with ``mxnet_seed(seed, epoch)`` after every epoch.
     MXNet cannot save its generator's state, so this is what makes a resumed
@@ -222,32 +234,75 @@ def train_epochs(lm, corpus_indices, is_random_iter, num_steps, batch_size, lr,
     ``should_stop()``: polled after every minibatch; ``True`` raises
     ``TrainingInterrupted`` and the partial epoch is not recorded.
     Raises ``TrainingDiverged`` when the training loss is NaN or infinite.
+
+    The word-level trainer (``lyricnn.wordlm.train_word_lm``) replaces three
+    parts, keeping the loop: ``batches()`` one epoch's ``(X, Y)`` NDArrays
+    (default: the book's ``sampler``), ``evaluate(lm)`` the held-out
+    perplexity (default: ``evaluate_loss`` on ``valid_indices``) and
+    ``schedule(epoch, history)`` the epoch's learning rate (default ``lr``),
+    a function of the history so that a resumed run recomputes it.
+    ``on_batch(tokens)``: see ``run_epoch``.
     """
     num_steps, batch_size = check_int("num_steps", num_steps), check_int("batch_size", batch_size)
-    check_indices("corpus_indices", corpus_indices, lm.vocab_size)
-    if valid_indices is not None:
+    if batches is None:
+        check_indices("corpus_indices", corpus_indices, lm.vocab_size)
+        sampler = data_iter_random if is_random_iter else data_iter_consecutive
+
+        def batches():
+            return sampler(corpus_indices, batch_size, num_steps, lm.ctx)
+    if valid_indices is not None and evaluate is None:
         check_indices("valid_indices", valid_indices, lm.vocab_size)
-    sampler = data_iter_random if is_random_iter else data_iter_consecutive
+
+        def evaluate(model):
+            return perplexity(evaluate_loss(model, valid_indices, num_steps))
     history = History() if history is None else history
     done = history.epoch[-1] if history.epoch else 0
     for epoch in epochs:
+        epoch_lr = lr if schedule is None else schedule(epoch, history)
         start = time.time()
-        mean_loss = run_epoch(lm, sampler(corpus_indices, batch_size, num_steps, lm.ctx),
-                              not is_random_iter, lr, clipping_theta, should_stop)
+        mean_loss = run_epoch(lm, batches(), not is_random_iter, epoch_lr, clipping_theta,
+                              should_stop, on_batch)
         if mean_loss is None:
             raise TrainingInterrupted(done)
-        _check_finite(epoch, mean_loss, lr, clipping_theta)
+        _check_finite(epoch, mean_loss, epoch_lr, clipping_theta)
         seconds = time.time() - start
-        valid = None
-        if valid_indices is not None:
-            valid = perplexity(evaluate_loss(lm, valid_indices, num_steps))
-        history.append(epoch, perplexity(mean_loss), seconds, valid)
+        valid = None if evaluate is None else evaluate(lm)
+        history.append(epoch, perplexity(mean_loss), seconds, valid, epoch_lr)
         done = epoch
         if seed is not None:
             mx.random.seed(mxnet_seed(seed, epoch))
         if on_epoch_end is not None:
             on_epoch_end(epoch, history)
     return history
+
+
+def annealed_lr(epoch, history, lr, lr_decay=1.0, decay_from=0):
+    """The learning rate of ``epoch`` under one of the two standard annealing rules.
+
+    ``decay_from`` N > 0 (Zaremba et al. 2014): ``lr`` for epochs 1..N, then
+    divided by ``lr_decay`` every epoch (``lr / lr_decay ** (epoch - N)``).
+    ``decay_from`` 0 (word_language_model): divided by ``lr_decay`` after every
+    epoch whose held-out perplexity did not improve on the best before it; it
+    reads ``history.valid_perplexity``, so a resumed run gets the same rate.
+    ``lr_decay`` 1 keeps ``lr``.
+    """
+    if lr_decay == 1:
+        return lr
+    if decay_from > 0:
+        return lr / lr_decay ** max(epoch - decay_from, 0)
+    best, plateaus = float("inf"), 0
+    for e, valid in zip(history.epoch, history.valid_perplexity):
+        if e >= epoch:
+            break
+        if valid is None:
+            raise ValueError("annealing on a plateau (decay_from=0) needs a held-out "
+                             "perplexity every epoch; give a validation split or use "
+                             "decay_from > 0")
+        if valid < best:
+            best = valid
+        else:
+            plateaus += 1
+    return lr / lr_decay ** plateaus
 
 
 def check_training_args(num_epochs, num_steps, batch_size, lr, clipping_theta, pred_period=1):
