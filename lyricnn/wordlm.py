@@ -344,3 +344,69 @@ def evaluate_perplexity(lm, indices, batch_size, num_steps):
             count += Y.size
     total = float(nd.concat(*sums, dim=0).asnumpy().astype(np.float64).sum())
     return perplexity(total / count)
+
+
+# -------------------------------------------------------------------- training
+
+#: Held-out streams are read 10 columns wide, as word_language_model's eval_batch_size.
+EVAL_BATCH_SIZE = 10
+
+
+def word_batches(indices, batch_size, num_steps, ctx):
+    """One epoch's training minibatches: ``stream_batches`` as NDArrays on ``ctx``.
+
+    The same consecutive streams as evaluation (truncated BPTT over
+    ``batch_size`` columns, offset 0, last chunk shorter), as
+    word_language_model and Zaremba et al. train.
+    """
+    for X, Y in stream_batches(indices, batch_size, num_steps):   # (batch, steps) each
+        yield nd.array(X, ctx=ctx), nd.array(Y, ctx=ctx)
+
+
+def train_word_lm(lm, train, valid, epochs, *, batch_size=20, num_steps=35, lr=20.0,
+                  clipping_theta=0.25, lr_decay=4.0, decay_from=0, history=None,
+                  on_epoch_end=None, seed=None, should_stop=None, on_batch=None,
+                  eval_batch_size=EVAL_BATCH_SIZE):
+    """Train a word-level ``lm`` on the ``train`` indices for each epoch number in ``epochs``.
+
+    The book's loop (``lyricnn.training.train_epochs``: clipped SGD on the
+    per-token mean cross-entropy, global-norm clipping, MXNet reseeded per
+    epoch with ``seed``) with the word-level parts: consecutive streams
+    (``word_batches``), the held-out perplexity of the whole ``valid`` split
+    after every epoch (``evaluate_perplexity``), and the learning rate of
+    ``lyricnn.training.annealed_lr`` (``decay_from=0``: divided by ``lr_decay``
+    whenever the validation perplexity does not improve; ``N``: every epoch
+    after epoch N). Returns the ``History`` (with each epoch's ``lr``).
+
+    On the per-token mean loss, Zaremba et al.'s lr 1 and clipping 5 on the
+    loss *summed* over ``num_steps`` are ``lr = num_steps`` and
+    ``clipping_theta = 5 / num_steps``.
+    """
+    from .training import annealed_lr, train_epochs   # training imports models, not us
+
+    batch_size = check_int("batch_size", batch_size)
+    num_steps = check_int("num_steps", num_steps)
+    lr = check_number("lr", lr, 0, low_open=True)
+    lr_decay = check_number("lr_decay", lr_decay, 1, hint="1 keeps the learning rate")
+    decay_from = check_int("decay_from", decay_from, 0)
+    train = _as_indices(train, lm.vocab_size)
+    next(iter(stream_batches(train, batch_size, num_steps)))   # too short: fail now
+    evaluate = None
+    if valid is not None:
+        valid = _as_indices(valid, lm.vocab_size)
+        next(iter(stream_batches(valid, eval_batch_size, num_steps)))
+
+        def evaluate(model):
+            return evaluate_perplexity(model, valid, eval_batch_size, num_steps)
+    elif lr_decay != 1 and decay_from == 0:
+        raise ValueError("lr_decay with decay_from=0 divides the learning rate when the "
+                         "validation perplexity stops improving, so it needs a valid split; "
+                         "give one, set decay_from > 0, or lr_decay=1")
+
+    def schedule(epoch, hist):
+        return annealed_lr(epoch, hist, lr, lr_decay, decay_from)
+
+    return train_epochs(lm, None, False, num_steps, batch_size, lr, clipping_theta, epochs,
+                        history, None, on_epoch_end, seed=seed, should_stop=should_stop,
+                        batches=lambda: word_batches(train, batch_size, num_steps, lm.ctx),
+                        evaluate=evaluate, schedule=schedule, on_batch=on_batch)

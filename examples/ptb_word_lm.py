@@ -1,0 +1,101 @@
+"""Word-level Penn Treebank: train an LSTM language model and report test perplexity.
+
+The recipes of the results table (docs/RESULTS.md, "Word-level Penn Treebank"):
+
+    python examples/ptb_word_lm.py --recipe small      # Zaremba et al. "small", 13 epochs
+    python examples/ptb_word_lm.py --recipe tied       # tied + dropout, within --max-minutes
+
+"small" is Zaremba et al. (2014)'s non-regularised 2x200 LSTM: 20 steps, batch
+20, lr 1 for 4 epochs then halved every epoch, 13 epochs, clipping 5 on the
+loss summed over the 20 steps.  lyricnn's loss is the per-token mean, so the
+same updates are lr 20 and clipping 0.25 here (both scaled by num_steps).
+
+Every epoch prints its learning rate, training and validation perplexity,
+seconds and tokens/s; the end prints the test perplexity of the epoch with the
+best validation perplexity (the model word_language_model keeps), the wall
+time and the process's peak resident memory.
+"""
+import argparse
+import resource
+import sys
+import time
+
+from mxnet import nd
+
+import lyricnn  # noqa: F401  (sets the OpenMP threads before MXNet loads)
+from lyricnn.context import set_seed
+from lyricnn.wordlm import (EVAL_BATCH_SIZE, build_word_lm, evaluate_perplexity,
+                            load_ptb_corpus, train_word_lm)
+
+RECIPES = {
+    # Zaremba et al. "small": no dropout, fixed schedule (halve after epoch 4).
+    "small": dict(cell="lstm", num_layers=2, num_hiddens=200, embed_size=200, dropout=0.0,
+                  tied=False, num_steps=20, batch_size=20, lr=20.0, clipping_theta=0.25,
+                  lr_decay=2.0, decay_from=4, epochs=13),
+    # Tied (Press & Wolf 2017; Inan et al. 2017) and dropout-regularised (Zaremba et al.),
+    # annealed on plateaus as word_language_model (lr / 4 when validation stops improving).
+    "tied": dict(cell="lstm", num_layers=2, num_hiddens=400, embed_size=400, dropout=0.3,
+                 tied=True, num_steps=35, batch_size=20, lr=20.0, clipping_theta=0.25,
+                 lr_decay=4.0, decay_from=0, epochs=40),
+}
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default="small")
+    for name, value in RECIPES["small"].items():
+        kind = {bool: lambda s: s.lower() in ("1", "true", "yes")}.get(type(value), type(value))
+        parser.add_argument("--" + name.replace("_", "-"), type=kind, default=None,
+                            help=f"override the recipe's {name}")
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="start no epoch that would end after this many minutes")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    recipe = dict(RECIPES[args.recipe])
+    recipe.update({k: v for k, v in vars(args).items() if k in recipe and v is not None})
+    return args, recipe
+
+
+def main(argv=None):
+    args, r = parse_args(argv)
+    start = time.time()
+    corpus = load_ptb_corpus()
+    set_seed(args.seed)
+    lm = build_word_lm(r["cell"], corpus.vocab_size, r["embed_size"], r["num_hiddens"],
+                       r["num_layers"], r["dropout"], r["tied"])
+    print(f"{args.recipe}: {r}; {corpus}", flush=True)
+    best = {"valid": float("inf"), "params": None, "epoch": 0}
+    stop = {"now": False}
+
+    def on_epoch_end(epoch, h):
+        seconds = h.seconds[-1]
+        print(f"epoch {epoch:2d}, lr {h.lr[-1]:.4g}, perplexity {h.perplexity[-1]:.2f}, "
+              f"valid {h.valid_perplexity[-1]:.2f}, {seconds:.0f} s, "
+              f"{len(corpus.train) / seconds:,.0f} tokens/s", flush=True)
+        if h.valid_perplexity[-1] < best["valid"]:
+            best.update(valid=h.valid_perplexity[-1], epoch=epoch,
+                        params={k: v.copy() for k, v in lm.named_parameters().items()})
+        elapsed = (time.time() - start) / 60
+        if args.max_minutes and elapsed + (time.time() - start) / 60 / epoch > args.max_minutes:
+            stop["now"] = True
+
+    try:
+        train_word_lm(lm, corpus.train, corpus.valid, range(1, r["epochs"] + 1),
+                      batch_size=r["batch_size"], num_steps=r["num_steps"], lr=r["lr"],
+                      clipping_theta=r["clipping_theta"], lr_decay=r["lr_decay"],
+                      decay_from=r["decay_from"], seed=args.seed, on_epoch_end=on_epoch_end,
+                      should_stop=lambda: stop["now"])
+    except lyricnn.TrainingInterrupted:
+        print(f"stopped: the next epoch would end after --max-minutes {args.max_minutes}")
+    lm.load_named_parameters(best["params"])
+    test = evaluate_perplexity(lm, corpus.test, EVAL_BATCH_SIZE, r["num_steps"])
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"best epoch {best['epoch']}: valid perplexity {best['valid']:.2f}, "
+          f"test perplexity {test:.2f}; wall time {(time.time() - start) / 60:.1f} min, "
+          f"peak RSS {peak:,.0f} MiB", flush=True)
+    nd.waitall()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
