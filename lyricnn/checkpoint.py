@@ -243,10 +243,25 @@ def _check_rng(state):
 # -- models -------------------------------------------------------------------------
 
 def build_model(config, ctx=None):
-    """A freshly initialised language model for ``config`` (``models.build_lm``)."""
+    """A freshly initialised language model for ``config`` (``models.build_lm``, or
+    ``wordlm.build_word_lm`` for a word-level config)."""
     config.validate()
+    if config.is_word:
+        from .wordlm import build_word_lm
+        return build_word_lm(config.model, config.vocab_size, config.embedding_size,
+                             config.num_hiddens, config.num_layers, config.dropout,
+                             config.tied, ctx)
     return build_lm(config.model, config.vocab_size, config.num_hiddens, config.num_layers,
                     ctx=ctx)
+
+
+def vocab_of(config, corpus_text):
+    """The vocabulary a run of ``config`` builds from ``corpus_text``: its characters in
+    first-appearance order, or (word level) the words of its training part."""
+    if config.is_word:
+        from .wordlm import word_corpus_of
+        return word_corpus_of(config, corpus_text, held_out=False).vocab
+    return Vocab.from_tokens(corpus_text)
 
 
 # -- the lock -----------------------------------------------------------------------
@@ -420,9 +435,10 @@ def _check_save_args(config, vocab, lm, history, corpus_text, rng_state):
     if len(vocab) != config.vocab_size:
         raise ValueError(f"the vocabulary has {len(vocab)} tokens, the config says "
                          f"vocab_size={config.vocab_size}")
-    if Vocab.from_tokens(corpus_text) != vocab:
+    if vocab_of(config, corpus_text) != vocab:
         raise ValueError("the vocabulary is not the one of corpus_text (first-appearance "
-                         "order of its characters): pass the text it was built from")
+                         "order of its characters, or of its training words): pass the text "
+                         "it was built from")
     if text_sha1(corpus_text) != config.corpus_sha1:
         raise ValueError("config.corpus_sha1 is not the SHA-1 of corpus_text: build the "
                          "config with config.with_corpus(corpus_text)")
@@ -567,9 +583,9 @@ def _parse_vocab(folder, contents, config, corpus_text):
     except ValueError as err:
         raise _error(folder, VOCAB, str(err)) from None
     if len(vocab) != config.vocab_size:
-        raise _error(folder, VOCAB, f"has {len(vocab)} characters but the model ({CONFIG}) "
+        raise _error(folder, VOCAB, f"has {len(vocab)} tokens but the model ({CONFIG}) "
                      f"has vocab_size={config.vocab_size}: they come from different runs")
-    expected = Vocab.from_tokens(corpus_text)
+    expected = vocab_of(config, corpus_text)
     if expected != vocab:
         i = next((i for i, (a, b) in enumerate(zip(vocab.idx_to_token, expected.idx_to_token))
                   if a != b), min(len(vocab), len(expected)))

@@ -4,6 +4,8 @@
     lyricnn train --resume runs/gru --epochs 100
     lyricnn generate --checkpoint runs/gru --prefix 分开 --prefix 不分开 --length 50
     lyricnn score --checkpoint runs/gru 分开 开分 --ngram-order 3
+    lyricnn train --corpus ptb --tokens word --num-layers 2 --dropout 0.5 --tied --out runs/ptb
+    lyricnn evaluate --checkpoint runs/ptb/best --split test
 
 The train flags of the model and its training (``--model``, ``--num-hiddens``,
 ``--num-steps``, ``--batch-size``, ``--lr``, ``--clipping-theta``, ...) are
@@ -33,7 +35,9 @@ stdout carries the book's log lines (``epoch 50, perplexity ...`` and
 other message go to stderr.
 
 A run directory (``--out``) holds ``checkpoint/`` (lyricnn.checkpoint), its
-lock file ``.checkpoint.lock`` (kept after the run: deleting a lock file races
+lock file ``.checkpoint.lock``, for a run with a held-out split ``best/`` (the
+checkpoint of the epoch with the lowest validation perplexity so far, as
+word_language_model keeps; ``lyricnn evaluate --checkpoint DIR/best``) (kept after the run: deleting a lock file races
 with a process opening it) and ``perplexity.png``.  The plot always shows the
 checkpoint beside it: it is redrawn at the end of every run that saved
 something if ``--plot`` is given *or* a plot is already there (a ``--resume``
@@ -58,6 +62,7 @@ from pathlib import Path
 BOOK_PREFIXES = ("分开", "不分开")
 PLOT_NAME = "perplexity.png"
 CHECKPOINT_NAME = "checkpoint"
+BEST_NAME = "best"
 EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 #: Share of the available memory a training run may plan to use.
 MEMORY_SHARE = 0.8
@@ -165,10 +170,11 @@ def _add_train(sub):
 
     p = sub.add_parser(
         "train", help="train a model, saving a checkpoint after every epoch",
-        description="Train a character-level language model (book 6.4-6.9). Defaults are "
-                    "the book's. With --resume, training continues from the checkpoint up "
-                    "to --epochs, and the per-epoch perplexities equal those of an "
-                    "uninterrupted run with the same seed.")
+        description="Train a character-level language model (book 6.4-6.9; defaults are "
+                    "the book's) or, with --tokens word, a word-level one (e.g. --corpus ptb; "
+                    "defaults are word_language_model's). With --resume, training continues "
+                    "from the checkpoint up to --epochs, and the per-epoch perplexities equal "
+                    "those of an uninterrupted run with the same seed.")
     add_config_arguments(p, RunConfig)
     add_config_arguments(p, TrainSettings)
     p.add_argument("--ctx", choices=("cpu", "gpu"), default="cpu",
@@ -244,9 +250,32 @@ def _add_score(sub):
     p.set_defaults(handler=cmd_score)
 
 
+def _add_evaluate(sub):
+    p = sub.add_parser(
+        "evaluate", help="perplexity of a checkpoint on a held-out split or a text file",
+        description="Print '<split> perplexity X': the whole split read as consecutive "
+                    "streams with the state carried, every token scored once, full softmax "
+                    "(<unk> counts as a token, as in the published PTB figures).")
+    p.add_argument("--checkpoint", required=True, metavar="DIR",
+                   help="run directory, checkpoint directory, or DIR/best")
+    p.add_argument("--split", choices=("valid", "test"),
+                   help="held-out split of the checkpoint's corpus (default: test if the "
+                        "corpus has one, else valid)")
+    p.add_argument("--text", metavar="FILE",
+                   help="score this UTF-8 file instead (tokenised as the checkpoint's corpus; "
+                        "unknown words become <unk>)")
+    p.add_argument("--corpus", metavar="PATH|ptb",
+                   help="take --split from this corpus instead of the checkpoint's (its "
+                        "vocabulary must be the checkpoint's)")
+    p.add_argument("--ctx", choices=("cpu", "gpu"), default="cpu",
+                   help="device; gpu falls back to the CPU with a warning (default cpu)")
+    p.set_defaults(handler=cmd_evaluate)
+
+
 def build_parser():
     parser = _Parser(prog="lyricnn", description="Train, sample from and score the "
-                     "character-level language models of chapter 6 of 《动手学深度学习》.",
+                     "language models of chapter 6 of 《动手学深度学习》, character- or "
+                     "word-level.",
                      epilog="Run 'lyricnn COMMAND --help' for the flags of a command.")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="show the library's INFO messages on stderr")
@@ -254,6 +283,7 @@ def build_parser():
     _add_train(sub)
     _add_generate(sub)
     _add_score(sub)
+    _add_evaluate(sub)
     return parser
 
 
@@ -275,8 +305,9 @@ def training_bytes(config):
     """
     gates = {"rnn": 1, "gru": 3, "lstm": 4}[config.model.replace("-scratch", "")]
     V, h, L = config.vocab_size, config.num_hiddens, config.num_layers
-    params = sum(gates * h * ((V if layer == 0 else h) + h + 2) for layer in range(L))
-    params += h * V + V
+    inputs = config.embedding_size if config.is_word else V  # word level: an embedding
+    params = sum(gates * h * ((inputs if layer == 0 else h) + h + 2) for layer in range(L))
+    params += h * V + V + (V * inputs if config.is_word and not config.tied else 0)
     positions = config.batch_size * config.num_steps
     return 4 * (4 * params + positions * (4 * V + 6 * gates * h * L))
 
@@ -306,6 +337,7 @@ class _Run:
     lock: object  # the held CheckpointLock of out/checkpoint
     fresh: bool
     saved_epoch: int = 0  # the last epoch this process saved (0: none yet)
+    words: object = None  # a word-level run's WordCorpus (lyricnn.wordlm)
 
     @property
     def checkpoint(self):
@@ -346,14 +378,27 @@ def _lock(path):
 
 
 def _load_corpus(config):
+    from .config import PTB_CORPUS
     from .data import load_corpus_chars
+    from .wordlm import corpus_text_of
     try:
+        if config.is_word:
+            return corpus_text_of(config)
         return load_corpus_chars(config.corpus, config.num_chars)
     except (OSError, ValueError) as err:
-        if config.corpus is None:  # the data hub's file: not the user's input
+        if config.corpus in (None, PTB_CORPUS):  # the data hub's file: not the user's input
             raise Failure(str(err)) from None
         raise UsageError(f"--corpus {config.corpus}: {err}" if config.corpus not in str(err)
                          else str(err)) from None
+
+
+def _word_corpus(config, text, held_out=True):
+    """The run's ``WordCorpus``; a text without words etc. is a usage error naming it."""
+    from .wordlm import word_corpus_of
+    try:
+        return word_corpus_of(config, text, held_out)
+    except ValueError as err:
+        raise UsageError(f"--corpus {config.corpus or 'of the data hub'}: {err}") from None
 
 
 def _start(args, ctx):
@@ -370,16 +415,20 @@ def _start(args, ctx):
     if not text:
         raise UsageError(f"the corpus {config.corpus or 'of the data hub'} is empty: there is "
                          "nothing to train on")
-    config = config.with_corpus(text)
+    words = None
+    if config.is_word:
+        words = _word_corpus(config, text)
+        config, vocab = config.with_corpus(text, len(words.vocab)), words.vocab
+    else:
+        config, vocab = config.with_corpus(text), Vocab.from_tokens(text)
     _check_memory(config)
-    vocab = Vocab.from_tokens(text)
     lock = _lock(out / CHECKPOINT_NAME)
     try:
         recover(out / CHECKPOINT_NAME)
         _check_out(out, args.force)  # a recovered save may have produced a checkpoint
         set_seed(config.seed)
         return _Run(config, vocab, build_model(config, ctx), _new_history(), text, out,
-                    lock, True)
+                    lock, True, words=words)
     except BaseException:
         lock.release()
         raise
@@ -480,22 +529,44 @@ def _epoch_end(args, settings, run, bar, signals, prefixes):
         if not math.isfinite(history.perplexity[-1]):
             raise _diverged(run, epoch, history)
         with tqdm.external_write_mode(file=sys.stdout):
-            log_lines(epoch, history)
+            if config.is_word:
+                if epoch % settings.pred_period == 0 or epoch == last:
+                    _word_log(epoch, history, len(run.words.train))
+            else:
+                log_lines(epoch, history)
         bar.set_postfix(_postfix(history), refresh=False)
-        bar.update(1)
+        if not config.is_word:
+            bar.update(1)
+        rng = capture_rng_state(mxnet_seed(config.seed, epoch))
+        valid = history.valid_perplexity
+        if valid[-1] is not None and valid[-1] <= min(valid):  # the best so far
+            save_checkpoint(run.out / BEST_NAME, config, vocab, run.lm, history,
+                            run.corpus_text, rng)
         # A stop request saves now: the parameters are those of a whole epoch.
         if epoch % args.save_every == 0 or epoch == last or signals.stop_requested():
             save_checkpoint(run.checkpoint, config, vocab, run.lm, history, run.corpus_text,
-                            capture_rng_state(mxnet_seed(config.seed, epoch)), lock=run.lock)
+                            rng, lock=run.lock)
             run.saved_epoch = epoch
     return on_epoch_end
+
+
+def _word_log(epoch, history, tokens):
+    """A word-level run's epoch line on stdout (the book's fields, then lr and speed)."""
+    valid = history.valid_perplexity[-1]
+    held = "" if valid is None else f", valid perplexity {valid:.2f}"
+    seconds = history.seconds[-1]
+    print(f"epoch {epoch}, perplexity {history.perplexity[-1]:.2f}{held}, lr "
+          f"{history.lr[-1]:.4g}, time {seconds:.1f} sec, {tokens / seconds:,.0f} tokens/s",
+          flush=True)
 
 
 def _describe(run, first, last, n_train, n_valid):
     source = run.config.corpus or "the Jay Chou lyrics"
     held = f", {n_valid} held out" if n_valid else ""
+    unit = "words" if run.config.is_word else "characters"
+    size = f"{n_train + (n_valid or 0)}" if run.config.is_word else f"{len(run.corpus_text)}"
     return (f"lyricnn: training {run.config.describe()}, "
-            f"{len(run.corpus_text)} characters of {source} ({n_train} training{held}), "
+            f"{size} {unit} of {source} ({n_train} training{held}), "
             f"epochs {first}..{last}, checkpoint in {run.checkpoint}")
 
 
@@ -524,15 +595,16 @@ def _refresh_plot(args, run):
 
 
 def cmd_train(args, signals):
-    from .config import TrainSettings
+    from .config import WORD_TRAIN_DEFAULTS, TrainSettings
     from .context import resolve_ctx
 
-    settings = TrainSettings.from_args(args)
     ctx = resolve_ctx(args.ctx)
     # From here on the run may hold its lock and save: a signal only asks it to stop.
     with signals.deferred():
         run = _resume(args, ctx) if args.resume else _start(args, ctx)
         try:
+            settings = TrainSettings.from_args(
+                args, WORD_TRAIN_DEFAULTS if run.config.is_word else None)
             return _train(args, settings, run, signals)
         finally:
             run.lock.release()
@@ -543,6 +615,7 @@ def _train(args, settings, run, signals):
 
     from .sampling import data_iter_consecutive, data_iter_random
     from .training import TrainingDiverged, TrainingInterrupted, train_epochs
+    from .wordlm import train_word_lm
 
     config = run.config
     done = run.history.epoch[-1] if run.history.epoch else 0
@@ -550,24 +623,47 @@ def _train(args, settings, run, signals):
         print(f"lyricnn: {run.checkpoint} has {done} epochs already, --epochs is "
               f"{settings.num_epochs}: nothing to train", file=sys.stderr)
         return 0
-    train_idx, valid_idx = config.split(run.vocab.to_indices(run.corpus_text))
-    # Samplers validate when called: a corpus too short for one minibatch fails now.
-    (data_iter_random if config.is_random_iter else data_iter_consecutive)(
-        train_idx, config.batch_size, config.num_steps)
-    prefixes = _prefixes(args.prefix, run.vocab, run.corpus_text)
+    if config.is_word:
+        if args.prefix:
+            raise UsageError("--prefix continues text in a character-level run's log; for a "
+                             "word-level run use lyricnn generate")
+        run.words = run.words or _word_corpus(config, run.corpus_text)
+        train_idx, valid_idx, prefixes = run.words.train, run.words.valid, []
+        _check_word_training(config, run.words)
+    else:
+        train_idx, valid_idx = config.split(run.vocab.to_indices(run.corpus_text))
+        # Samplers validate when called: a corpus too short for one minibatch fails now.
+        (data_iter_random if config.is_random_iter else data_iter_consecutive)(
+            train_idx, config.batch_size, config.num_steps)
+        prefixes = _prefixes(args.prefix, run.vocab, run.corpus_text)
     print(_describe(run, done + 1, settings.num_epochs, len(train_idx),
                     len(valid_idx) if valid_idx else 0), file=sys.stderr)
-    bar = tqdm(total=settings.num_epochs, initial=done, unit="epoch", file=sys.stderr,
-               disable=args.no_progress, dynamic_ncols=True)
+    if config.is_word:  # a word-level epoch takes minutes: count tokens (shows tokens/s)
+        bar = tqdm(total=(settings.num_epochs - done) * len(train_idx), unit="tok",
+                   unit_scale=True, file=sys.stderr, disable=args.no_progress,
+                   dynamic_ncols=True)
+    else:
+        bar = tqdm(total=settings.num_epochs, initial=done, unit="epoch", file=sys.stderr,
+                   disable=args.no_progress, dynamic_ncols=True)
     try:
         if signals.stop_requested():  # a signal while loading: stop before any work
             raise TrainingInterrupted(done)
-        train_epochs(run.lm, train_idx, config.is_random_iter, config.num_steps,
-                     config.batch_size, config.lr, config.clipping_theta,
-                     range(done + 1, settings.num_epochs + 1), history=run.history,
-                     valid_indices=valid_idx,
-                     on_epoch_end=_epoch_end(args, settings, run, bar, signals, prefixes),
-                     seed=config.seed, should_stop=signals.stop_requested)
+        on_epoch_end = _epoch_end(args, settings, run, bar, signals, prefixes)
+        epochs = range(done + 1, settings.num_epochs + 1)
+        if config.is_word:
+            train_word_lm(run.lm, train_idx, valid_idx, epochs, batch_size=config.batch_size,
+                          num_steps=config.num_steps, lr=config.lr,
+                          clipping_theta=config.clipping_theta, lr_decay=config.lr_decay,
+                          decay_from=config.decay_from, history=run.history,
+                          on_epoch_end=on_epoch_end, seed=config.seed,
+                          should_stop=signals.stop_requested,
+                          on_batch=None if args.no_progress else bar.update)
+        else:
+            train_epochs(run.lm, train_idx, config.is_random_iter, config.num_steps,
+                         config.batch_size, config.lr, config.clipping_theta, epochs,
+                         history=run.history, valid_indices=valid_idx,
+                         on_epoch_end=on_epoch_end, seed=config.seed,
+                         should_stop=signals.stop_requested)
     except TrainingDiverged as err:
         raise TrainingDiverged(f"{err} ({_saved_status(run)})") from None
     except TrainingInterrupted:
@@ -587,6 +683,24 @@ def _train(args, settings, run, signals):
 
 # -- generate and score -----------------------------------------------------------
 
+def _check_word_training(config, words):
+    """Refuse, before any MXNet call, a word-level run its corpus cannot feed."""
+    from .config import flag_of
+    from .wordlm import EVAL_BATCH_SIZE
+    if len(words.train) // config.batch_size < 2:
+        raise UsageError(f"the training split has {len(words.train)} words: cut into "
+                         f"--batch-size {config.batch_size} streams that leaves fewer than 2 "
+                         "per stream; use a smaller --batch-size or a longer corpus")
+    if words.valid is not None and len(words.valid) // EVAL_BATCH_SIZE < 2:
+        raise UsageError(f"the valid split has {len(words.valid)} words, fewer than "
+                         f"{2 * EVAL_BATCH_SIZE} (it is read as {EVAL_BATCH_SIZE} streams); "
+                         "use a larger --valid-fraction or a longer corpus")
+    if words.valid is None and config.lr_decay != 1 and config.decay_from == 0:
+        raise UsageError(f"{flag_of('lr_decay')} {config.lr_decay:g} anneals when the "
+                         "validation perplexity stops improving, but this corpus has no valid "
+                         "split: give --valid-fraction, --decay-from N, or --lr-decay 1")
+
+
 def _load(args):
     from .checkpoint import load_checkpoint
     from .context import resolve_ctx
@@ -599,16 +713,35 @@ def cmd_generate(args, signals):
     ckpt = _load(args)
     vocab = ckpt.vocab
     # Check every prefix before printing any: no half-done output on an error.
-    for prefix in args.prefix:
-        _prefixes([prefix], vocab, "")
+    if ckpt.config.is_word:
+        prefixes = [_word_prefix(ckpt, prefix) for prefix in args.prefix]
+    else:
+        for prefix in args.prefix:
+            _prefixes([prefix], vocab, "")
+        prefixes = args.prefix
     if args.top_k is not None and args.top_k > len(vocab):
         raise UsageError(f"--top-k must be at most the vocabulary size ({len(vocab)}), got "
                          f"{args.top_k}")
-    for prefix in args.prefix:
+    sep = " " if ckpt.config.is_word and ckpt.config.tokenizer == "whitespace" else ""
+    for prefix in prefixes:
         print(generate(ckpt.lm, prefix, args.length, vocab.idx_to_token, vocab.token_to_idx,
                        strategy=args.strategy, temperature=args.temperature, top_k=args.top_k,
-                       seed=args.seed), flush=True)
+                       seed=args.seed, sep=sep), flush=True)
     return 0
+
+
+def _word_prefix(ckpt, prefix):
+    """A word-level prefix as vocabulary words: unknown ones become <unk> if the model has
+    it, else a usage error naming them."""
+    from .tokenize import UNK
+    from .wordlm import tokenize_lines
+    words = tokenize_lines(prefix, ckpt.config.tokenizer, eos=False)
+    if not words:
+        raise UsageError(f"--prefix {prefix!r} has no words")
+    unknown = [w for w in words if w not in ckpt.vocab]
+    if unknown and UNK not in ckpt.vocab:
+        raise UsageError(f"--prefix {prefix!r}: word(s) {unknown!r} are not in the vocabulary")
+    return [w if w in ckpt.vocab else UNK for w in words]
 
 
 def _print_ranking(ranked):
@@ -628,6 +761,10 @@ def cmd_score(args, signals):
     from .scoring import scorer
 
     ckpt = _load(args)
+    if ckpt.config.is_word:
+        raise UsageError("score ranks character strings of a character-level checkpoint; for "
+                         "a word-level one use: lyricnn evaluate --checkpoint "
+                         f"{args.checkpoint} --text FILE")
     train_text, _ = ckpt.split_text()
     if args.ngram_order:
         try:  # before any work: the order's limits (text length, memory)
@@ -647,6 +784,105 @@ def cmd_score(args, signals):
         print(title)
         _print_ranking(ranked)
     return 0
+
+
+# -- evaluate ---------------------------------------------------------------------
+
+def cmd_evaluate(args, signals):
+    from .config import PTB_CORPUS
+    from .metrics import perplexity
+    from .training import evaluate_loss
+
+    if args.text is not None and (args.split or args.corpus):
+        raise UsageError("--text scores a file; it does not combine with --split or --corpus")
+    ckpt = _load(args)
+    config = ckpt.config
+    if args.text is not None:
+        name, text = args.text, _read_user_text(args.text)
+        indices = _text_indices(ckpt, text)
+    else:
+        if args.corpus is not None:
+            if not config.is_word:
+                raise UsageError("--corpus applies to word-level checkpoints; for a character "
+                                 "one use --text FILE")
+            corpus = args.corpus if args.corpus == PTB_CORPUS else str(
+                Path(args.corpus).resolve())
+            config = _replace(config, corpus=corpus)
+            text = _load_corpus(config)
+        else:
+            text = ckpt.corpus_text
+        indices, has_test = _split_indices(ckpt, config, text, args.split)
+        name = args.split or ("test" if has_test else "valid")
+    if config.is_word:
+        from .wordlm import EVAL_BATCH_SIZE, evaluate_perplexity
+        batch = max(1, min(EVAL_BATCH_SIZE, len(indices) // 2))
+        if len(indices) < 2:
+            raise UsageError(f"{name} has {len(indices)} word(s); perplexity needs at least 2")
+        value = evaluate_perplexity(ckpt.lm, indices, batch, config.num_steps)
+    else:
+        if len(indices) < 2:
+            raise UsageError(f"{name} has {len(indices)} character(s); perplexity needs at "
+                             "least 2")
+        value = perplexity(evaluate_loss(ckpt.lm, indices, config.num_steps))
+    print(f"{name} perplexity {value:.3f}", flush=True)
+    return 0
+
+
+def _replace(config, **changes):
+    import dataclasses
+    return dataclasses.replace(config, **changes)
+
+
+def _read_user_text(path):
+    from .data import read_text
+    try:
+        return read_text(path)
+    except (OSError, ValueError) as err:
+        raise UsageError(f"--text {path}: {err}" if str(path) not in str(err) else str(err)) \
+            from None
+
+
+def _text_indices(ckpt, text):
+    """A text file's indices under the checkpoint's tokenisation and vocabulary."""
+    from .tokenize import UNK
+    config, vocab = ckpt.config, ckpt.vocab
+    if config.is_word:
+        from .wordlm import encode_words, tokenize_lines
+        words = tokenize_lines(text, config.tokenizer, eos=True)
+        try:
+            return encode_words(words, vocab, "--text")
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+    text = text.replace("\n", " ").replace("\r", " ")
+    missing = "".join(dict.fromkeys(c for c in text if c not in vocab))
+    if missing:
+        raise UsageError(f"--text has character(s) {missing[:20]!r} that are not in the "
+                         f"checkpoint's vocabulary ({UNK} is word-level only)")
+    return vocab.to_indices(text)
+
+
+def _split_indices(ckpt, config, text, split):
+    """``(indices of split, has_test)`` of the checkpoint's (or --corpus's) held-out data."""
+    if not config.is_word:
+        _, held = config.split(ckpt.vocab.to_indices(text))
+        if split == "test":
+            raise UsageError("a character-level run has no test split; use --split valid "
+                             "(its --valid-fraction tail) or --text FILE")
+        if held is None:
+            raise UsageError("this run held nothing out (--valid-fraction 0): use --text FILE")
+        return held, False
+    words = _word_corpus(config, text)
+    if words.vocab != ckpt.vocab:
+        raise UsageError(f"--corpus {config.corpus}: its vocabulary ({len(words.vocab)} types, "
+                         f"{config.tokenizer} tokens) is not the checkpoint's "
+                         f"({len(ckpt.vocab)} types): the model can only be evaluated on the "
+                         "corpus it was trained on, or on a file with --text")
+    split = split or ("test" if words.test is not None else "valid")
+    if getattr(words, split) is None:
+        raise UsageError(f"the corpus {config.corpus or 'of the data hub'} has no {split} "
+                         "split" + (" (train with --valid-fraction F to hold one out)"
+                                    if split == "valid" else "; use --split valid or --text"))
+    return getattr(words, split), words.test is not None
 
 
 # -- entry point ------------------------------------------------------------------

@@ -41,6 +41,20 @@ __all__ = ["RunConfig", "TrainSettings", "Option", "add_config_arguments", "flag
            "text_sha1", "SAMPLERS", "FLOAT32_MAX", "MAX_SEED", "model_names"]
 
 SAMPLERS = ("random", "consecutive")
+TOKENS = ("char", "word")
+TOKENIZERS = ("whitespace", "jieba")
+#: ``--corpus ptb``: word-level Penn Treebank of the data hub (its train/valid/test files).
+PTB_CORPUS = "ptb"
+#: Fields that only word-level runs use (a character-level run keeps their defaults).
+WORD_FIELDS = ("tokenizer", "embed_size", "dropout", "tied", "lr_decay", "decay_from")
+#: A word-level run's defaults where they differ from the book's character-level ones:
+#: word_language_model's (Gluon LSTM, 200 units, 35 steps, batch 20, lr 20, clipping 0.25,
+#: lr / 4 when the validation perplexity stops improving), and the whole corpus.
+WORD_DEFAULTS = {"model": "lstm", "num_hiddens": 200, "num_steps": 35, "batch_size": 20,
+                 "lr": 20.0, "clipping_theta": 0.25, "lr_decay": 4.0, "num_chars": None,
+                 "sampler": "consecutive"}
+#: Word-level TrainSettings defaults: word_language_model's 40 epochs, a log line each epoch.
+WORD_TRAIN_DEFAULTS = {"num_epochs": 40, "pred_period": 1, "pred_len": 20}
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 #: MXNet, NumPy and Python seeds agree only below 2**32 (above, MXNet wraps around).
 MAX_SEED = 2**32 - 1
@@ -92,7 +106,7 @@ def _sampler(name, value):
 
 def _corpus(name, value):
     if value is not None and (not isinstance(value, str) or not value):
-        raise ValueError(f"{name} must be a file path or None (the Jay Chou lyrics), "
+        raise ValueError(f"{name} must be a file path, 'ptb', or None (the Jay Chou lyrics), "
                          f"got {value!r}")
     return value
 
@@ -106,6 +120,36 @@ def _fraction(name, value):
     if value >= 1:
         raise ValueError(f"{name} must be a number >= 0 and < 1, got {value!r}")
     return value
+
+
+def _tokens(name, value):
+    return check_choice(name, value, TOKENS)
+
+
+def _tokenizer(name, value):
+    return check_choice(name, value, TOKENIZERS)
+
+
+def _embed_size(name, value):
+    return check_int(name, value, 0, hint="0 means the same as --num-hiddens")
+
+
+def _dropout(name, value):
+    value = check_number(name, value, 0, hint="the probability of dropping a unit")
+    if value >= 1:
+        raise ValueError(f"{name} must be a number >= 0 and < 1 (the probability of dropping a "
+                         f"unit), got {value!r}")
+    return value
+
+
+def _boolean(name, value):
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
+def _lr_decay(name, value):
+    return check_number(name, value, 1, FLOAT32_MAX, hint="1 keeps the learning rate")
 
 
 def _pred_len(name, value):
@@ -175,6 +219,7 @@ class Option:
     metavar: Optional[str] = None
     choices: Optional[Callable] = None
     flag: bool = True
+    switch: bool = False  # a flag without a value: given means True
 
 
 def _field(default, help, check, **option):
@@ -288,6 +333,26 @@ class RunConfig(_Config):
                                    parse=_float_text, metavar="F")
     corpus_sha1: str = _field("", "SHA-1 of the characters trained on (derived)", _sha1,
                               flag=False)
+    # -- word-level runs (issue 13); a character-level run keeps these defaults
+    tokens: str = _field("char", "what the model reads: characters (the book) or words "
+                         "(embedding input; word-level defaults: --model lstm --num-hiddens "
+                         "200 --num-steps 35 --batch-size 20 --lr 20 --clip 0.25 "
+                         "--lr-decay 4, the whole corpus)", _tokens, choices=lambda: TOKENS)
+    tokenizer: str = _field("whitespace", "how a word-level corpus is cut into words "
+                            "(jieba for Chinese)", _tokenizer, choices=lambda: TOKENIZERS)
+    embed_size: int = _field(0, "word embedding size (0: --num-hiddens)", _embed_size,
+                             parse=_int_text, aliases=("--embed",), metavar="N")
+    dropout: float = _field(0.0, "dropout on the embeddings, between layers and before the "
+                            "decoder (word level)", _dropout, parse=_float_text, metavar="P")
+    tied: bool = _field(False, "the decoder shares the embedding matrix (needs --embed = "
+                        "--num-hiddens)", _boolean, switch=True)
+    lr_decay: float = _field(1.0, "divide the learning rate by X when the validation "
+                             "perplexity stops improving (or every epoch after "
+                             "--decay-from); 1 keeps it", _lr_decay, parse=_float_text,
+                             metavar="X")
+    decay_from: int = _field(0, "0: anneal when validation stops improving; N: every epoch "
+                             "after epoch N (Zaremba et al.)", _seed, parse=_int_text,
+                             metavar="N")
 
     def __post_init__(self):
         # The sampler's default depends on the model (the book's choice per chapter).
@@ -298,9 +363,52 @@ class RunConfig(_Config):
                 return  # an unknown model: validate() names it
             object.__setattr__(self, "sampler", sampler)
 
-    def with_corpus(self, text):
-        """This config with ``vocab_size`` and ``corpus_sha1`` derived from ``text``, checked."""
-        vocab_size = len(dict.fromkeys(text))
+    def validate(self, derived=True):
+        """Check every field, then how they combine; ``ValueError`` naming the flags."""
+        super().validate(derived)
+        if self.tokens == "char":
+            changed = [flag_of(n) for n in WORD_FIELDS
+                       if getattr(self, n) != RunConfig.__dataclass_fields__[n].default]
+            if changed:
+                raise ValueError(f"{', '.join(changed)} apply to word-level models: add "
+                                 "--tokens word, or drop them")
+            if self.corpus == PTB_CORPUS:
+                raise ValueError("--corpus ptb is the word-level Penn Treebank: add --tokens "
+                                 "word (a file named ptb: give its path, e.g. ./ptb)")
+            return self
+        if self.model.endswith("-scratch"):
+            raise ValueError(f"--model {self.model}: word-level models are Gluon layers with "
+                             "an embedding input; use --model rnn, gru or lstm")
+        if self.sampler != "consecutive":
+            raise ValueError("word-level models train on consecutive streams (the state is "
+                             "carried); drop --sampler or use --sampler consecutive")
+        if self.tied and self.embedding_size != self.num_hiddens:
+            raise ValueError(f"--tied shares the decoder's weight (vocab, --num-hiddens "
+                             f"{self.num_hiddens}) with the embedding (vocab, --embed "
+                             f"{self.embedding_size}), so they must be equal; set --embed "
+                             f"{self.num_hiddens} or drop --tied")
+        if self.corpus == PTB_CORPUS and (self.valid_fraction or self.num_chars is not None):
+            raise ValueError("--corpus ptb has its own train/valid/test files: drop "
+                             "--valid-fraction and --num-chars")
+        return self
+
+    @property
+    def embedding_size(self):
+        """The word embedding size: ``embed_size``, or ``num_hiddens`` when it is 0."""
+        return self.embed_size or self.num_hiddens
+
+    @property
+    def is_word(self):
+        return self.tokens == "word"
+
+    def with_corpus(self, text, vocab_size=None):
+        """This config with ``vocab_size`` and ``corpus_sha1`` derived from ``text``, checked.
+
+        ``vocab_size``: a word-level run's, from its vocabulary
+        (``lyricnn.wordlm.word_corpus_of``); default: the distinct characters.
+        """
+        if vocab_size is None:
+            vocab_size = len(dict.fromkeys(text))
         return dataclasses.replace(self, vocab_size=vocab_size,
                                    corpus_sha1=text_sha1(text)).validate()
 
@@ -335,6 +443,9 @@ class RunConfig(_Config):
         if not isinstance(data, dict):
             raise ValueError(f"a config must be a JSON object, got {type(data).__name__}")
         names = [f.name for f in dataclasses.fields(cls)]
+        # Saved before word-level fields existed: those runs had their defaults.
+        data = {**{n: cls.__dataclass_fields__[n].default for n in ("tokens",) + WORD_FIELDS},
+                **data}
         unknown = sorted(set(data) - set(names))
         missing = [n for n in names if n not in data]
         if unknown or missing:
@@ -344,8 +455,10 @@ class RunConfig(_Config):
 
     @classmethod
     def from_args(cls, args, defaults=None, **values):
+        if getattr(args, "tokens", None) == "word":  # word-level defaults under the given flags
+            defaults = {**WORD_DEFAULTS, **(defaults or {})}
         config = super().from_args(args, defaults, **values)
-        if config.corpus is not None:  # relative to where the run started, saved absolute
+        if config.corpus not in (None, PTB_CORPUS):  # relative to the start, saved absolute
             config = dataclasses.replace(config, corpus=str(Path(config.corpus).resolve()))
         return config
 
@@ -406,7 +519,11 @@ def add_config_arguments(parser, config_class=RunConfig, defaults=None, only=Non
             kwargs["metavar"] = "{" + ",".join(choices) + "}"
         elif option.metavar:
             kwargs["metavar"] = option.metavar
-        kwargs["type"] = _argparse_type(name, option)
+        if option.switch:
+            kwargs.update(action="store_const", const=True)
+            kwargs.pop("metavar", None)
+        else:
+            kwargs["type"] = _argparse_type(name, option)
         parser.add_argument(flag_of(name), *option.aliases, **kwargs)
     return parser
 

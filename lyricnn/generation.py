@@ -20,8 +20,14 @@ MAX_LENGTH = 1_000_000
 
 
 def _prefix_indices(prefix, char_to_idx):
+    if isinstance(prefix, (list, tuple)) and prefix and all(isinstance(t, str) for t in prefix):
+        missing = [t for t in prefix if t not in char_to_idx]
+        if missing:
+            raise ValueError(f"prefix tokens {missing!r} are not in the vocabulary")
+        return [char_to_idx[t] for t in prefix]
     if not isinstance(prefix, str) or not prefix:
-        raise ValueError(f"prefix must be a non-empty string, got {prefix!r}")
+        raise ValueError(f"prefix must be a non-empty string (or a list of word tokens), "
+                         f"got {prefix!r}")
     missing = [c for c in prefix if c not in char_to_idx]
     if missing:
         raise ValueError(
@@ -62,8 +68,12 @@ def choose_next(logits, strategy="greedy", temperature=1.0, top_k=None, rng=None
 
 
 def generate(lm, prefix, num_chars, idx_to_char, char_to_idx, strategy="greedy",
-             temperature=1.0, top_k=None, seed=None):
+             temperature=1.0, top_k=None, seed=None, sep=""):
     """Feed ``prefix`` one character at a time to ``lm``, then extend it by ``num_chars``.
+
+    A word-level model takes ``prefix`` as a list of tokens and generates
+    ``num_chars`` tokens; the result joins the tokens with ``sep`` (``" "``
+    for words).
 
     ``seed`` makes ``'sample'`` repeatable (each call uses it afresh); without
     it the draw comes from NumPy's global generator.
@@ -80,7 +90,7 @@ def generate(lm, prefix, num_chars, idx_to_char, char_to_idx, strategy="greedy",
                 output.append(int(Y[0].argmax(axis=0).asscalar()))
             else:
                 output.append(choose_next(Y[0].asnumpy(), strategy, temperature, top_k, rng))
-    return "".join(idx_to_char[i] for i in output)
+    return sep.join(idx_to_char[i] for i in output)
 
 
 def predict_rnn(prefix, num_chars, rnn, params, init_rnn_state, num_hiddens, vocab_size,

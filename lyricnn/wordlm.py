@@ -175,6 +175,49 @@ def load_ptb_corpus(path=None):
     return word_corpus(texts["train"], texts["valid"], texts["test"], "whitespace", eos=True)
 
 
+def encode_words(words_, vocab, name="text"):
+    """Indices of ``words_`` in ``vocab``: unknown words become ``<unk>`` when the
+    vocabulary has it, otherwise ``ValueError`` naming the first one."""
+    return _index(name, list(words_), vocab)
+
+
+def corpus_text_of(config):
+    """The text a word-level run trains on (what its checkpoint keeps): PTB's training
+    file for ``corpus='ptb'``, else the corpus file (``num_chars`` characters if set)."""
+    from .config import PTB_CORPUS
+    from .data import read_text
+    if config.corpus == PTB_CORPUS:
+        return read_ptb_text("train")
+    if config.corpus is None:
+        from .data import load_corpus_chars
+        return load_corpus_chars(None, config.num_chars)
+    text = read_text(config.corpus)
+    return text if config.num_chars is None else text[:config.num_chars]
+
+
+def word_corpus_of(config, text, held_out=True):
+    """The ``WordCorpus`` of a word-level run ``config`` trained on ``text``.
+
+    PTB (``config.corpus == 'ptb'``): ``text`` is the training file; valid and
+    test are the data hub's files. Any other text: its lines, the last
+    ``valid_fraction`` of them held out as the valid split (no test split).
+    The vocabulary comes from the training part only. ``held_out=False``
+    skips reading/tokenising the held-out splits (a checkpoint's vocabulary).
+    """
+    from .config import PTB_CORPUS
+    if config.corpus == PTB_CORPUS:
+        if not held_out:
+            return word_corpus(text, tokenizer="whitespace")
+        return word_corpus(text, read_ptb_text("valid"), read_ptb_text("test"), "whitespace")
+    lines = text.splitlines(keepends=True)
+    if config.valid_fraction:
+        train_lines, valid_lines = config.split(lines)
+    else:
+        train_lines, valid_lines = lines, None
+    valid_text = "".join(valid_lines) if valid_lines and held_out else None
+    return word_corpus("".join(train_lines), valid_text, None, config.tokenizer)
+
+
 # ----------------------------------------------------------------------- model
 
 def _check_model_args(cell, vocab_size, embed_size, num_hiddens, num_layers, dropout, tied):

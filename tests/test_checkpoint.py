@@ -277,8 +277,8 @@ def _set_config(**changes):
 CONTENT_DAMAGE = {
     "config-is-a-list": (ck.CONFIG, _edit_json(ck.CONFIG, lambda d: [1, 2]),
                          "expected an object with 'format' and 'config'"),
-    "config-unknown-field": (ck.CONFIG, _edit_json(ck.CONFIG, _set_config(dropout=0.5)),
-                             r"unknown \['dropout'\]"),
+    "config-unknown-field": (ck.CONFIG, _edit_json(ck.CONFIG, _set_config(momentum=0.5)),
+                             r"unknown \['momentum'\]"),
     "config-newer-format": (ck.CONFIG, _edit_json(ck.CONFIG, _set("format", 3)),
                             "format 3 is not one this lyricnn reads.*upgrade lyricnn"),
     "config-bad-hidden": (ck.CONFIG, _edit_json(ck.CONFIG, _set_config(num_hiddens="8")),

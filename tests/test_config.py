@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lyricnn import config as cf
-from lyricnn.config import RunConfig, TrainSettings
+from lyricnn.config import WORD_FIELDS, RunConfig, TrainSettings
 from lyricnn.models import GLUON_MODELS, MODELS, SCRATCH_MODELS
 
 BOOK = {"model": "rnn-scratch", "num_layers": 1, "num_hiddens": 256, "num_steps": 35,
@@ -33,7 +33,8 @@ def test_field_names_are_the_books_and_defaults_the_books():
     names = [f.name for f in dataclasses.fields(RunConfig)]
     assert names == ["model", "num_layers", "num_hiddens", "vocab_size", "num_steps",
                      "batch_size", "lr", "clipping_theta", "sampler", "seed", "corpus",
-                     "num_chars", "valid_fraction", "corpus_sha1"]
+                     "num_chars", "valid_fraction", "corpus_sha1", "tokens", "tokenizer",
+                     "embed_size", "dropout", "tied", "lr_decay", "decay_from"]
     defaults = RunConfig()
     assert {k: getattr(defaults, k) for k in BOOK} == BOOK
     assert defaults.sampler == "random"  # the scratch RNN's, resolved from the model
@@ -142,8 +143,11 @@ def test_derived_fields_come_from_the_corpus():
 def test_round_trip_through_a_dict_rejects_unknown_and_missing_fields():
     config = RunConfig(model="lstm", num_layers=2).with_corpus("abc")
     assert RunConfig.from_dict(config.to_dict()) == config
-    with pytest.raises(ValueError, match=r"unknown \['dropout'\], missing \[\]"):
-        RunConfig.from_dict({**config.to_dict(), "dropout": 0.5})
+    with pytest.raises(ValueError, match=r"unknown \['momentum'\], missing \[\]"):
+        RunConfig.from_dict({**config.to_dict(), "momentum": 0.5})
+    # A config saved before the word-level fields existed loads with their defaults.
+    old = {k: v for k, v in config.to_dict().items() if k not in ("tokens",) + WORD_FIELDS}
+    assert RunConfig.from_dict(old) == config
     partial = config.to_dict()
     del partial["lr"]
     with pytest.raises(ValueError, match=r"missing \['lr'\]"):
