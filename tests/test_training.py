@@ -345,3 +345,35 @@ def test_resume_through_the_library_is_bit_identical(model):
     mx.random.seed(mxnet_seed(3, 2))
     train_epochs(resumed, ci[:600], True, 5, 4, 1.0, 1e-2, range(3, 5), history=part, seed=3)
     assert part.perplexity == full.perplexity
+
+
+# -- learning-rate annealing (word-level runs) ------------------------------------
+
+def _history(valid):
+    from lyricnn.training import History
+    h = History()
+    for e, v in enumerate(valid, start=1):
+        h.append(e, 100.0, 1.0, v)
+    return h
+
+
+def test_annealed_lr_zaremba_halves_every_epoch_after_epoch_4():
+    from lyricnn.training import annealed_lr
+    h = _history([None] * 8)
+    assert [annealed_lr(e, h, 1.0, 2.0, decay_from=4) for e in range(1, 9)] == \
+        [1, 1, 1, 1, 0.5, 0.25, 0.125, 0.0625]
+
+
+def test_annealed_lr_divides_after_each_epoch_that_did_not_improve():
+    from lyricnn.training import annealed_lr
+    h = _history([100, 90, 95, 80, 85, 85])
+    # epoch 3 (95 > 90) and 5, 6 (85 > 80) did not improve: the epochs after them pay.
+    assert [annealed_lr(e, h, 20.0, 4.0) for e in range(1, 8)] == \
+        [20, 20, 20, 5, 5, 1.25, 0.3125]
+    assert [annealed_lr(e, h, 20.0, 1.0) for e in range(1, 8)] == [20] * 7
+
+
+def test_annealed_lr_on_plateaus_needs_a_held_out_perplexity():
+    from lyricnn.training import annealed_lr
+    with pytest.raises(ValueError, match="needs a held-out perplexity"):
+        annealed_lr(3, _history([None, None]), 20.0, 4.0)

@@ -1,0 +1,191 @@
+"""Word-level runs through the command line (issue 13): train, resume, best/, evaluate, generate.
+
+The corpus is synthetic (400 lines over 60 words, made here), the models tiny
+(16 units, 1-4 epochs of a fraction of a second): what is tested is the
+plumbing and the rules, not the quality of a model. PTB itself runs in
+``examples/ptb_word_lm.py`` and ``benchmarks/``.
+"""
+import json
+
+import numpy as np
+import pytest
+
+from lyricnn import cli
+from lyricnn.checkpoint import load_checkpoint
+from lyricnn.training import annealed_lr
+
+WORDS = [f"w{i}" for i in range(60)]
+TINY = ["--tokens", "word", "--num-hiddens", "16", "--num-steps", "6", "--batch-size", "4",
+        "--valid-fraction", "0.2", "--no-progress"]
+
+
+def run(capsys, *argv):
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def error_line(err):
+    assert "Traceback" not in err, err
+    lines = [line for line in err.strip().splitlines() if not line.startswith("lyricnn: train")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """400 lines of 3-12 words drawn from a skewed 60-word distribution."""
+    rng = np.random.RandomState(0)
+    p = 1.0 / np.arange(1, len(WORDS) + 1)
+    lines = [" ".join(rng.choice(WORDS, size=rng.randint(3, 13), p=p / p.sum()))
+             for _ in range(400)]
+    path = tmp_path_factory.mktemp("words") / "words.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "run"
+    assert cli.main([str(a) for a in ["train", *TINY, "--corpus", corpus, "--epochs", 3,
+                                      "--dropout", 0.2, "--seed", 3, "--out", out]]) == 0
+    return out
+
+
+def test_a_word_run_logs_each_epoch_and_saves_its_config(corpus, tmp_path, capsys):
+    code, out, err = run(capsys, "train", *TINY, "--corpus", corpus, "--epochs", 2,
+                         "--out", tmp_path / "r")
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert [line.split(",")[0] for line in lines] == ["epoch 1", "epoch 2"]
+    assert all("valid perplexity" in line and "tokens/s" in line and "lr 20" in line
+               for line in lines)
+    ckpt = load_checkpoint(tmp_path / "r")
+    c = ckpt.config
+    # The word-level defaults where the flags were not given (word_language_model's).
+    assert (c.tokens, c.model, c.lr, c.clipping_theta, c.lr_decay, c.tokenizer) == \
+        ("word", "lstm", 20.0, 0.25, 4.0, "whitespace")
+    assert c.vocab_size == len(ckpt.vocab) and "<eos>" in ckpt.vocab and "<unk>" in ckpt.vocab
+    assert set(ckpt.vocab.idx_to_token) <= set(WORDS) | {"<eos>", "<unk>"}
+
+
+def test_best_is_the_epoch_with_the_lowest_validation_perplexity(trained):
+    last = load_checkpoint(trained)
+    best = load_checkpoint(trained / "best")
+    valid = last.history.valid_perplexity
+    # '<=': of equal perplexities the later epoch is kept.
+    assert best.epoch == max(e for e, v in zip(last.history.epoch, valid) if v == min(valid))
+    assert best.history.valid_perplexity[-1] == min(valid)
+
+
+def test_evaluate_prints_the_split_perplexity_of_the_run_and_of_best(trained, capsys):
+    code, out, err = run(capsys, "evaluate", "--checkpoint", trained)
+    assert code == 0, err
+    name, _, value = out.strip().rpartition(" ")
+    assert name == "valid perplexity"
+    history = load_checkpoint(trained).history
+    # The same whole-split evaluation as the training loop's, to print rounding.
+    assert float(value) == pytest.approx(history.valid_perplexity[-1], abs=1e-3)
+    code, out, _ = run(capsys, "evaluate", "--checkpoint", trained / "best")
+    assert float(out.split()[-1]) == pytest.approx(min(history.valid_perplexity), abs=1e-3)
+
+
+def test_evaluate_a_text_file_maps_unknown_words_to_unk(trained, tmp_path, capsys):
+    text = tmp_path / "t.txt"
+    text.write_text("w0 w1 w2 zzz w3\nw1 w0 qqq\n" * 20, encoding="utf-8")
+    code, out, err = run(capsys, "evaluate", "--checkpoint", trained, "--text", text)
+    assert code == 0, err
+    assert out.startswith(f"{text} perplexity ") and float(out.split()[-1]) > 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--split", "test"], "has no test split"),
+    (["--corpus", "ptb"], "is not the checkpoint's"),
+    (["--text", "missing.txt"], "missing.txt"),
+    (["--text", "x", "--split", "valid"], "does not combine"),
+])
+def test_evaluate_refuses_what_it_cannot_score(trained, capsys, argv, message, monkeypatch,
+                                                tmp_path):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "evaluate", "--checkpoint", trained, *argv)
+    assert code == 2 and out == "" and message in error_line(err)
+
+
+def test_generate_continues_words_and_unknown_prefix_words_become_unk(trained, capsys):
+    code, out, err = run(capsys, "generate", "--checkpoint", trained, "--prefix", "w0 nosuch",
+                         "--length", 5)
+    assert code == 0, err
+    words = out.split()
+    assert words[:2] == ["w0", "<unk>"] and len(words) == 7
+
+
+def test_resume_equals_an_uninterrupted_run(corpus, tmp_path, capsys):
+    """Dropout draws from MXNet and the lr anneals on plateaus: both must resume exactly."""
+    flags = [*TINY, "--corpus", corpus, "--dropout", 0.3, "--seed", 11, "--lr", 40]
+    assert run(capsys, "train", *flags, "--epochs", 4, "--out", tmp_path / "whole")[0] == 0
+    assert run(capsys, "train", *flags, "--epochs", 2, "--out", tmp_path / "part")[0] == 0
+    assert run(capsys, "train", "--resume", tmp_path / "part", "--epochs", 4,
+               "--no-progress")[0] == 0
+    whole, part = (load_checkpoint(tmp_path / d) for d in ("whole", "part"))
+    assert whole.history.perplexity == part.history.perplexity
+    assert whole.history.valid_perplexity == part.history.valid_perplexity
+    assert whole.history.lr == part.history.lr
+    for name, array in whole.lm.named_parameters().items():
+        assert (array.asnumpy() == part.lm.named_parameters()[name].asnumpy()).all(), name
+
+
+def test_the_plateau_rule_fires_in_a_run(corpus, tmp_path, capsys):
+    """lr 100 on a tiny corpus overfits: validation worsens and the rate is divided by 4."""
+    code, out, err = run(capsys, "train", *TINY, "--corpus", corpus, "--lr", 100,
+                         "--epochs", 6, "--seed", 1, "--out", tmp_path / "r")
+    assert code == 0, err
+    h = load_checkpoint(tmp_path / "r").history
+    assert h.lr == [annealed_lr(e, h, 100.0, 4.0) for e in h.epoch]
+    best = np.minimum.accumulate(h.valid_perplexity)
+    fired = [e + 1 for e, v, b in zip(h.epoch[1:], h.valid_perplexity[1:], best[:-1])
+             if v >= b and e < h.epoch[-1]]
+    assert fired, f"validation never stopped improving: {h.valid_perplexity}"
+    for e in fired:
+        assert h.lr[e - 1] == h.lr[e - 2] / 4
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--tied", "--embed", "8"], "--tied shares the decoder's weight"),
+    (["--model", "gru-scratch"], "word-level models are Gluon layers"),
+    (["--sampler", "random"], "consecutive streams"),
+    (["--batch-size", "100000"], "use a smaller --batch-size"),
+    (["--valid-fraction", "0", "--decay-from", "0"], "has no valid split"),
+])
+def test_bad_word_flags_fail_up_front(corpus, tmp_path, capsys, argv, message):
+    code, out, err = run(capsys, "train", *TINY, "--corpus", corpus, *argv, "--out",
+                         tmp_path / "r")
+    assert code == 2 and message in error_line(err)
+    assert not (tmp_path / "r" / "checkpoint").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--dropout", "0.5"], "--dropout apply to word-level models"),
+    (["--tied"], "--tied apply to word-level models"),
+    (["--corpus", "ptb"], "--corpus ptb is the word-level Penn Treebank"),
+])
+def test_word_flags_on_a_character_run_are_refused(tmp_path, capsys, argv, message):
+    code, out, err = run(capsys, "train", *argv, "--out", tmp_path / "r")
+    assert code == 2 and message in error_line(err)
+
+
+def test_a_corpus_without_words_is_refused(tmp_path, capsys):
+    blank = tmp_path / "blank.txt"
+    blank.write_text(" \n\t\n  \n", encoding="utf-8")
+    code, out, err = run(capsys, "train", "--tokens", "word", "--corpus", blank, "--out",
+                         tmp_path / "r")
+    assert code == 2 and "no words" in error_line(err)
+
+
+def test_score_points_word_checkpoints_to_evaluate(trained, capsys):
+    code, out, err = run(capsys, "score", "--checkpoint", trained, "w0 w1")
+    assert code == 2 and "lyricnn evaluate" in error_line(err)
+
+
+def test_a_word_checkpoint_records_the_learning_rates(trained):
+    history = json.loads((trained / "checkpoint" / "history.json").read_text())
+    assert history["lr"] == load_checkpoint(trained).history.lr and len(history["lr"]) == 3
