@@ -143,12 +143,14 @@ EXPORTS = {
     "train_and_predict_rnn": "training",
     "train_and_predict_rnn_gluon": "training",
     "train_epochs": "training",
+    "annealed_lr": "training",
     "WordCorpus": "wordlm",
     "WordRNNModel": "wordlm",
     "build_word_lm": "wordlm",
     "evaluate_perplexity": "wordlm",
     "load_ptb_corpus": "wordlm",
     "word_corpus": "wordlm",
+    "train_word_lm": "wordlm",
 }
 
 __all__ = sorted(EXPORTS)
