@@ -426,12 +426,25 @@ def _start(args, ctx):
     try:
         recover(out / CHECKPOINT_NAME)
         _check_out(out, args.force)  # a recovered save may have produced a checkpoint
+        _drop_stale_best(out)
         set_seed(config.seed)
         return _Run(config, vocab, build_model(config, ctx), _new_history(), text, out,
                     lock, True, words=words)
     except BaseException:
         lock.release()
         raise
+
+
+def _drop_stale_best(out):
+    """A fresh run in ``out`` (--force) replaces the old run, its best/ included: a best/
+    left from it would be taken for this run's."""
+    import shutil
+
+    from .checkpoint import CheckpointLock, is_checkpoint
+    best = out / BEST_NAME
+    if best.is_dir() and not best.is_symlink() and is_checkpoint(best):
+        with CheckpointLock(best):
+            shutil.rmtree(best)
 
 
 def _new_history():

@@ -189,3 +189,15 @@ def test_score_points_word_checkpoints_to_evaluate(trained, capsys):
 def test_a_word_checkpoint_records_the_learning_rates(trained):
     history = json.loads((trained / "checkpoint" / "history.json").read_text())
     assert history["lr"] == load_checkpoint(trained).history.lr and len(history["lr"]) == 3
+
+
+def test_a_forced_fresh_run_drops_the_old_runs_best(trained, corpus, tmp_path, capsys):
+    import shutil
+    out = tmp_path / "run"
+    shutil.copytree(trained, out)
+    assert (out / "best").is_dir()
+    # A character-level run (no held-out split) replacing a word run must not keep its best/.
+    code, _, err = run(capsys, "train", "--num-chars", 1500, "--num-hiddens", 8, "--epochs", 1,
+                       "--no-progress", "--out", out, "--force")
+    assert code == 0, err
+    assert not (out / "best").exists() and load_checkpoint(out).config.tokens == "char"
