@@ -490,3 +490,14 @@ def test_predict_samples_only_top_k_characters_and_repeats_with_a_seed(trained):
     greedy = generate(lm, "分开", 25, *args)
     assert generate(lm, "分开", 25, *args, strategy="sample", temperature=0, seed=1) == greedy
     assert generate(lm, "分开", 25, *args, strategy="sample", top_k=1, seed=1) == greedy
+
+
+def test_evaluate_a_character_run_prints_its_held_out_perplexity(trained, capsys):
+    code, out, err = run(capsys, "evaluate", "--checkpoint", trained)
+    assert code == 0, err
+    history = load_checkpoint(trained).history
+    name, _, value = out.strip().rpartition(" ")
+    assert name == "valid perplexity"
+    assert float(value) == pytest.approx(history.valid_perplexity[-1], abs=1e-3)
+    code, out, err = run(capsys, "evaluate", "--checkpoint", trained, "--split", "test")
+    assert code == 2 and "has no test split" in err
