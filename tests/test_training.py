@@ -377,3 +377,99 @@ def test_annealed_lr_on_plateaus_needs_a_held_out_perplexity():
     from lyricnn.training import annealed_lr
     with pytest.raises(ValueError, match="needs a held-out perplexity"):
         annealed_lr(3, _history([None, None]), 20.0, 4.0)
+
+
+# -- the training loss without autograd (softmax_cross_entropy) --------------------
+
+def _gluon_loss_and_grad(logits, labels):
+    x = logits.copy()
+    x.attach_grad()
+    with autograd.record():
+        l = mx.gluon.loss.SoftmaxCrossEntropyLoss()(x, labels).mean()
+    l.backward()
+    return l.asnumpy(), x.grad.asnumpy()
+
+
+def _extreme_logits(rs, n, v, dtype):
+    x = rs.normal(scale=3.0, size=(n, v))
+    x[0] = 0.0                          # a uniform row
+    x[1, :] = -1e4                      # the label's logit far above the rest ...
+    x[1, 2] = 1e4
+    x[2, :] = 80.0                      # ... or far below: exp underflows, log_softmax doesn't
+    x[2, 3] = -80.0
+    x[3] = rs.normal(scale=1e3, size=v)
+    x[4, :] = 3e37                      # near float32's limit
+    return nd.array(x, dtype=dtype)
+
+
+@pytest.mark.parametrize("n,v,dtype", [(7, 11, "float32"), (400, 10000, "float32"),
+                                       (6, 5, "float64")])
+def test_softmax_cross_entropy_equals_gluons_loss_and_gradient(n, v, dtype):
+    from lyricnn.training import softmax_cross_entropy
+    rs = np.random.RandomState(n)
+    for logits in (nd.array(rs.normal(scale=2.0, size=(n, v)), dtype=dtype),
+                   _extreme_logits(rs, n, v, dtype)):
+        labels = nd.array(rs.randint(0, v, size=n), dtype=dtype)
+        labels[2] = 3                   # the underflowing label of the extreme rows
+        loss, grad = softmax_cross_entropy(logits, labels)
+        want_loss, want_grad = _gluon_loss_and_grad(logits, labels)
+        assert loss.shape == (1,) and grad.shape == logits.shape and grad.dtype == logits.dtype
+        assert np.isfinite(loss.asnumpy()).all() and np.isfinite(grad.asnumpy()).all()
+        np.testing.assert_allclose(loss.asnumpy(), want_loss, rtol=1e-6)
+        np.testing.assert_allclose(grad.asnumpy(), want_grad, rtol=1e-5, atol=1e-7 / n)
+        # Each row of the gradient sums to 0 and is -(1 - p)/N at the label.
+        np.testing.assert_allclose(grad.asnumpy().sum(axis=1), 0, atol=1e-5 / n)
+        assert (grad.asnumpy()[np.arange(n), labels.asnumpy().astype(int)] <= 0).all()
+
+
+def test_softmax_cross_entropy_gradient_matches_finite_differences_in_float64():
+    from lyricnn.training import softmax_cross_entropy
+    rs = np.random.RandomState(0)
+    x = rs.normal(scale=2.0, size=(5, 7))
+    labels = nd.array([0, 6, 3, 3, 1], dtype="float64")
+    _, grad = softmax_cross_entropy(nd.array(x, dtype="float64"), labels)
+    numeric = np.zeros_like(x)
+    eps = 1e-6
+    for i in np.ndindex(x.shape):
+        values = []
+        for sign in (1, -1):
+            shifted = x.copy()
+            shifted[i] += sign * eps
+            values.append(softmax_cross_entropy(nd.array(shifted, dtype="float64"),
+                                                labels)[0].asscalar())
+        numeric[i] = (values[0] - values[1]) / (2 * eps)
+    np.testing.assert_allclose(grad.asnumpy(), numeric, rtol=1e-7, atol=1e-9)
+
+
+def test_run_epoch_step_equals_the_gluon_loss_step():
+    """One run_epoch minibatch moves the weights as autograd through Gluon's loss followed
+    by the book's grad_clipping and sgd does."""
+    from lyricnn.wordlm import build_word_lm
+    models = []
+    for _ in range(2):
+        mx.random.seed(5)
+        models.append(build_word_lm("lstm", 30, 8, 8, 2))
+    ours, theirs = models
+    rs = np.random.RandomState(1)
+    X, Y = nd.array(rs.randint(0, 30, (3, 4))), nd.array(rs.randint(0, 30, (3, 4)))
+    loss = run_epoch(ours, [(X, Y)], True, 0.5, 0.1)
+    with autograd.record():
+        logits, _ = theirs(X, theirs.begin_state(3))
+        l = mx.gluon.loss.SoftmaxCrossEntropyLoss()(logits, Y.T.reshape((-1,))).mean()
+    l.backward()
+    grads = [_WithGrad(g) for g in theirs.gradients()]
+    d2lzh.grad_clipping(grads, 0.1, None)
+    assert math.sqrt(sum((g.grad ** 2).sum().asscalar() for g in grads)) == \
+        pytest.approx(0.1, rel=1e-4)  # the clipping is really exercised
+    for g, w in zip(grads, theirs.weights()):
+        w[:] = w - 0.5 * g.grad  # d2lzh.sgd(params, 0.5, 1)
+    assert loss == pytest.approx(float(l.asscalar()), rel=1e-6)
+    for a, b in zip(ours.weights(), theirs.weights()):
+        np.testing.assert_allclose(a.asnumpy(), b.asnumpy(), rtol=1e-5, atol=1e-7)
+
+
+class _WithGrad:
+    """What d2lzh.grad_clipping reads and scales in place: ``.grad``."""
+
+    def __init__(self, grad):
+        self.grad = grad
