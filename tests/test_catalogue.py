@@ -209,7 +209,7 @@ FLAGS = {
     "prefix-unknown": (["--prefix", "分☃"], "character(s) '☃' are not in the corpus"),
     "prefix-empty": (["--prefix", ""], "--prefix must not be empty"),
     "num-chars-negative": (["--num-chars", -3], "num_chars must be an integer >= 1"),
-    "unknown-flag": (["--dropout", 0.5], "unrecognized arguments: --dropout"),
+    "unknown-flag": (["--momentum", 0.5], "unrecognized arguments: --momentum"),
 }
 
 
