@@ -15,3 +15,14 @@ def test_bench_speed_quick_prints_every_section():
     for line in ("machine:", "scratch RNN (6.4)", "d2lzh (book's cells)", "lyricnn (lyricnn.rnn)",
                  "lyricnn (book's cells)", "FLOP floor", "Gluon RNNModel", "issue 11 targets"):
         assert line in out.stdout, line
+
+
+def test_bench_word_quick_prints_the_table():
+    bench = BENCH.with_name("bench_word.py")
+    out = subprocess.run([sys.executable, str(bench), "--quick", "--no-torch"],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    for line in ("machine:", "tokens/s", "small", "large-tied", "lyricnn (run_epoch)",
+                 "FLOP floor", "MFLOP/token", "peak RSS"):
+        assert line in out.stdout, line
+    assert "PyTorch" not in out.stdout.split("tokens/s", 1)[1].split("vs torch:")[0]
