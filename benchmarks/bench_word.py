@@ -266,9 +266,18 @@ def main(argv=None):
             args.no_torch = True
     frameworks = ["lyricnn"] + ([] if args.no_torch else ["torch"])
     vocab = QUICK_VOCAB if args.quick else VOCAB
+    # Both frameworks' workers inherit the OpenMP settings ``import lyricnn`` makes
+    # (it loads nothing else): 2 threads and a bounded spin. PyTorch's own default
+    # (libgomp spinning 300,000 times at every barrier) collapses on a shared
+    # machine: 184 tokens/s instead of 2,541 on the small config with one other
+    # busy process on these 2 vCPUs.
+    import lyricnn  # noqa: F401
+    env = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items())
+                   if k.startswith(("OMP_", "GOMP_", "KMP_", "MKL_", "OPENBLAS_", "MXNET_")))
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"machine: {cpu_model()}, nproc {os.cpu_count()}, load avg {load} at the start; "
-          f"{child(args, 'gemm', configs[0])['versions']}; torch threads {args.torch_threads}")
+          f"{env}; {child(args, 'gemm', configs[0])['versions']}; "
+          f"torch threads {args.torch_threads}")
     print(f"{args.rounds} rounds x {args.minibatches} timed minibatches after {args.warmup} "
           f"untimed, vocabulary {vocab}; frameworks alternate, one process each")
     seconds = {(c, f): [] for c in configs for f in frameworks}
