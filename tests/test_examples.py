@@ -50,3 +50,14 @@ def test_example_flags_come_from_the_run_config():
     assert f"(default: {RunConfig.num_hiddens})" in " ".join(out.stdout.split())
     out = _run("rnn_scratch.py", "--batch-size", "0")
     assert out.returncode == 2 and "batch_size must be an integer >= 1, got 0" in out.stderr
+
+
+def test_ptb_word_lm_runs_its_recipes_on_a_slice_of_ptb():
+    out = _run("ptb_word_lm.py", "--recipe", "tied", "--limit", "3000", "--num-hiddens", "8",
+               "--embed-size", "8", "--epochs", "2")
+    assert out.returncode == 0, out.stderr
+    epochs = re.findall(r"^epoch +(\d+), lr ([\d.]+), perplexity [\d.]+, valid [\d.]+, ",
+                        out.stdout, re.M)
+    assert [e for e, _ in epochs] == ["1", "2"]
+    assert re.search(r"^best epoch [12]: valid perplexity [\d.]+, test perplexity [\d.]+; "
+                     r"wall time [\d.]+ min, peak RSS [\d,]+ MiB$", out.stdout, re.M)
