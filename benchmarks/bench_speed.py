@@ -67,6 +67,7 @@ from mxnet.gluon import rnn as gluon_rnn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import book_notebook as book  # noqa: E402
+from benchmarks.machine import cpu_model  # noqa: E402
 from benchmarks import book_notebook_gated as book_gated  # noqa: E402
 
 HIDDEN, STEPS, BATCH, LR, CLIP = 256, 35, 32, 1e2, 1e-2
@@ -83,17 +84,6 @@ GLUON_LAYERS = {
 
 
 # ----------------------------------------------------------------------------- machine
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
 
 def machine_line(torch):
     threads = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")

@@ -37,7 +37,6 @@ machine at the decoder's shape (measured in every round, best kept).
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -46,6 +45,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from benchmarks.machine import cpu_model  # noqa: E402  (standard library only)
+
 VOCAB = 10_000
 #: name -> hidden (= embedding) size, layers, batch, steps, dropout, tied, lr, clipping norm
 CONFIGS = {
@@ -198,17 +200,6 @@ def flops_per_token(cfg, vocab):
     h = cfg["hidden"]
     lstm = sum(2 * 4 * h * (h + h) for _ in range(cfg["layers"]))  # input size = h
     return 3 * (lstm + 2 * h * vocab)
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def versions(no_torch):

@@ -164,6 +164,15 @@ def _checked(check):
     return convert
 
 
+def _add_ctx(p):
+    p.add_argument("--ctx", choices=("cpu", "gpu"), default="cpu",
+                   help="device; gpu falls back to the CPU with a warning (default cpu)")
+
+
+def _add_checkpoint(p, help="run directory or checkpoint directory"):
+    p.add_argument("--checkpoint", required=True, metavar="DIR", help=help)
+
+
 def _add_train(sub):
     from .checks import check_int
     from .config import RunConfig, TrainSettings, add_config_arguments
@@ -177,8 +186,7 @@ def _add_train(sub):
                     "those of an uninterrupted run with the same seed.")
     add_config_arguments(p, RunConfig)
     add_config_arguments(p, TrainSettings)
-    p.add_argument("--ctx", choices=("cpu", "gpu"), default="cpu",
-                   help="device; gpu falls back to the CPU with a warning (default cpu)")
+    _add_ctx(p)
     p.add_argument("--out", metavar="DIR", help="run directory: checkpoint/ and the plot "
                    "(default: runs/MODEL, or the --resume directory)")
     p.add_argument("--resume", metavar="DIR", help="continue the run (or checkpoint) in DIR")
@@ -204,8 +212,7 @@ def _add_generate(sub):
     p = sub.add_parser("generate", help="continue prefixes with a trained model",
                        description="Print one continuation per --prefix, decoded from "
                                    "a checkpoint (book 6.4.3).")
-    p.add_argument("--checkpoint", required=True, metavar="DIR",
-                   help="run directory or checkpoint directory")
+    _add_checkpoint(p)
     p.add_argument("--prefix", action="append", required=True, metavar="TEXT",
                    help="text to continue; repeat for several (one output line each)")
     p.add_argument("--length", default=50, metavar="N",
@@ -225,8 +232,7 @@ def _add_generate(sub):
     p.add_argument("--seed", metavar="N", type=_checked(lambda v: check_int("seed", v, 0)),
                    help="seed for sampling; each prefix uses it afresh, so the same seed "
                         "gives the same text")
-    p.add_argument("--ctx", choices=("cpu", "gpu"), default="cpu",
-                   help="device; gpu falls back to the CPU with a warning (default cpu)")
+    _add_ctx(p)
     p.set_defaults(handler=cmd_generate)
 
 
@@ -238,15 +244,13 @@ def _add_score(sub):
         description="Rank strings by log P(text[1:] | text[0]) (natural log) under a "
                     "checkpoint and under a Kneser-Ney n-gram model fit on the "
                     "checkpoint's training text, most likely first.")
-    p.add_argument("--checkpoint", required=True, metavar="DIR",
-                   help="run directory or checkpoint directory")
+    _add_checkpoint(p)
     p.add_argument("texts", nargs="+", metavar="TEXT", help="strings of >= 2 characters")
     p.add_argument("--ngram-order", default=3, metavar="N",
                    type=_checked(lambda v: check_int("ngram_order", v, 0)),
                    help="order of the Kneser-Ney n-gram model (default 3; 0: no n-gram; at "
                         "most the training text's length and what memory allows)")
-    p.add_argument("--ctx", choices=("cpu", "gpu"), default="cpu",
-                   help="device; gpu falls back to the CPU with a warning (default cpu)")
+    _add_ctx(p)
     p.set_defaults(handler=cmd_score)
 
 
@@ -256,8 +260,7 @@ def _add_evaluate(sub):
         description="Print '<split> perplexity X': the whole split read as consecutive "
                     "streams with the state carried, every token scored once, full softmax "
                     "(<unk> counts as a token, as in the published PTB figures).")
-    p.add_argument("--checkpoint", required=True, metavar="DIR",
-                   help="run directory, checkpoint directory, or DIR/best")
+    _add_checkpoint(p, "run directory, checkpoint directory, or DIR/best")
     p.add_argument("--split", choices=("valid", "test"),
                    help="held-out split of the checkpoint's corpus (default: test if the "
                         "corpus has one, else valid)")
@@ -267,8 +270,7 @@ def _add_evaluate(sub):
     p.add_argument("--corpus", metavar="PATH|ptb",
                    help="take --split from this corpus instead of the checkpoint's (its "
                         "vocabulary must be the checkpoint's)")
-    p.add_argument("--ctx", choices=("cpu", "gpu"), default="cpu",
-                   help="device; gpu falls back to the CPU with a warning (default cpu)")
+    _add_ctx(p)
     p.set_defaults(handler=cmd_evaluate)
 
 
