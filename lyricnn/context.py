@@ -69,6 +69,41 @@ def resolve_ctx(ctx):
     raise ValueError(f"ctx must be None, 'cpu', 'gpu' or an mx.Context, got {ctx!r}")
 
 
+def resolve_ctx_list(ctx):
+    """Turn one context or several into a non-empty list of ``mx.Context``.
+
+    Accepts what ``resolve_ctx`` accepts, a list or tuple of those, and
+    strings naming devices by index, alone or comma-separated:
+    ``'cpu:0,cpu:1'``, ``'gpu:0,gpu:1'``. A CPU "device" other than 0 is the
+    same processor under another name, which is how lyricnn tests its
+    multi-device path without GPUs.
+    """
+    items = ctx.split(",") if isinstance(ctx, str) else ctx
+    if not isinstance(items, (list, tuple)):
+        items = [items]
+    if not items:
+        raise ValueError("ctx is an empty list; give at least one device, e.g. [mx.cpu()]")
+    return [_one_ctx(item.strip() if isinstance(item, str) else item) for item in items]
+
+
+def _one_ctx(ctx):
+    if isinstance(ctx, str) and ":" in ctx:
+        kind, _, index = ctx.partition(":")
+        if kind not in ("cpu", "gpu") or not index.isdigit():
+            raise ValueError(f"ctx {ctx!r} is not a device: use cpu, gpu, cpu:N or gpu:N, "
+                             "comma-separated for several")
+        device = mx.Context(kind, int(index))
+        if kind == "gpu":
+            try:
+                nd.array([0], ctx=device).wait_to_read()
+            except mx.base.MXNetError:
+                raise ValueError(f"ctx {ctx!r}: MXNet cannot use gpu({index}) (no such GPU, or "
+                                 "this MXNet build has no CUDA); cpu:0,cpu:1 exercises the "
+                                 "multi-device path on a CPU") from None
+        return device
+    return resolve_ctx(ctx)
+
+
 def set_seed(seed):
     """Seed Python's ``random``, NumPy and MXNet so that a run can be repeated.
 

@@ -69,6 +69,12 @@ class LanguageModel:
         """Their gradients, in the same order."""
         raise NotImplementedError
 
+    def replicate(self, ctxs):
+        """The model on each device of ``ctxs`` (the first is ``self.ctx``), for
+        ``lyricnn.parallel.DataParallel``: ``[self, copy on ctxs[1], …]``, each a
+        ``LanguageModel`` with its own weights and gradients on its device."""
+        raise NotImplementedError
+
     def load_named_parameters(self, arrays):
         """Copy ``arrays`` (``{name: NDArray}``) into the parameters, all or nothing.
 
@@ -128,6 +134,7 @@ class ScratchLM(LanguageModel):
                                                             range(len(self.params))]
         if len(self.names) != len(self.params):
             raise ValueError(f"{len(self.names)} names for {len(self.params)} parameters")
+        self.sparse_inputs = sparse_inputs
         self._forward = sequence_forward(cell, vocab_size, sparse_inputs)
 
     def begin_state(self, batch_size):
@@ -138,6 +145,16 @@ class ScratchLM(LanguageModel):
 
     def named_parameters(self):
         return dict(zip(self.names, self.params))
+
+    def replicate(self, ctxs):
+        copies = []
+        for ctx in ctxs[1:]:
+            params = [p.copyto(ctx) for p in self.params]
+            for p in params:
+                p.attach_grad()
+            copies.append(ScratchLM(self.cell, params, self.init_state, self.num_hiddens,
+                                    self.vocab_size, ctx, self.names, self.sparse_inputs))
+        return [self] + copies
 
     def weights(self):
         return self.params
@@ -163,7 +180,11 @@ class GluonLM(LanguageModel):
         return self.model.begin_state(batch_size=batch_size, ctx=self.ctx)
 
     def forward(self, X, state):
-        return self.model(X, state)
+        # A hybridized block reads each Parameter on the *current* context
+        # (Parameter.data() without ctx), so a model on several devices must be
+        # called inside its own device's scope.
+        with self.ctx:
+            return self.model(X, state)
 
     def named_parameters(self):
         return {name: p.data(self.ctx) for name, p in self.model.named_parameters().items()}
@@ -173,6 +194,14 @@ class GluonLM(LanguageModel):
 
     def gradients(self):
         return [p.grad(self.ctx) for p in self._params]
+
+    def replicate(self, ctxs):
+        # Gluon keeps one array per device in each Parameter: reset_ctx copies
+        # the current values to every device of ctxs.
+        if list(ctxs) != [self.ctx]:
+            self.model.collect_params().reset_ctx(list(ctxs))
+        return [self] + [GluonLM(self.model, self.vocab_size, ctx, hybridize=False)
+                         for ctx in ctxs[1:]]
 
 
 def scratch_param_names(cell, num_layers):

@@ -25,9 +25,11 @@ from mxnet import autograd, init, nd
 from mxnet.gluon import loss as gloss
 
 from .checks import check_int, check_number
+from .context import resolve_ctx_list
 from .generation import generate
 from .metrics import perplexity
 from .models import GluonLM, ScratchLM
+from .parallel import DataParallel
 from .sampling import data_iter_consecutive, data_iter_random
 
 
@@ -156,9 +158,13 @@ def _axpy_device_scale(w, g, alpha, factor):
 
 # ------------------------------------------------------------------------ loss
 
-def softmax_cross_entropy(logits, labels):
+def softmax_cross_entropy(logits, labels, count=None):
     """Mean cross-entropy of ``logits (N, V)`` against class indices ``labels (N,)``,
     and its gradient with respect to ``logits``, without autograd.
+
+    ``count`` (default ``N``) divides the gradient: a device holding ``N`` of a
+    minibatch's ``count`` tokens passes ``count``, so that the devices'
+    gradients *sum* to the whole minibatch's.
 
     Returns ``(loss, grad)``: ``loss`` (shape ``(1,)``) is Gluon's
     ``SoftmaxCrossEntropyLoss()(logits, labels).mean()``, computed by the same
@@ -172,11 +178,10 @@ def softmax_cross_entropy(logits, labels):
     minibatch (``_backward_log_softmax`` 27.8); ``log_softmax`` + ``softmax``
     forward + the in-place ``-1`` and ``/ N`` here take about 9.
     """
-    n = logits.shape[0]
     loss = -nd.pick(nd.log_softmax(logits), labels).mean()
     grad = nd.softmax(logits)
     _add_at_labels(grad, labels, -1.0)
-    grad *= 1.0 / n
+    grad *= 1.0 / (logits.shape[0] if count is None else count)
     return loss, grad
 
 
@@ -241,6 +246,9 @@ def _detach(state):
 def run_epoch(lm, batches, carry_state, lr, clipping_theta, should_stop=None, on_batch=None):
     """Train ``lm`` over ``batches`` once; return the mean cross-entropy per token.
 
+    ``lm``: a ``LanguageModel``, or a ``lyricnn.parallel.DataParallel`` of
+    one on several devices or workers (each minibatch then split along its
+    batch axis, gradients summed, one identical update on every replica).
     With ``carry_state`` (consecutive sampling) the state is made once and
     detached before every minibatch, so no gradient flows into the previous
     one; otherwise (random sampling) it is remade for every minibatch.
@@ -251,27 +259,36 @@ def run_epoch(lm, batches, carry_state, lr, clipping_theta, should_stop=None, on
     The first call makes glibc's malloc keep freed memory (``retain_freed_memory``).
     """
     retain_freed_memory()
-    state = None
-    sums, tokens = [], 0
+    par = lm if isinstance(lm, DataParallel) else DataParallel(lm)
+    states = None
+    sums, tokens = [[] for _ in par.replicas], 0   # sums[d]: device d's loss sums
     for X, Y in batches:                     # X, Y: (batch, num_steps)
-        if state is None or not carry_state:
-            state = lm.begin_state(X.shape[0])
+        shards = par.split(X, Y)             # one (X_d, Y_d) per device of this worker
+        if states is None or not carry_state:
+            states = [rep.begin_state(Xd.shape[0]) for rep, (Xd, _) in zip(par.replicas, shards)]
         else:
-            state = _detach(state)
-        with autograd.record():
-            logits, state = lm(X, state)     # (num_steps * batch, V), time-major
-        l, dlogits = softmax_cross_entropy(logits, Y.T.reshape((-1,)))
-        logits.backward(dlogits)
-        clipped_sgd(lm.weights(), lm.gradients(), lr, clipping_theta)
-        # Weighted by the minibatch's tokens: a stream's last chunk may be shorter.
-        sums.append(l * Y.size)
-        tokens += Y.size
+            states = [_detach(s) for s in states]
+        for d, (rep, (Xd, Yd)) in enumerate(zip(par.replicas, shards)):
+            with autograd.record():
+                logits, states[d] = rep(Xd, states[d])    # (num_steps * rows, V), time-major
+            # Divided by the whole minibatch's tokens: the devices' gradients sum to its gradient.
+            l, dlogits = softmax_cross_entropy(logits, Yd.T.reshape((-1,)), Yd.size * par.parts)
+            logits.backward(dlogits)
+            # Weighted by the shard's tokens: a stream's last chunk may be shorter.
+            sums[d].append(l * Yd.size)
+        par.reduce_gradients()
+        for rep in par.replicas:
+            clipped_sgd(rep.weights(), rep.gradients(), lr, clipping_theta)
+        tokens += Y.size // par.num_workers
         if on_batch is not None:
             on_batch(Y.size)
         if should_stop is not None and should_stop():
             return None
     # One synchronisation per epoch.
-    return float(nd.concat(*sums, dim=0).asnumpy().astype(np.float64).sum()) / tokens
+    loss_sum = sum(float(nd.concat(*device_sums, dim=0).asnumpy().astype(np.float64).sum())
+                   for device_sums in sums)
+    loss_sum, tokens = par.total(loss_sum, tokens)
+    return loss_sum / tokens
 
 
 def evaluate_loss(lm, corpus_indices, num_steps):
@@ -327,7 +344,7 @@ def check_indices(name, indices, vocab_size):
 def train_epochs(lm, corpus_indices, is_random_iter, num_steps, batch_size, lr,
                  clipping_theta, epochs, history=None, valid_indices=None, on_epoch_end=None,
                  *, seed=None, should_stop=None, batches=None, evaluate=None, schedule=None,
-                 on_batch=None):
+                 on_batch=None, ctx=None, kvstore=None):
     """Train ``lm`` (a ``LanguageModel``) for each epoch number in ``epochs``.
 
     ``epochs`` is an iterable of 1-based epoch numbers, e.g. ``range(11, 51)``
@@ -350,8 +367,17 @@ def train_epochs(lm, corpus_indices, is_random_iter, num_steps, batch_size, lr,
     ``schedule(epoch, history)`` the epoch's learning rate (default ``lr``),
     a function of the history so that a resumed run recomputes it.
     ``on_batch(tokens)``: see ``run_epoch``.
+
+    ``ctx``: several devices (a list, or ``'cpu:0,cpu:1'``; the first is
+    ``lm.ctx``) train data-parallel; ``kvstore`` ``'dist_sync'`` adds the
+    other worker processes of a ``lyricnn launch`` job (``lyricnn.parallel``).
+    Each minibatch's ``batch_size`` rows must split evenly over devices x
+    workers. The result equals one device on the whole minibatch; ``lm``
+    holds the trained weights, and held-out perplexity is computed on it.
     """
     num_steps, batch_size = check_int("num_steps", num_steps), check_int("batch_size", batch_size)
+    par = DataParallel(lm, ctx, kvstore)
+    par.check_batch(batch_size)
     if batches is None:
         check_indices("corpus_indices", corpus_indices, lm.vocab_size)
         sampler = data_iter_random if is_random_iter else data_iter_consecutive
@@ -368,7 +394,7 @@ def train_epochs(lm, corpus_indices, is_random_iter, num_steps, batch_size, lr,
     for epoch in epochs:
         epoch_lr = lr if schedule is None else schedule(epoch, history)
         start = time.time()
-        mean_loss = run_epoch(lm, batches(), not is_random_iter, epoch_lr, clipping_theta,
+        mean_loss = run_epoch(par, batches(), not is_random_iter, epoch_lr, clipping_theta,
                               should_stop, on_batch)
         if mean_loss is None:
             raise TrainingInterrupted(done)
@@ -452,36 +478,49 @@ def train_and_predict_rnn(rnn, get_params, init_rnn_state, num_hiddens, vocab_si
                           corpus_indices, idx_to_char, char_to_idx, is_random_iter,
                           num_epochs, num_steps, lr, clipping_theta, batch_size,
                           pred_period, pred_len, prefixes, *, valid_indices=None,
-                          sparse_inputs=True):
+                          sparse_inputs=True, kvstore=None):
     """Train a from-scratch RNN and print samples every ``pred_period`` epochs (book 6.4.5).
 
     Same signature and log lines as d2lzh; ``valid_indices`` (keyword) adds a
     held-out perplexity. A cell of the reader's own gets CSR one-hot inputs
     unless ``sparse_inputs=False`` (``lyricnn.models.sequence_forward``).
-    Returns the ``History``.
+    ``ctx`` may list several devices and ``kvstore='dist_sync'`` adds worker
+    processes (``train_epochs``). Returns the ``History``.
     """
     check_training_args(num_epochs, num_steps, batch_size, lr, clipping_theta, pred_period)
-    lm = ScratchLM(rnn, get_params(), init_rnn_state, num_hiddens, vocab_size, ctx,
+    ctxs = resolve_ctx_list(ctx)
+    params = [p if p.context == ctxs[0] else _with_grad(p.copyto(ctxs[0])) for p in get_params()]
+    lm = ScratchLM(rnn, params, init_rnn_state, num_hiddens, vocab_size, ctxs[0],
                    sparse_inputs=sparse_inputs)
     return train_epochs(
         lm, corpus_indices, is_random_iter, num_steps, batch_size, lr, clipping_theta,
         range(1, num_epochs + 1), valid_indices=valid_indices,
-        on_epoch_end=book_logger(lm, pred_period, pred_len, prefixes, idx_to_char, char_to_idx))
+        on_epoch_end=book_logger(lm, pred_period, pred_len, prefixes, idx_to_char, char_to_idx),
+        ctx=ctxs, kvstore=kvstore)
+
+
+def _with_grad(array):
+    array.attach_grad()
+    return array
 
 
 def train_and_predict_rnn_gluon(model, num_hiddens, vocab_size, ctx, corpus_indices,
                                 idx_to_char, char_to_idx, num_epochs, num_steps, lr,
                                 clipping_theta, batch_size, pred_period, pred_len, prefixes,
-                                *, valid_indices=None):
+                                *, valid_indices=None, kvstore=None):
     """Train a Gluon ``RNNModel`` with consecutive sampling (book 6.5).
 
     Same signature and log lines as d2lzh: parameters re-initialised with
-    N(0, 0.01²), plain SGD. Returns the ``History``.
+    N(0, 0.01²), plain SGD. ``ctx`` may list several devices and
+    ``kvstore='dist_sync'`` adds worker processes (``train_epochs``).
+    Returns the ``History``.
     """
     check_training_args(num_epochs, num_steps, batch_size, lr, clipping_theta, pred_period)
-    model.initialize(ctx=ctx, force_reinit=True, init=init.Normal(0.01))
-    lm = GluonLM(model, vocab_size, ctx)
+    ctxs = resolve_ctx_list(ctx)
+    model.initialize(ctx=ctxs, force_reinit=True, init=init.Normal(0.01))
+    lm = GluonLM(model, vocab_size, ctxs[0])
     return train_epochs(
         lm, corpus_indices, False, num_steps, batch_size, lr, clipping_theta,
         range(1, num_epochs + 1), valid_indices=valid_indices,
-        on_epoch_end=book_logger(lm, pred_period, pred_len, prefixes, idx_to_char, char_to_idx))
+        on_epoch_end=book_logger(lm, pred_period, pred_len, prefixes, idx_to_char, char_to_idx),
+        ctx=ctxs, kvstore=kvstore)

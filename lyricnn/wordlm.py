@@ -441,7 +441,7 @@ def word_batches(indices, batch_size, num_steps, ctx):
 def train_word_lm(lm, train, valid, epochs, *, batch_size=20, num_steps=35, lr=20.0,
                   clipping_theta=0.25, lr_decay=4.0, decay_from=0, history=None,
                   on_epoch_end=None, seed=None, should_stop=None, on_batch=None,
-                  eval_batch_size=EVAL_BATCH_SIZE):
+                  eval_batch_size=EVAL_BATCH_SIZE, ctx=None, kvstore=None):
     """Train a word-level ``lm`` on the ``train`` indices for each epoch number in ``epochs``.
 
     The book's loop (``lyricnn.training.train_epochs``: clipped SGD on the
@@ -456,6 +456,9 @@ def train_word_lm(lm, train, valid, epochs, *, batch_size=20, num_steps=35, lr=2
     On the per-token mean loss, Zaremba et al.'s lr 1 and clipping 5 on the
     loss *summed* over ``num_steps`` are ``lr = num_steps`` and
     ``clipping_theta = 5 / num_steps``.
+
+    ``ctx`` (several devices, the first ``lm.ctx``) and ``kvstore``
+    (``'dist_sync'``: worker processes) train data-parallel, as ``train_epochs``.
     """
     from .training import annealed_lr, train_epochs   # training imports models, not us
 
@@ -484,4 +487,5 @@ def train_word_lm(lm, train, valid, epochs, *, batch_size=20, num_steps=35, lr=2
     return train_epochs(lm, None, False, num_steps, batch_size, lr, clipping_theta, epochs,
                         history, None, on_epoch_end, seed=seed, should_stop=should_stop,
                         batches=lambda: word_batches(train, batch_size, num_steps, lm.ctx),
-                        evaluate=evaluate, schedule=schedule, on_batch=on_batch)
+                        evaluate=evaluate, schedule=schedule, on_batch=on_batch, ctx=ctx,
+                        kvstore=kvstore)

@@ -1,0 +1,164 @@
+"""Data parallelism: one model trained on several devices, and in several processes.
+
+``DataParallel`` holds one replica of a ``LanguageModel`` per device. Every
+minibatch is cut along its batch axis: with ``W`` worker processes and ``D``
+devices each, worker ``r``'s device ``d`` gets rows
+``[(r * D + d) * B / (W * D), (r * D + d + 1) * B / (W * D))`` of the
+``(B, num_steps)`` minibatch, and keeps the recurrent state of exactly those
+rows (consecutive sampling carries it, so rows never move between devices).
+Each device's loss gradient is divided by the whole minibatch's token count,
+so the *sum* of the devices' gradients is the single-device gradient of the
+whole minibatch. An MXNet KVStore sums them (``push`` then ``pull`` into the
+gradient arrays themselves): ``'local'`` across the devices of one process,
+``'dist_sync'`` across processes too (MXNet's parameter server, started by
+``lyricnn launch``). Then every replica clips on the global norm of that same
+sum and updates itself: the same arithmetic on the same numbers everywhere,
+so the replicas never drift apart and equal one device on the whole batch
+(to float rounding: the sum is taken in another order).
+
+No optimizer runs on the KVStore (it only sums) because clipping needs the
+norm of the *whole* summed gradient, which no per-key server updater sees.
+
+One device and one process is the same code with one replica and no KVStore.
+"""
+import weakref
+
+import mxnet as mx
+from mxnet import nd
+
+from .checks import check_choice
+from .context import resolve_ctx_list
+
+#: KVStore types lyricnn trains with ('device' sums on the first device, 'local' on the CPU).
+KVSTORES = ("local", "device", "dist_sync")
+
+# MXNet allows one distributed KVStore per process (a second one would register
+# with the scheduler as one more worker), so it is created once and shared.
+_dist_stores = {}
+# The next free key of each KVStore: several DataParallel (e.g. a test training
+# two models in one worker) share a process's one distributed store.
+_next_key = weakref.WeakKeyDictionary()
+
+
+def kvstore(name):
+    """The KVStore called ``name`` (one of ``KVSTORES``).
+
+    A ``dist_*`` store is made once per process and reused: every
+    ``DataParallel`` of the process takes its keys from the same store.
+    Creating it blocks until the scheduler, the servers and every worker of
+    the job have started (``lyricnn launch`` runs them).
+    """
+    check_choice("kvstore", name, KVSTORES, hint="dist_sync needs lyricnn launch")
+    if not name.startswith("dist"):
+        return mx.kv.create(name)
+    if name not in _dist_stores:
+        _dist_stores[name] = mx.kv.create(name)
+    return _dist_stores[name]
+
+
+def worker_info(name):
+    """``(rank, num_workers)`` of this process for KVStore ``name`` (``(0, 1)`` unless dist)."""
+    if name is None or not name.startswith("dist"):
+        return 0, 1
+    kv = kvstore(name)
+    return kv.rank, kv.num_workers
+
+
+def check_divisible(batch_size, parts, devices, workers):
+    """``ValueError`` unless ``batch_size`` rows split evenly into ``parts`` shards."""
+    if batch_size % parts:
+        raise ValueError(f"batch_size={batch_size} cannot be split evenly over {devices} "
+                         f"device(s) x {workers} worker(s) = {parts} shards; use a multiple "
+                         f"of {parts}, e.g. --batch-size {max(parts, batch_size // parts * parts)}")
+
+
+class DataParallel:
+    """``lm``'s replicas on the devices ``ctx`` (default: ``lm.ctx``), summed through ``kv``.
+
+    ``ctx``: a context, a list of them, or a string such as ``'cpu:0,cpu:1'``
+    (``lyricnn.context.resolve_ctx_list``); ``lm`` must live on the first.
+    ``kv``: ``None`` (default: ``'local'`` for several devices, nothing for
+    one), a name from ``KVSTORES``, or an ``mx.kv.KVStore``. ``replicas[0]``
+    is ``lm`` itself, so after training ``lm`` holds the trained weights.
+    With ``'dist_sync'`` every worker's weights are first replaced by worker
+    0's, so all workers start identical whatever their seeds.
+    """
+
+    def __init__(self, lm, ctx=None, kv=None):
+        ctxs = [lm.ctx] if ctx is None else resolve_ctx_list(ctx)
+        if ctxs[0] != lm.ctx:
+            raise ValueError(f"the model lives on {lm.ctx} but ctx starts with {ctxs[0]}; "
+                             "build the model on the first device of ctx")
+        if len(set(ctxs)) != len(ctxs):
+            raise ValueError(f"ctx lists a device twice: {ctxs}; give each device once")
+        if kv is None and len(ctxs) > 1:
+            kv = "local"
+        self.kv = kvstore(kv) if isinstance(kv, str) else kv
+        self.rank, self.num_workers = ((self.kv.rank, self.kv.num_workers)
+                                       if self.kv is not None else (0, 1))
+        self.ctxs = ctxs
+        self.replicas = lm.replicate(ctxs)
+        self.parts = len(ctxs) * self.num_workers
+        self._keys = None
+        if self.kv is not None:
+            self._init_keys()
+
+    def _init_keys(self):
+        """Register one key per weight (and one for the loss) with the store."""
+        weights = self.replicas[0].weights()
+        first = _next_key.get(self.kv, 0)
+        self._keys = list(range(first, first + len(weights)))
+        self._loss_key = first + len(weights)
+        _next_key[self.kv] = self._loss_key + 1
+        self.kv.init(self._keys, weights)
+        self.kv.init(self._loss_key, nd.zeros((2,), ctx=self.ctxs[0], dtype="float64"))
+        if self.num_workers > 1:
+            # init stores worker 0's values; pulling them makes every worker start identical.
+            self.kv.pull(self._keys, out=[[rep.weights()[i] for rep in self.replicas]
+                                          for i in range(len(weights))])
+        elif len(self.replicas) > 1:
+            self.broadcast()
+
+    @property
+    def lm(self):
+        return self.replicas[0]
+
+    def broadcast(self):
+        """Copy replica 0's weights to the others (after loading a checkpoint into it)."""
+        for rep in self.replicas[1:]:
+            for src, dst in zip(self.lm.weights(), rep.weights()):
+                src.copyto(dst)
+
+    def check_batch(self, batch_size):
+        check_divisible(batch_size, self.parts, len(self.ctxs), self.num_workers)
+
+    def split(self, X, Y):
+        """``(X, Y)`` ``(B, num_steps)`` -> this worker's ``[(X_d, Y_d)]``, one per device."""
+        if self.parts == 1:
+            return [(X, Y)]
+        rows = X.shape[0] // self.parts
+        shards = []
+        for d, ctx in enumerate(self.ctxs):
+            begin = (self.rank * len(self.ctxs) + d) * rows
+            shards.append(tuple(nd.slice_axis(A, axis=0, begin=begin, end=begin + rows)
+                                .as_in_context(ctx) for A in (X, Y)))
+        return shards
+
+    def reduce_gradients(self):
+        """Replace every replica's gradients by their sum over all devices and workers."""
+        if self.kv is None:
+            return
+        grads = [rep.gradients() for rep in self.replicas]
+        per_key = [list(g) for g in zip(*grads)]        # per_key[i][d]: weight i on device d
+        self.kv.push(self._keys, per_key)
+        self.kv.pull(self._keys, out=per_key)
+
+    def total(self, loss_sum, tokens):
+        """``(loss_sum, tokens)`` summed over the workers (host floats)."""
+        if self.num_workers == 1:
+            return loss_sum, tokens
+        value = nd.array([loss_sum, tokens], ctx=self.ctxs[0], dtype="float64")
+        self.kv.push(self._loss_key, value)
+        self.kv.pull(self._loss_key, out=value)
+        loss_sum, tokens = value.asnumpy().tolist()
+        return loss_sum, tokens
