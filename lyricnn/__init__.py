@@ -62,6 +62,7 @@ EXPORTS = {
     "save_checkpoint": "checkpoint",
     # devices and seeding
     "resolve_ctx": "context",
+    "resolve_ctx_list": "context",
     "set_seed": "context",
     "try_all_gpus": "context",
     "try_gpu": "context",

@@ -46,7 +46,8 @@ def try_all_gpus():
 
 
 def resolve_ctx(ctx):
-    """Turn ``None``, ``'cpu'``, ``'gpu'`` or an ``mx.Context`` into an ``mx.Context``.
+    """Turn ``None``, ``'cpu'``, ``'gpu'``, ``'cpu:N'``, ``'gpu:N'`` or an ``mx.Context``
+    into an ``mx.Context``.
 
     ``'gpu'`` falls back to the CPU with a warning when MXNet sees no GPU, so a
     script written for a GPU machine still runs on a laptop.
@@ -57,8 +58,10 @@ def resolve_ctx(ctx):
         return ctx
     if not isinstance(ctx, str):
         hint = "; pass one context, not a list" if isinstance(ctx, (list, tuple)) else ""
-        raise ValueError(f"ctx must be None, 'cpu', 'gpu' or an mx.Context, got {ctx!r} "
-                         f"({type(ctx).__name__}){hint}")
+        raise ValueError(f"ctx must be None, 'cpu', 'gpu', 'cpu:N', 'gpu:N' or an mx.Context, "
+                         f"got {ctx!r} ({type(ctx).__name__}){hint}")
+    if ":" in ctx:
+        return _indexed_ctx(ctx)
     if ctx == "cpu":
         return mx.cpu()
     if ctx == "gpu":
@@ -66,7 +69,8 @@ def resolve_ctx(ctx):
         if found.device_type != "gpu":
             log.warning("ctx='gpu' requested but MXNet sees no GPU; using the CPU")
         return found
-    raise ValueError(f"ctx must be None, 'cpu', 'gpu' or an mx.Context, got {ctx!r}")
+    raise ValueError(f"ctx must be None, 'cpu', 'gpu', 'cpu:N', 'gpu:N' or an mx.Context, "
+                     f"got {ctx!r}")
 
 
 def resolve_ctx_list(ctx):
@@ -83,25 +87,27 @@ def resolve_ctx_list(ctx):
         items = [items]
     if not items:
         raise ValueError("ctx is an empty list; give at least one device, e.g. [mx.cpu()]")
-    return [_one_ctx(item.strip() if isinstance(item, str) else item) for item in items]
+    return [resolve_ctx(item.strip() if isinstance(item, str) else item) for item in items]
 
 
-def _one_ctx(ctx):
-    if isinstance(ctx, str) and ":" in ctx:
-        kind, _, index = ctx.partition(":")
-        if kind not in ("cpu", "gpu") or not index.isdigit():
-            raise ValueError(f"ctx {ctx!r} is not a device: use cpu, gpu, cpu:N or gpu:N, "
-                             "comma-separated for several")
-        device = mx.Context(kind, int(index))
-        if kind == "gpu":
-            try:
-                nd.array([0], ctx=device).wait_to_read()
-            except mx.base.MXNetError:
-                raise ValueError(f"ctx {ctx!r}: MXNet cannot use gpu({index}) (no such GPU, or "
-                                 "this MXNet build has no CUDA); cpu:0,cpu:1 exercises the "
-                                 "multi-device path on a CPU") from None
-        return device
-    return resolve_ctx(ctx)
+def _indexed_ctx(ctx):
+    """``'cpu:N'`` or ``'gpu:N'`` as an ``mx.Context``.
+
+    An explicit GPU that MXNet cannot use is an error (``'gpu'`` alone falls back).
+    """
+    kind, _, index = ctx.partition(":")
+    if kind not in ("cpu", "gpu") or not index.isdigit():
+        raise ValueError(f"ctx {ctx!r} is not a device: use cpu, gpu, cpu:N or gpu:N, "
+                         "comma-separated for several")
+    device = mx.Context(kind, int(index))
+    if kind == "gpu":
+        try:
+            nd.array([0], ctx=device).wait_to_read()
+        except mx.base.MXNetError:
+            raise ValueError(f"ctx {ctx!r}: MXNet cannot use gpu({index}) (no such GPU, or "
+                             "this MXNet build has no CUDA); cpu:0,cpu:1 exercises the "
+                             "multi-device path on a CPU") from None
+    return device
 
 
 def set_seed(seed):

@@ -518,6 +518,9 @@ def train_and_predict_rnn_gluon(model, num_hiddens, vocab_size, ctx, corpus_indi
     check_training_args(num_epochs, num_steps, batch_size, lr, clipping_theta, pred_period)
     ctxs = resolve_ctx_list(ctx)
     model.initialize(ctx=ctxs, force_reinit=True, init=init.Normal(0.01))
+    # Shapes are inferred on the first call: one step materialises every parameter
+    # (on every device) before the replicas read them.
+    model(nd.zeros((1, 1), ctx=ctxs[0]), model.begin_state(batch_size=1, ctx=ctxs[0]))
     lm = GluonLM(model, vocab_size, ctxs[0])
     return train_epochs(
         lm, corpus_indices, False, num_steps, batch_size, lr, clipping_theta,

@@ -87,7 +87,7 @@ def test_numpy_seed_is_the_same_seed():
 @pytest.mark.parametrize("ctx, tail", [(0, "got 0 (int)"), ("CPU", "got 'CPU'"),
                                        ([mx.cpu()], "(list); pass one context, not a list")])
 def test_resolve_ctx_messages(ctx, tail):
-    prefix = r"^ctx must be None, 'cpu', 'gpu' or an mx.Context, "
+    prefix = r"^ctx must be None, 'cpu', 'gpu', 'cpu:N', 'gpu:N' or an mx.Context, "
     with pytest.raises(ValueError, match=prefix) as err:
         resolve_ctx(ctx)
     assert str(err.value).endswith(tail)

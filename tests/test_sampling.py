@@ -153,9 +153,9 @@ def test_ctx_string_cpu_is_resolved(sampler):
 
 @pytest.mark.parametrize("sampler", [data_iter_random, data_iter_consecutive])
 @pytest.mark.parametrize("ctx, message", [
-    ("tpu", "ctx must be None, 'cpu', 'gpu' or an mx.Context, got 'tpu'"),
-    (0, "ctx must be None, 'cpu', 'gpu' or an mx.Context, got 0 (int)"),
-    ([mx.cpu()], "ctx must be None, 'cpu', 'gpu' or an mx.Context, got [cpu(0)] (list); "
+    ("tpu", "ctx must be None, 'cpu', 'gpu', 'cpu:N', 'gpu:N' or an mx.Context, got 'tpu'"),
+    (0, "ctx must be None, 'cpu', 'gpu', 'cpu:N', 'gpu:N' or an mx.Context, got 0 (int)"),
+    ([mx.cpu()], "ctx must be None, 'cpu', 'gpu', 'cpu:N', 'gpu:N' or an mx.Context, got [cpu(0)] (list); "
                  "pass one context, not a list"),
 ])
 def test_bad_ctx_is_a_value_error_at_the_call(sampler, ctx, message):

@@ -1,0 +1,174 @@
+"""lyricnn.parallel: several devices (mx.cpu(0), mx.cpu(1)) and dist_sync workers give
+the parameters of one device on the whole minibatch."""
+import os
+import sys
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+import lyricnn as d2l
+from lyricnn.models import build_lm
+from lyricnn.parallel import DataParallel, check_divisible
+from lyricnn.training import train_epochs
+from lyricnn.wordlm import build_word_lm, train_word_lm
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TWO = [mx.cpu(0), mx.cpu(1)]
+CORPUS = d2l.load_data_jay_lyrics()
+#: Relative agreement after ~30 clipped SGD steps: the devices' gradients are summed in
+#: another order than one device's, and training amplifies float rounding a little.
+RTOL = 1e-5
+
+
+def _params(lm):
+    return {k: v.asnumpy() for k, v in lm.named_parameters().items()}
+
+
+def assert_same_params(a, b, rtol=RTOL):
+    assert a.keys() == b.keys()
+    scale = max(np.abs(v).max() for v in a.values())
+    worst = max(np.abs(a[k] - b[k]).max() for k in a)
+    assert worst <= rtol * scale, f"parameters differ by {worst} (scale {scale})"
+
+
+def _train(model, ctx, random_iter, kvstore=None, epochs=2):
+    ci, _, _, V = CORPUS
+    d2l.set_seed(7)
+    lm = build_lm(model, V, 16, ctx=None if ctx is None else ctx[0])
+    history = train_epochs(lm, ci[:800], random_iter, 6, 8, 1.0,
+                           1e-2 if model.endswith("scratch") else 0.5, range(1, epochs + 1),
+                           ctx=ctx, kvstore=kvstore)
+    return _params(lm), history
+
+
+@pytest.mark.parametrize("model", ["rnn-scratch", "rnn", "lstm-scratch"])
+@pytest.mark.parametrize("random_iter", [True, False])
+def test_two_devices_equal_one_device_on_the_whole_batch(model, random_iter):
+    one, h1 = _train(model, None, random_iter)
+    two, h2 = _train(model, TWO, random_iter)
+    assert_same_params(one, two)
+    np.testing.assert_allclose(h1.perplexity, h2.perplexity, rtol=1e-5)
+
+
+def test_replicas_stay_identical_and_differ_from_the_start():
+    """The replicas hold the same (trained) weights on their own devices."""
+    ci, _, _, V = CORPUS
+    d2l.set_seed(3)
+    lm = build_lm("rnn", V, 16)
+    start = _params(lm)
+    par = DataParallel(lm, TWO)
+    train_epochs(lm, ci[:400], False, 6, 8, 1.0, 0.5, range(1, 2), ctx=TWO)
+    assert [rep.ctx for rep in par.replicas] == TWO
+    for w0, w1 in zip(par.replicas[0].weights(), par.replicas[1].weights()):
+        assert w1.context == mx.cpu(1)
+        np.testing.assert_array_equal(w0.asnumpy(), w1.asnumpy())
+    assert any(np.abs(start[k] - v).max() > 1e-3 for k, v in _params(lm).items())
+
+
+def test_the_books_trainers_accept_a_list_of_devices(capsys):
+    ci, c2i, i2c, V = CORPUS
+    runs = []
+    for ctx in (mx.cpu(), TWO):
+        d2l.set_seed(5)
+        params = d2l.get_params(V, 16)
+        got = []
+        history = d2l.train_and_predict_rnn(
+            d2l.rnn, lambda: params, d2l.init_rnn_state, 16, V, ctx, ci[:600], i2c, c2i, False,
+            2, 6, 1.0, 1e-2, 8, 2, 5, ["分开"])
+        got.append(history.perplexity)
+        d2l.set_seed(5)
+        model = d2l.RNNModel(mx.gluon.rnn.RNN(16), V)
+        history = d2l.train_and_predict_rnn_gluon(model, 16, V, ctx, ci[:600], i2c, c2i, 2, 6,
+                                                  1.0, 0.5, 8, 2, 5, ["分开"])
+        got.append(history.perplexity)
+        runs.append(got)
+    np.testing.assert_allclose(runs[0], runs[1], rtol=1e-5)
+    assert capsys.readouterr().out.count("epoch 2, perplexity") == 4
+
+
+def test_word_level_two_devices_equal_one():
+    words = ("the cat sat on the mat <eos> a dog ran to the cat <eos> " * 30).split()
+    vocab = {w: i for i, w in enumerate(sorted(set(words)))}
+    train = [vocab[w] for w in words]
+    out = []
+    for ctx in (None, TWO):
+        d2l.set_seed(2)
+        lm = build_word_lm("lstm", len(vocab), 8, 8, num_layers=2, ctx=None if ctx is None
+                           else ctx[0])
+        history = train_word_lm(lm, train, train[:80], range(1, 3), batch_size=4, num_steps=5,
+                                lr=1.0, clipping_theta=0.5, lr_decay=1, ctx=ctx)
+        out.append((_params(lm), history))
+    assert_same_params(out[0][0], out[1][0])
+    np.testing.assert_allclose(out[0][1].valid_perplexity, out[1][1].valid_perplexity, rtol=1e-5)
+
+
+def test_a_batch_that_does_not_split_evenly_is_refused_before_training():
+    ci, _, _, V = CORPUS
+    lm = build_lm("rnn", V, 8)
+    before = _params(lm)
+    with pytest.raises(ValueError, match=r"batch_size=7 cannot be split evenly over 2 device\(s\) "
+                                         r"x 1 worker\(s\) = 2 shards; use a multiple of 2"):
+        train_epochs(lm, ci[:400], False, 6, 7, 1.0, 0.5, range(1, 2), ctx=TWO)
+    assert all(np.array_equal(before[k], v) for k, v in _params(lm).items())
+    with pytest.raises(ValueError, match="--batch-size 30"):
+        check_divisible(31, 3, 3, 1)
+
+
+def test_bad_device_lists_are_refused():
+    ci, _, _, V = CORPUS
+    lm = build_lm("rnn-scratch", V, 8)
+    with pytest.raises(ValueError, match="lists a device twice"):
+        DataParallel(lm, [mx.cpu(0), mx.cpu(0)])
+    with pytest.raises(ValueError, match=r"the model lives on cpu\(0\) but ctx starts with "
+                                         r"cpu\(1\); build the model on the first device"):
+        DataParallel(lm, [mx.cpu(1), mx.cpu(0)])
+    with pytest.raises(ValueError, match="kvstore must be one of 'local', 'device', 'dist_sync'"):
+        DataParallel(lm, TWO, "dist_async")
+
+
+def test_context_lists_parse():
+    assert d2l.resolve_ctx_list("cpu:0, cpu:1") == TWO
+    assert d2l.resolve_ctx_list(mx.cpu(1)) == [mx.cpu(1)]
+    assert d2l.resolve_ctx_list(["cpu", "cpu:1"]) == TWO
+    with pytest.raises(ValueError, match="ctx 'cpu:x' is not a device"):
+        d2l.resolve_ctx_list("cpu:0,cpu:x")
+    with pytest.raises(ValueError, match="empty list"):
+        d2l.resolve_ctx_list([])
+    with pytest.raises(ValueError, match=r"cannot use gpu\(7\).*cpu:0,cpu:1"):
+        d2l.resolve_ctx_list("gpu:7")
+
+
+# ------------------------------------------------------- dist_sync on loopback
+
+def _worker_outputs(tmp_path, ctx=None):
+    """Run tests/parallel_worker.py as 2 dist_sync workers (1 server) through the launcher."""
+    from lyricnn.launch import launch
+    import io
+    out = io.StringIO()
+    command = [sys.executable, os.path.join(HERE, "parallel_worker.py"), str(tmp_path),
+               "dist_sync"] + ([ctx] if ctx else [])
+    code = launch(command, workers=2, servers=1, timeout=240, output=out)
+    assert code == 0, out.getvalue()[-3000:]
+    return out.getvalue()
+
+
+def test_two_dist_sync_workers_equal_one_process(tmp_path):
+    sys.path.insert(0, HERE)
+    try:
+        import parallel_worker
+    finally:
+        sys.path.remove(HERE)
+    single = tmp_path / "single"
+    single.mkdir()
+    parallel_worker.main(str(single), "none")
+    _worker_outputs(tmp_path)
+    for name, *_ in parallel_worker.CASES:
+        alone = dict(np.load(single / f"{name}-rank0.npz"))
+        ranks = [dict(np.load(tmp_path / f"{name}-rank{r}.npz")) for r in (0, 1)]
+        np.testing.assert_allclose(alone.pop("_perplexity"), ranks[0].pop("_perplexity"),
+                                   rtol=1e-5)
+        ranks[1].pop("_perplexity")
+        assert_same_params(alone, ranks[0])
+        for k in alone:   # every worker applied the same update to the same weights
+            np.testing.assert_array_equal(ranks[0][k], ranks[1][k])
