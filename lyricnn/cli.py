@@ -186,7 +186,15 @@ def _add_train(sub):
                     "those of an uninterrupted run with the same seed.")
     add_config_arguments(p, RunConfig)
     add_config_arguments(p, TrainSettings)
-    _add_ctx(p)
+    p.add_argument("--ctx", default="cpu", metavar="DEVICES",
+                   help="device(s): cpu, gpu (falls back to the CPU with a warning), or a "
+                        "comma-separated list such as gpu:0,gpu:1 (cpu:0,cpu:1 exercises the "
+                        "multi-device path on one CPU): each minibatch is split over them "
+                        "(default cpu)")
+    p.add_argument("--kvstore", choices=("local", "device", "dist_sync"), default=None,
+                   help="how gradients are summed: local/device across --ctx devices (default "
+                        "local with several), dist_sync across the worker processes of "
+                        "lyricnn launch")
     p.add_argument("--out", metavar="DIR", help="run directory: checkpoint/ and the plot "
                    "(default: runs/MODEL, or the --resume directory)")
     p.add_argument("--resume", metavar="DIR", help="continue the run (or checkpoint) in DIR")
@@ -274,6 +282,32 @@ def _add_evaluate(sub):
     p.set_defaults(handler=cmd_evaluate)
 
 
+def _add_launch(sub):
+    from .checks import check_int, check_number
+    p = sub.add_parser(
+        "launch", help="train on several worker processes (MXNet's dist_sync KVStore)",
+        description="Start a scheduler, --servers parameter servers and --workers workers "
+                    "of 'lyricnn train' on this machine (loopback, a free port), with "
+                    "--kvstore dist_sync added: each worker trains on its share of every "
+                    "minibatch, gradients are summed, and worker 0 writes the run. Output "
+                    "lines are prefixed [worker i]/[server i]/[scheduler]; if one process "
+                    "fails, all are stopped and its exit code is returned. Example: "
+                    "lyricnn launch --workers 2 -- train --out runs/dist --epochs 50",
+        epilog="Several machines: see the README (the DMLC_* variables each host needs).")
+    p.add_argument("--workers", type=_checked(lambda v: check_int("workers", v, 1)),
+                   required=True, metavar="N", help="worker processes")
+    p.add_argument("--servers", type=_checked(lambda v: check_int("servers", v, 1)), default=1,
+                   metavar="M", help="parameter-server processes (default 1)")
+    p.add_argument("--port", type=_checked(lambda v: check_int("port", v, 1, 65535)),
+                   metavar="P", help="the scheduler's port on 127.0.0.1 (default: a free one)")
+    p.add_argument("--timeout", type=_checked(lambda v: check_number("timeout", v, 0,
+                                                                     low_open=True)),
+                   metavar="SECONDS", help="stop every process after this long (exit 124)")
+    p.add_argument("worker_command", nargs=argparse.REMAINDER, metavar="-- train ...",
+                   help="the lyricnn train command each worker runs")
+    p.set_defaults(handler=cmd_launch)
+
+
 def build_parser():
     parser = _Parser(prog="lyricnn", description="Train, sample from and score the "
                      "language models of chapter 6 of 《动手学深度学习》, character- or "
@@ -286,6 +320,7 @@ def build_parser():
     _add_generate(sub)
     _add_score(sub)
     _add_evaluate(sub)
+    _add_launch(sub)
     return parser
 
 
@@ -340,6 +375,7 @@ class _Run:
     fresh: bool
     saved_epoch: int = 0  # the last epoch this process saved (0: none yet)
     words: object = None  # a word-level run's WordCorpus (lyricnn.wordlm)
+    writer: bool = True  # False on the workers of rank > 0: they never write to the run
 
     @property
     def checkpoint(self):
@@ -403,16 +439,36 @@ def _word_corpus(config, text, held_out=True):
         raise UsageError(f"--corpus {config.corpus or 'of the data hub'}: {err}") from None
 
 
-def _start(args, ctx):
-    """A fresh run: check the flags, load the corpus, lock the run, seed, build the model."""
+def _check_split(config, ctxs, workers):
+    from .parallel import check_divisible
+    check_divisible(config.batch_size, len(ctxs) * workers, len(ctxs), workers)
+
+
+class _NoLock:
+    """What a worker of rank > 0 holds instead of the run's lock: it never writes."""
+
+    def release(self):
+        pass
+
+
+def _start(args, ctxs, workers=1, writer=True):
+    """A fresh run: check the flags, load the corpus, lock the run, seed, build the model.
+
+    ``writer`` False (a worker of rank > 0): the same model, but no lock and no
+    change to the run directory, which worker 0 owns.
+    """
+    import dataclasses
+
     from .checkpoint import build_model, recover
     from .config import RunConfig
     from .context import set_seed
     from .data import Vocab
 
-    config = RunConfig.from_args(args)
+    config = dataclasses.replace(RunConfig.from_args(args), workers=workers)
+    _check_split(config, ctxs, workers)
     out = Path(args.out) if args.out else Path("runs") / config.model
-    _check_out(out, args.force)
+    if writer:
+        _check_out(out, args.force)
     text = _load_corpus(config)
     if not text:
         raise UsageError(f"the corpus {config.corpus or 'of the data hub'} is empty: there is "
@@ -424,14 +480,15 @@ def _start(args, ctx):
     else:
         config, vocab = config.with_corpus(text), Vocab.from_tokens(text)
     _check_memory(config)
-    lock = _lock(out / CHECKPOINT_NAME)
+    lock = _lock(out / CHECKPOINT_NAME) if writer else _NoLock()
     try:
-        recover(out / CHECKPOINT_NAME)
-        _check_out(out, args.force)  # a recovered save may have produced a checkpoint
-        _drop_stale_best(out)
+        if writer:
+            recover(out / CHECKPOINT_NAME)
+            _check_out(out, args.force)  # a recovered save may have produced a checkpoint
+            _drop_stale_best(out)
         set_seed(config.seed)
-        return _Run(config, vocab, build_model(config, ctx), _new_history(), text, out,
-                    lock, True, words=words)
+        return _Run(config, vocab, build_model(config, ctxs[0]), _new_history(), text, out,
+                    lock, True, words=words, writer=writer)
     except BaseException:
         lock.release()
         raise
@@ -466,21 +523,32 @@ def _resume_target(resume):
     return resume
 
 
-def _resume(args, ctx):
-    """Continue a checkpoint: its config, vocabulary, corpus, parameters and RNG states."""
+def _resume(args, ctxs, workers=1, writer=True):
+    """Continue a checkpoint: its config, vocabulary, corpus, parameters and RNG states.
+
+    ``writer``: as ``_start``. A distributed run resumes with as many workers
+    as it was trained with.
+    """
     from .checkpoint import load_checkpoint, recover, restore_rng_state
     from .config import RunConfig
 
     source = _resume_target(args.resume)
     out = Path(args.out) if args.out else source.parent
     same = out.absolute() == source.parent.absolute() and source.name == CHECKPOINT_NAME
-    if not same:
+    if not same and writer:
         _check_out(out, args.force)
-    lock = _lock(out / CHECKPOINT_NAME)
+    lock = _lock(out / CHECKPOINT_NAME) if writer else _NoLock()
     try:
-        if same:
+        if same and writer:
             recover(source)
-        ckpt = load_checkpoint(source, ctx)
+        ckpt = load_checkpoint(source, ctxs[0])
+        _check_split(ckpt.config, ctxs, workers)
+        if ckpt.config.workers != workers:
+            raise UsageError(
+                f"{source} was trained by {ckpt.config.workers} worker process(es) and this "
+                f"run has {workers}: resume it with the same number (lyricnn launch --workers "
+                f"{ckpt.config.workers} -- train --kvstore dist_sync --resume ..."
+                + (")" if ckpt.config.workers > 1 else ", or plain lyricnn train --resume)"))
         given = RunConfig.given(args)
         if "corpus" in given:
             given["corpus"] = str(Path(given["corpus"]).resolve())
@@ -491,7 +559,7 @@ def _resume(args, ctx):
                              + "; ".join(conflicts) + ". Drop those flags to resume")
         restore_rng_state(ckpt.rng_state)
         return _Run(ckpt.config, ckpt.vocab, ckpt.lm, ckpt.history, ckpt.corpus_text, out,
-                    lock, False, saved_epoch=ckpt.epoch if same else 0)
+                    lock, False, saved_epoch=ckpt.epoch if same else 0, writer=writer)
     except BaseException:
         lock.release()
         raise
@@ -543,6 +611,8 @@ def _epoch_end(args, settings, run, bar, signals, prefixes):
         # An epoch at infinite perplexity trained nothing useful: fail before saving it.
         if not math.isfinite(history.perplexity[-1]):
             raise _diverged(run, epoch, history)
+        if not run.writer:   # worker 0 logs and saves for the whole job
+            return
         with tqdm.external_write_mode(file=sys.stdout):
             if config.is_word:
                 if epoch % settings.pred_period == 0 or epoch == last:
@@ -575,14 +645,17 @@ def _word_log(epoch, history, tokens):
           flush=True)
 
 
-def _describe(run, first, last, n_train, n_valid):
+def _describe(run, first, last, n_train, n_valid, ctxs, workers):
     source = run.config.corpus or "the Jay Chou lyrics"
     held = f", {n_valid} held out" if n_valid else ""
     unit = "words" if run.config.is_word else "characters"
     size = f"{n_train + (n_valid or 0)}" if run.config.is_word else f"{len(run.corpus_text)}"
+    where = ""
+    if len(ctxs) > 1 or workers > 1:
+        where = f", on {len(ctxs)} device(s) ({','.join(map(str, ctxs))}) x {workers} worker(s)"
     return (f"lyricnn: training {run.config.describe()}, "
             f"{size} {unit} of {source} ({n_train} training{held}), "
-            f"epochs {first}..{last}, checkpoint in {run.checkpoint}")
+            f"epochs {first}..{last}{where}, checkpoint in {run.checkpoint}")
 
 
 def _saved_status(run):
@@ -611,21 +684,32 @@ def _refresh_plot(args, run):
 
 def cmd_train(args, signals):
     from .config import WORD_TRAIN_DEFAULTS, TrainSettings
-    from .context import resolve_ctx
+    from .context import resolve_ctx_list
+    from .parallel import barrier, kvstore
 
-    ctx = resolve_ctx(args.ctx)
+    ctxs = resolve_ctx_list(args.ctx)
+    # dist_sync: this blocks until the scheduler, servers and every worker are up.
+    kv = kvstore(args.kvstore) if args.kvstore == "dist_sync" else None
+    rank, workers = (kv.rank, kv.num_workers) if kv is not None else (0, 1)
+    if rank > 0:
+        args.no_progress = True
     # From here on the run may hold its lock and save: a signal only asks it to stop.
     with signals.deferred():
-        run = _resume(args, ctx) if args.resume else _start(args, ctx)
+        if rank > 0 and kv is not None:
+            barrier(kv)   # worker 0 has checked, recovered and locked the run directory
+        begin = _resume if args.resume else _start
+        run = begin(args, ctxs, workers, writer=rank == 0)
+        if rank == 0 and kv is not None:
+            barrier(kv)
         try:
             settings = TrainSettings.from_args(
                 args, WORD_TRAIN_DEFAULTS if run.config.is_word else None)
-            return _train(args, settings, run, signals)
+            return _train(args, settings, run, signals, ctxs, workers)
         finally:
             run.lock.release()
 
 
-def _train(args, settings, run, signals):
+def _train(args, settings, run, signals, ctxs, workers):
     from tqdm import tqdm
 
     from .sampling import data_iter_consecutive, data_iter_random
@@ -651,8 +735,9 @@ def _train(args, settings, run, signals):
         (data_iter_random if config.is_random_iter else data_iter_consecutive)(
             train_idx, config.batch_size, config.num_steps)
         prefixes = _prefixes(args.prefix, run.vocab, run.corpus_text)
-    print(_describe(run, done + 1, settings.num_epochs, len(train_idx),
-                    len(valid_idx) if valid_idx else 0), file=sys.stderr)
+    if run.writer:
+        print(_describe(run, done + 1, settings.num_epochs, len(train_idx),
+                        len(valid_idx) if valid_idx else 0, ctxs, workers), file=sys.stderr)
     if config.is_word:  # a word-level epoch takes minutes: count tokens (shows tokens/s)
         bar = tqdm(total=(settings.num_epochs - done) * len(train_idx), unit="tok",
                    unit_scale=True, file=sys.stderr, disable=args.no_progress,
@@ -672,13 +757,14 @@ def _train(args, settings, run, signals):
                           decay_from=config.decay_from, history=run.history,
                           on_epoch_end=on_epoch_end, seed=config.seed,
                           should_stop=signals.stop_requested,
-                          on_batch=None if args.no_progress else bar.update)
+                          on_batch=None if args.no_progress else bar.update, ctx=ctxs,
+                          kvstore=args.kvstore)
         else:
             train_epochs(run.lm, train_idx, config.is_random_iter, config.num_steps,
                          config.batch_size, config.lr, config.clipping_theta, epochs,
                          history=run.history, valid_indices=valid_idx,
                          on_epoch_end=on_epoch_end, seed=config.seed,
-                         should_stop=signals.stop_requested)
+                         should_stop=signals.stop_requested, ctx=ctxs, kvstore=args.kvstore)
     except TrainingDiverged as err:
         raise TrainingDiverged(f"{err} ({_saved_status(run)})") from None
     except TrainingInterrupted:
@@ -691,8 +777,9 @@ def _train(args, settings, run, signals):
               f"{_saved_status(run)}; continue with: lyricnn train --resume {run.out} "
               f"--epochs {settings.num_epochs}", file=sys.stderr)
         return signals.exit_code
-    print(f"lyricnn: checkpoint (epoch {run.history.epoch[-1]}) in {run.checkpoint}"
-          + (f", plot in {plot}" if plot else ""), file=sys.stderr)
+    if run.writer:
+        print(f"lyricnn: checkpoint (epoch {run.history.epoch[-1]}) in {run.checkpoint}"
+              + (f", plot in {plot}" if plot else ""), file=sys.stderr)
     return 0
 
 
@@ -843,6 +930,28 @@ def cmd_evaluate(args, signals):
     return 0
 
 
+def cmd_launch(args, signals):
+    from .launch import launch
+
+    command = args.worker_command
+    command = command[1:] if command[:1] == ["--"] else command
+    if command[:1] != ["train"]:
+        raise UsageError("launch runs 'lyricnn train' on every worker: give it after '--', "
+                         "e.g. lyricnn launch --workers 2 -- train --out runs/dist")
+    kvstore = [a.split("=", 1)[1] if "=" in a else None for a in command
+               if a.startswith("--kvstore")]
+    if "--kvstore" in command:
+        i = command.index("--kvstore")
+        kvstore = [command[i + 1] if i + 1 < len(command) else None]
+    if kvstore and kvstore[0] != "dist_sync":
+        raise UsageError(f"--kvstore {kvstore[0]} under launch: the workers sum their "
+                         "gradients through dist_sync; drop --kvstore")
+    if not kvstore:
+        command = command + ["--kvstore", "dist_sync"]
+    return launch([sys.executable, "-m", "lyricnn.cli"] + command, workers=args.workers,
+                  servers=args.servers, port=args.port, timeout=args.timeout)
+
+
 def _replace(config, **changes):
     import dataclasses
     return dataclasses.replace(config, **changes)
@@ -969,10 +1078,19 @@ def main(argv=None):
     signals = Signals()
     with signals.installed():
         try:
-            return _run(argv, signals)
+            code = _run(argv, signals)
         except KeyboardInterrupt:  # only where no handler could be installed (a thread)
             print("lyricnn: interrupted", file=sys.stderr)
-            return 130
+            code = 130
+    parallel = sys.modules.get("lyricnn.parallel")
+    if code and parallel is not None and parallel.in_distributed_job():
+        # A dist_sync worker's KVStore waits at exit for every other worker, which
+        # are blocked waiting for this one: a failed worker would never end. Leave
+        # now, so that lyricnn launch sees the code and stops the others.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

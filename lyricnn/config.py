@@ -353,6 +353,9 @@ class RunConfig(_Config):
     decay_from: int = _field(0, "0: anneal when validation stops improving; N: every epoch "
                              "after epoch N (Zaremba et al.)", _seed, parse=_int_text,
                              metavar="N")
+    # -- data-parallel runs (issue 14)
+    workers: int = _field(1, "worker processes of a distributed run (derived from the "
+                          "KVStore; a resume needs as many)", _positive_int, flag=False)
 
     def __post_init__(self):
         # The sampler's default depends on the model (the book's choice per chapter).
@@ -444,8 +447,9 @@ class RunConfig(_Config):
             raise ValueError(f"a config must be a JSON object, got {type(data).__name__}")
         names = [f.name for f in dataclasses.fields(cls)]
         # Saved before word-level fields existed: those runs had their defaults.
-        data = {**{n: cls.__dataclass_fields__[n].default for n in ("tokens",) + WORD_FIELDS},
-                **data}
+        # Saved before distributed runs: one worker.
+        data = {**{n: cls.__dataclass_fields__[n].default
+                   for n in ("tokens", "workers") + WORD_FIELDS}, **data}
         unknown = sorted(set(data) - set(names))
         missing = [n for n in names if n not in data]
         if unknown or missing:

@@ -80,14 +80,17 @@ def resolve_ctx_list(ctx):
     strings naming devices by index, alone or comma-separated:
     ``'cpu:0,cpu:1'``, ``'gpu:0,gpu:1'``. A CPU "device" other than 0 is the
     same processor under another name, which is how lyricnn tests its
-    multi-device path without GPUs.
+    multi-device path without GPUs. A device listed twice is an error.
     """
     items = ctx.split(",") if isinstance(ctx, str) else ctx
     if not isinstance(items, (list, tuple)):
         items = [items]
     if not items:
         raise ValueError("ctx is an empty list; give at least one device, e.g. [mx.cpu()]")
-    return [resolve_ctx(item.strip() if isinstance(item, str) else item) for item in items]
+    ctxs = [resolve_ctx(item.strip() if isinstance(item, str) else item) for item in items]
+    if len(set(ctxs)) != len(ctxs):
+        raise ValueError(f"ctx lists a device twice: {ctxs}; give each device once")
+    return ctxs
 
 
 def _indexed_ctx(ctx):

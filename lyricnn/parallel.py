@@ -56,12 +56,29 @@ def kvstore(name):
     return _dist_stores[name]
 
 
+def in_distributed_job():
+    """Whether this process has joined a distributed KVStore job."""
+    return bool(_dist_stores)
+
+
 def worker_info(name):
     """``(rank, num_workers)`` of this process for KVStore ``name`` (``(0, 1)`` unless dist)."""
     if name is None or not name.startswith("dist"):
         return 0, 1
     kv = kvstore(name)
     return kv.rank, kv.num_workers
+
+
+def barrier(kv):
+    """Wait until every worker of ``kv`` reaches this point.
+
+    A distributed KVStore's ``init`` is collective (it returns on every worker
+    once all have called it), so initialising a fresh key is a barrier built on
+    the public API only.
+    """
+    key = _next_key.get(kv, 0)
+    _next_key[kv] = key + 1
+    kv.init(key, nd.zeros((1,)))
 
 
 def check_divisible(batch_size, parts, devices, workers):
@@ -89,8 +106,6 @@ class DataParallel:
         if ctxs[0] != lm.ctx:
             raise ValueError(f"the model lives on {lm.ctx} but ctx starts with {ctxs[0]}; "
                              "build the model on the first device of ctx")
-        if len(set(ctxs)) != len(ctxs):
-            raise ValueError(f"ctx lists a device twice: {ctxs}; give each device once")
         if kv is None and len(ctxs) > 1:
             kv = "local"
         self.kv = kvstore(kv) if isinstance(kv, str) else kv

@@ -1,0 +1,139 @@
+"""lyricnn train --ctx with several devices, and lyricnn launch (dist_sync workers on loopback)."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from lyricnn import cli
+from lyricnn.checkpoint import load_checkpoint
+
+SMALL = ["--num-chars", "1500", "--num-hiddens", "16", "--num-steps", "6", "--batch-size", "8",
+         "--no-progress", "--period", "100", "--seed", "3"]
+
+
+def run(capsys, *argv):
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def params(run_dir):
+    ckpt = load_checkpoint(run_dir)
+    return {k: v.asnumpy() for k, v in ckpt.lm.named_parameters().items()}, ckpt
+
+
+def assert_close(a, b, rtol=1e-5):
+    scale = max(np.abs(v).max() for v in a.values())
+    worst = max(np.abs(a[k] - b[k]).max() for k in a)
+    assert worst <= rtol * scale, f"parameters differ by {worst} (scale {scale})"
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory):
+    """The reference: 3 epochs of the Gluon RNN on one device."""
+    out = tmp_path_factory.mktemp("one") / "run"
+    assert cli.main(["train", "--model", "rnn", *SMALL, "--epochs", "3", "--out", str(out)]) == 0
+    return out
+
+
+def test_two_devices_train_the_same_model_and_resume_bit_identically(tmp_path, capsys, single):
+    two = tmp_path / "two"
+    code, _, err = run(capsys, "train", "--model", "rnn", *SMALL, "--epochs", 3, "--out", two,
+                       "--ctx", "cpu:0,cpu:1")
+    assert code == 0, err
+    assert "on 2 device(s) (cpu(0),cpu(1)) x 1 worker(s)" in err
+    (a, ref), (b, ckpt) = params(single), params(two)
+    assert_close(a, b)
+    np.testing.assert_allclose(ref.history.perplexity, ckpt.history.perplexity, rtol=1e-5)
+    # Stopped after 2 epochs and resumed on the same devices: the same bits.
+    part = tmp_path / "part"
+    assert run(capsys, "train", "--model", "rnn", *SMALL, "--epochs", 2, "--out", part,
+               "--ctx", "cpu:0,cpu:1")[0] == 0
+    assert run(capsys, "train", "--resume", part, "--epochs", 3, "--ctx", "cpu:0,cpu:1")[0] == 0
+    c, _ = params(part)
+    for k in b:
+        np.testing.assert_array_equal(b[k], c[k])
+
+
+def test_a_batch_the_devices_cannot_share_is_one_line_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, stdout, err = run(capsys, "train", *SMALL, "--batch-size", 7, "--ctx", "cpu:0,cpu:1",
+                            "--out", out)
+    assert code == 2
+    assert err.strip().splitlines() == [
+        "lyricnn train: error: batch_size=7 cannot be split evenly over 2 device(s) x 1 "
+        "worker(s) = 2 shards; use a multiple of 2, e.g. --batch-size 6"]
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("ctx, message", [
+    ("cpu:0,tpu:1", "ctx 'tpu:1' is not a device"),
+    ("cpu:0,cpu:0", "ctx lists a device twice"),
+    ("gpu:3", r"MXNet cannot use gpu(3)")])
+def test_bad_device_lists_are_one_line(tmp_path, capsys, ctx, message):
+    code, _, err = run(capsys, "train", *SMALL, "--epochs", 1, "--ctx", ctx, "--out",
+                       tmp_path / "run")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
+
+
+def test_a_checkpoint_of_two_workers_is_not_resumed_by_one(tmp_path, capsys):
+    import dataclasses
+    from lyricnn.checkpoint import save_checkpoint
+    out = tmp_path / "run"
+    assert run(capsys, "train", *SMALL, "--epochs", 1, "--out", out)[0] == 0
+    ckpt = load_checkpoint(out)
+    save_checkpoint(out / "checkpoint", dataclasses.replace(ckpt.config, workers=2), ckpt.vocab,
+                    ckpt.lm, ckpt.history, ckpt.corpus_text, ckpt.rng_state)
+    code, _, err = run(capsys, "train", "--resume", out, "--epochs", 2)
+    assert code == 2
+    assert "was trained by 2 worker process(es) and this run has 1: resume it with the same " \
+           "number (lyricnn launch --workers 2 -- train --kvstore dist_sync --resume ...)" in err
+    assert load_checkpoint(out).history.epoch == [1]
+
+
+# -------------------------------------------------------------------- lyricnn launch
+
+def launch(cwd, *argv, timeout=240):
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    return subprocess.run([sys.executable, "-m", "lyricnn.cli", "launch", *map(str, argv)],
+                          capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout)
+
+
+def test_two_workers_equal_one_process_and_resume_with_two(tmp_path, single):
+    out = tmp_path / "dist"
+    proc = launch(tmp_path, "--workers", 2, "--", "train", "--model", "rnn", *SMALL,
+                  "--epochs", 2, "--out", out)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert sum("lyricnn: training" in l for l in lines) == 1   # worker 0 alone reports
+    assert any(l.startswith("[worker ") and "x 2 worker(s)" in l for l in lines)
+    # Resumed by two workers for a third epoch: the single process's 3 epochs.
+    proc = launch(tmp_path, "--workers", 2, "--", "train", "--resume", out, "--epochs", 3)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (a, ref), (b, ckpt) = params(single), params(out)
+    assert ckpt.config.workers == 2 and ckpt.history.epoch == [1, 2, 3]
+    # 1e-4, not 1e-5: each launched worker runs 1 OpenMP thread (the reference 2), so
+    # BLAS sums in another order too, and 90 clipped steps amplify that a little.
+    assert_close(a, b, rtol=1e-4)
+    np.testing.assert_allclose(ref.history.perplexity, ckpt.history.perplexity, rtol=1e-5)
+    # Only worker 0 writes: the run directory holds its checkpoint and nothing else.
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["checkpoint"]
+
+
+def test_a_failing_worker_stops_the_job_with_its_code(tmp_path):
+    proc = launch(tmp_path, "--workers", 2, "--timeout", 120, "--", "train", *SMALL,
+                  "--batch-size", 7, "--out", tmp_path / "run", timeout=150)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "cannot be split evenly over 1 device(s) x 2 worker(s)" in proc.stdout
+    assert "lyricnn launch: worker" in proc.stdout and "exited with code 2" in proc.stdout
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--workers", 2, "--", "generate", "--checkpoint", "x"], "launch runs 'lyricnn train'"),
+    (["--workers", 2, "--", "train", "--kvstore", "local"], "--kvstore local under launch"),
+    (["--workers", 0, "--", "train"], "workers must be an integer >= 1, got 0")])
+def test_launch_usage_errors_are_one_line(tmp_path, capsys, argv, message):
+    code, _, err = run(capsys, "launch", *argv)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
