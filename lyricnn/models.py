@@ -171,7 +171,8 @@ class GluonLM(LanguageModel):
     """
 
     def __init__(self, model, vocab_size, ctx, hybridize=True):
-        self.model, self.vocab_size, self.ctx = model, vocab_size, ctx
+        # None: MXNet's current context, named now (forward enters its scope).
+        self.model, self.vocab_size, self.ctx = model, vocab_size, resolve_ctx(ctx)
         if hybridize:
             model.hybridize(static_alloc=True, static_shape=True)
         self._params = [p for p in model.collect_params().values() if p.grad_req != "null"]

@@ -26,3 +26,15 @@ def test_bench_word_quick_prints_the_table():
                  "FLOP floor", "MFLOP/token", "peak RSS"):
         assert line in out.stdout, line
     assert "PyTorch" not in out.stdout.split("tokens/s", 1)[1].split("vs torch:")[0]
+
+
+def test_bench_parallel_quick_prints_every_setting():
+    bench = BENCH.with_name("bench_parallel.py")
+    out = subprocess.run([sys.executable, str(bench), "--quick", "--models", "char"],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    table = out.stdout.split("comm ms/step", 1)[1].strip().splitlines()
+    assert [" ".join(line.split()[:2]) for line in table] == [
+        "1 device", "2 devices", "1 worker", "2 workers"]
+    for line in table:
+        assert float(line.split()[2].replace(",", "")) > 0   # tokens/s were measured

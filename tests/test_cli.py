@@ -70,7 +70,7 @@ def trained(tmp_path_factory):
 def test_every_flag_of_every_command_has_help_text():
     parser = cli.build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    assert set(commands.choices) == {"train", "generate", "score", "evaluate"}
+    assert set(commands.choices) == {"train", "generate", "score", "evaluate", "launch"}
     for name, sub in commands.choices.items():
         for action in sub._actions:
             assert action.help, f"lyricnn {name} {action.option_strings or action.dest}"
@@ -82,7 +82,8 @@ def test_every_flag_of_every_command_has_help_text():
                "--lr", "--clipping-theta", "--clip", "--seed", "--ctx", "--corpus",
                "--num-chars", "--valid-fraction", "--out", "--resume", "--plot",
                "--pred-period", "--period", "--pred-len", "--prefix", "--no-progress",
-               "--save-every", "--force"]),
+               "--save-every", "--force", "--kvstore"]),
+    ("launch", ["--workers", "--servers", "--port", "--timeout", "-- train ..."]),
     ("generate", ["--checkpoint", "--prefix", "--length", "--strategy", "--temperature",
                   "--top-k", "--seed", "--ctx"]),
     ("score", ["--checkpoint", "--ngram-order", "TEXT"]),

@@ -137,3 +137,62 @@ def test_a_failing_worker_stops_the_job_with_its_code(tmp_path):
 def test_launch_usage_errors_are_one_line(tmp_path, capsys, argv, message):
     code, _, err = run(capsys, "launch", *argv)
     assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
+
+
+def _children(pid):
+    """The direct children of ``pid`` (Linux /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def test_a_worker_killed_mid_run_ends_the_job_and_keeps_the_last_checkpoint(tmp_path):
+    import signal
+    import time
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    proc = subprocess.Popen([sys.executable, "-m", "lyricnn.cli", "launch", "--workers", "2",
+                             "--", "train", *SMALL, "--epochs", "10000", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "checkpoint" / "manifest.json").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint saved"
+            time.sleep(0.2)
+        children = _children(proc.pid)   # scheduler, server, 2 workers
+        workers = [p for p in children if " train " in _cmdline(p)]
+        assert len(children) == 4 and len(workers) == 2
+        os.kill(workers[1], signal.SIGKILL)
+        stdout, _ = proc.communicate(timeout=60)   # bounded: never a hang
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGKILL, stdout
+    assert "was killed by signal 9" in stdout and "lyricnn launch: worker" in stdout
+    time.sleep(0.5)   # orphans are reaped by init
+    assert not [p for p in children if _alive(p)]
+    assert load_checkpoint(out).history.epoch   # the last saved epoch still loads

@@ -34,7 +34,7 @@ def test_field_names_are_the_books_and_defaults_the_books():
     assert names == ["model", "num_layers", "num_hiddens", "vocab_size", "num_steps",
                      "batch_size", "lr", "clipping_theta", "sampler", "seed", "corpus",
                      "num_chars", "valid_fraction", "corpus_sha1", "tokens", "tokenizer",
-                     "embed_size", "dropout", "tied", "lr_decay", "decay_from"]
+                     "embed_size", "dropout", "tied", "lr_decay", "decay_from", "workers"]
     defaults = RunConfig()
     assert {k: getattr(defaults, k) for k in BOOK} == BOOK
     assert defaults.sampler == "random"  # the scratch RNN's, resolved from the model
@@ -45,7 +45,7 @@ def test_flags_are_generated_from_the_fields_with_help_and_defaults():
     p = parser()
     actions = {a.dest: a for a in p._actions if a.dest != "help"}
     flagged = [f.name for f in dataclasses.fields(RunConfig)
-               if f.name not in ("vocab_size", "corpus_sha1")]
+               if f.name not in ("vocab_size", "corpus_sha1", "workers")]
     assert set(actions) == set(flagged) | {f.name for f in dataclasses.fields(TrainSettings)}
     for name, action in actions.items():
         assert action.option_strings[0] == "--" + name.replace("_", "-")
@@ -55,6 +55,7 @@ def test_flags_are_generated_from_the_fields_with_help_and_defaults():
     assert "(default: 250)" in actions["num_epochs"].help
     # Derived fields are never flags.
     assert not any("--vocab-size" in a.option_strings or "--corpus-sha1" in a.option_strings
+                   or "--workers" in a.option_strings
                    for a in p._actions)
 
 
