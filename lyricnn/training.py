@@ -277,8 +277,7 @@ def run_epoch(lm, batches, carry_state, lr, clipping_theta, should_stop=None, on
             # Weighted by the shard's tokens: a stream's last chunk may be shorter.
             sums[d].append(l * Yd.size)
         par.reduce_gradients()
-        for rep in par.replicas:
-            clipped_sgd(rep.weights(), rep.gradients(), lr, clipping_theta)
+        par.update(clipped_sgd, lr, clipping_theta)
         tokens += Y.size // par.num_workers
         if on_batch is not None:
             on_batch(Y.size)
