@@ -1,6 +1,7 @@
 """lyricnn.parallel: several devices (mx.cpu(0), mx.cpu(1)) and dist_sync workers give
 the parameters of one device on the whole minibatch."""
 import os
+import subprocess
 import sys
 
 import mxnet as mx
@@ -172,3 +173,21 @@ def test_two_dist_sync_workers_equal_one_process(tmp_path):
         assert_same_params(alone, ranks[0])
         for k in alone:   # every worker applied the same update to the same weights
             np.testing.assert_array_equal(ranks[0][k], ranks[1][k])
+
+
+def test_two_cpu_devices_at_the_books_size_do_not_hang(tmp_path):
+    """Regression: with both CPU replicas updating at once, the book's Gluon RNN (256 hidden,
+    batch 32) hung MXNet 1.9.1 at 100 % CPU on the second minibatch (DataParallel.update)."""
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import mxnet as mx, lyricnn as d2l\n"
+        "from lyricnn.models import build_lm\n"
+        "from lyricnn.training import train_epochs\n"
+        "ci, _, _, V = d2l.load_data_jay_lyrics()\n"
+        "lm = build_lm('rnn', V, 256)\n"
+        "h = train_epochs(lm, ci[:32 * 35 * 6], False, 35, 32, 1e2, 1e-2, range(1, 2),\n"
+        "                 ctx=[mx.cpu(0), mx.cpu(1)])\n"
+        "print('perplexity', h.perplexity[-1])\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0 and "perplexity" in out.stdout, out.stderr
