@@ -20,6 +20,9 @@ No optimizer runs on the KVStore (it only sums) because clipping needs the
 norm of the *whole* summed gradient, which no per-key server updater sees.
 
 One device and one process is the same code with one replica and no KVStore.
+Dropout draws its masks per device from MXNet's one generator, so a model
+with dropout trains the same in distribution, not bit for bit, on several
+devices.
 """
 import weakref
 
