@@ -441,7 +441,8 @@ def _word_corpus(config, text, held_out=True):
 
 def _check_split(config, ctxs, workers):
     from .parallel import check_divisible
-    check_divisible(config.batch_size, len(ctxs) * workers, len(ctxs), workers)
+    check_divisible(config.batch_size, len(ctxs) * workers, len(ctxs), workers,
+                    name="--batch-size")
 
 
 class _NoLock:
@@ -542,13 +543,13 @@ def _resume(args, ctxs, workers=1, writer=True):
         if same and writer:
             recover(source)
         ckpt = load_checkpoint(source, ctxs[0])
-        _check_split(ckpt.config, ctxs, workers)
         if ckpt.config.workers != workers:
             raise UsageError(
                 f"{source} was trained by {ckpt.config.workers} worker process(es) and this "
                 f"run has {workers}: resume it with the same number (lyricnn launch --workers "
                 f"{ckpt.config.workers} -- train --kvstore dist_sync --resume ..."
                 + (")" if ckpt.config.workers > 1 else ", or plain lyricnn train --resume)"))
+        _check_split(ckpt.config, ctxs, workers)
         given = RunConfig.given(args)
         if "corpus" in given:
             given["corpus"] = str(Path(given["corpus"]).resolve())
@@ -559,7 +560,8 @@ def _resume(args, ctxs, workers=1, writer=True):
                              + "; ".join(conflicts) + ". Drop those flags to resume")
         restore_rng_state(ckpt.rng_state)
         return _Run(ckpt.config, ckpt.vocab, ckpt.lm, ckpt.history, ckpt.corpus_text, out,
-                    lock, False, saved_epoch=ckpt.epoch if same else 0, writer=writer)
+                    lock, False, saved_epoch=ckpt.epoch if same and writer else 0,
+                    writer=writer)
     except BaseException:
         lock.release()
         raise
@@ -673,7 +675,7 @@ def _refresh_plot(args, run):
     from .plotting import plot_history
     from .training import History
     plot = run.out / PLOT_NAME
-    if not run.saved_epoch or not (args.plot or plot.exists()):
+    if not run.writer or not run.saved_epoch or not (args.plot or plot.exists()):
         return None
     h = run.history
     n = h.epoch.index(run.saved_epoch) + 1
@@ -719,6 +721,8 @@ def _train(args, settings, run, signals, ctxs, workers):
     config = run.config
     done = run.history.epoch[-1] if run.history.epoch else 0
     if done >= settings.num_epochs:
+        if not run.writer:
+            return 0
         print(f"lyricnn: {run.checkpoint} has {done} epochs already, --epochs is "
               f"{settings.num_epochs}: nothing to train", file=sys.stderr)
         return 0
@@ -773,6 +777,8 @@ def _train(args, settings, run, signals, ctxs, workers):
         bar.close()
         plot = _refresh_plot(args, run)
     if signals.stop_requested():
+        if not run.writer:
+            return signals.exit_code
         print(f"lyricnn train: interrupted by {signals.name(signals.received)}; "
               f"{_saved_status(run)}; continue with: lyricnn train --resume {run.out} "
               f"--epochs {settings.num_epochs}", file=sys.stderr)
@@ -938,15 +944,14 @@ def cmd_launch(args, signals):
     if command[:1] != ["train"]:
         raise UsageError("launch runs 'lyricnn train' on every worker: give it after '--', "
                          "e.g. lyricnn launch --workers 2 -- train --out runs/dist")
-    kvstore = [a.split("=", 1)[1] if "=" in a else None for a in command
-               if a.startswith("--kvstore")]
-    if "--kvstore" in command:
-        i = command.index("--kvstore")
-        kvstore = [command[i + 1] if i + 1 < len(command) else None]
-    if kvstore and kvstore[0] != "dist_sync":
-        raise UsageError(f"--kvstore {kvstore[0]} under launch: the workers sum their "
-                         "gradients through dist_sync; drop --kvstore")
-    if not kvstore:
+    for i, arg in enumerate(command):
+        if arg == "--kvstore" or arg.startswith("--kvstore="):
+            value = arg.partition("=")[2] or (command[i + 1] if i + 1 < len(command) else "")
+            if value != "dist_sync":
+                raise UsageError(f"--kvstore {value} under launch: the workers sum their "
+                                 "gradients through dist_sync; drop --kvstore")
+            break
+    else:
         command = command + ["--kvstore", "dist_sync"]
     return launch([sys.executable, "-m", "lyricnn.cli"] + command, workers=args.workers,
                   servers=args.servers, port=args.port, timeout=args.timeout)
@@ -1082,8 +1087,14 @@ def main(argv=None):
         except KeyboardInterrupt:  # only where no handler could be installed (a thread)
             print("lyricnn: interrupted", file=sys.stderr)
             code = 130
-    parallel = sys.modules.get("lyricnn.parallel")
-    if code and parallel is not None and parallel.in_distributed_job():
+        except Exception as err:
+            if not _in_distributed_job():
+                raise
+            # An unexpected error in a dist worker: one line, then leave as below.
+            print(f"lyricnn: error: {type(err).__name__}: {_one_line(str(err))}",
+                  file=sys.stderr)
+            code = 1
+    if code and _in_distributed_job():
         # A dist_sync worker's KVStore waits at exit for every other worker, which
         # are blocked waiting for this one: a failed worker would never end. Leave
         # now, so that lyricnn launch sees the code and stops the others.
@@ -1091,6 +1102,11 @@ def main(argv=None):
         sys.stderr.flush()
         os._exit(code)
     return code
+
+
+def _in_distributed_job():
+    parallel = sys.modules.get("lyricnn.parallel")   # never loaded: not a dist worker
+    return parallel is not None and parallel.in_distributed_job()
 
 
 if __name__ == "__main__":

@@ -197,10 +197,14 @@ class GluonLM(LanguageModel):
         return [p.grad(self.ctx) for p in self._params]
 
     def replicate(self, ctxs):
-        # Gluon keeps one array per device in each Parameter: reset_ctx copies
-        # the current values to every device of ctxs.
-        if list(ctxs) != [self.ctx]:
-            self.model.collect_params().reset_ctx(list(ctxs))
+        # Gluon keeps one array per device in each Parameter. reset_ctx would
+        # start every device from the *average* of the arrays it already has
+        # (stale after a load into self.ctx alone), so self.ctx's values are
+        # set on every device instead.
+        for p in self.model.collect_params().values():
+            value = p.data(self.ctx).copy()
+            p.reset_ctx(list(ctxs))
+            p.set_data(value)
         return [self] + [GluonLM(self.model, self.vocab_size, ctx, hybridize=False)
                          for ctx in ctxs[1:]]
 

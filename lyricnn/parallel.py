@@ -24,6 +24,7 @@ Dropout draws its masks per device from MXNet's one generator, so a model
 with dropout trains the same in distribution, not bit for bit, on several
 devices.
 """
+import os
 import weakref
 
 import mxnet as mx
@@ -54,6 +55,10 @@ def kvstore(name):
     check_choice("kvstore", name, KVSTORES, hint="dist_sync needs lyricnn launch")
     if not name.startswith("dist"):
         return mx.kv.create(name)
+    if "DMLC_ROLE" not in os.environ:
+        raise ValueError(f"kvstore {name!r} joins a distributed job, but this process has no "
+                         "DMLC_* environment: run it under lyricnn launch (or set the DMLC_* "
+                         "variables of each process by hand, see the README)")
     if name not in _dist_stores:
         _dist_stores[name] = mx.kv.create(name)
     return _dist_stores[name]
@@ -64,11 +69,12 @@ def in_distributed_job():
     return bool(_dist_stores)
 
 
-def worker_info(name):
-    """``(rank, num_workers)`` of this process for KVStore ``name`` (``(0, 1)`` unless dist)."""
-    if name is None or not name.startswith("dist"):
+def worker_info(kv):
+    """``(rank, num_workers)`` of this process for ``kv`` (a name from ``KVSTORES``, an
+    ``mx.kv.KVStore`` or ``None``): ``(0, 1)`` unless it is distributed."""
+    if kv is None or isinstance(kv, str) and not kv.startswith("dist"):
         return 0, 1
-    kv = kvstore(name)
+    kv = kvstore(kv) if isinstance(kv, str) else kv
     return kv.rank, kv.num_workers
 
 
@@ -84,12 +90,13 @@ def barrier(kv):
     kv.init(key, nd.zeros((1,)))
 
 
-def check_divisible(batch_size, parts, devices, workers):
-    """``ValueError`` unless ``batch_size`` rows split evenly into ``parts`` shards."""
+def check_divisible(batch_size, parts, devices, workers, name="batch_size"):
+    """``ValueError`` unless ``batch_size`` rows split evenly into ``parts`` shards;
+    ``name``: the parameter as the caller knows it (the CLI's ``--batch-size``)."""
     if batch_size % parts:
-        raise ValueError(f"batch_size={batch_size} cannot be split evenly over {devices} "
+        raise ValueError(f"{name} {batch_size} cannot be split evenly over {devices} "
                          f"device(s) x {workers} worker(s) = {parts} shards; use a multiple "
-                         f"of {parts}, e.g. --batch-size {max(parts, batch_size // parts * parts)}")
+                         f"of {parts}, e.g. {max(parts, batch_size // parts * parts)}")
 
 
 class DataParallel:
@@ -101,7 +108,10 @@ class DataParallel:
     one), a name from ``KVSTORES``, or an ``mx.kv.KVStore``. ``replicas[0]``
     is ``lm`` itself, so after training ``lm`` holds the trained weights.
     With ``'dist_sync'`` every worker's weights are first replaced by worker
-    0's, so all workers start identical whatever their seeds.
+    0's, so all workers start from the same weights; every worker must still
+    draw the same minibatches (the same seed for the random sampler: the CLI
+    gives every worker the same ``--seed``) and have as many devices (checked).
+    Each worker reads the whole minibatch's indices and keeps its own rows.
     """
 
     def __init__(self, lm, ctx=None, kv=None):
@@ -112,14 +122,21 @@ class DataParallel:
         if kv is None and len(ctxs) > 1:
             kv = "local"
         self.kv = kvstore(kv) if isinstance(kv, str) else kv
-        self.rank, self.num_workers = ((self.kv.rank, self.kv.num_workers)
-                                       if self.kv is not None else (0, 1))
+        self.rank, self.num_workers = worker_info(self.kv)
         self.ctxs = ctxs
         self.replicas = lm.replicate(ctxs)
         self.parts = len(ctxs) * self.num_workers
+        # Several CPU "devices" step one after the other (see ``update``).
+        self.serial = len(ctxs) > 1 and ctxs[0].device_type == "cpu"
         self._keys = None
         if self.kv is not None:
             self._init_keys()
+        if self.num_workers > 1:
+            devices = self.total(len(ctxs), 0)[0]
+            if devices != len(ctxs) * self.num_workers:
+                raise ValueError(f"the {self.num_workers} workers have {devices:g} devices in "
+                                 f"all, this one {len(ctxs)}: give every worker the same number "
+                                 "of devices (--ctx)")
 
     def _init_keys(self):
         """Register one key per weight (and one for the loss) with the store."""
@@ -176,15 +193,15 @@ class DataParallel:
 
         Several *CPU* replicas update one after the other: MXNet runs each
         device's operators on its own engine thread, and two of these updates
-        at once (two BLAS calls from two threads) hung MXNet 1.9.1 with 100 %
-        CPU for minutes (the book's Gluon RNN at 256 hidden units on
+        at once hung MXNet 1.9.1 with 100 % CPU for minutes (the book's Gluon RNN at 256 hidden units on
         cpu:0,cpu:1; not at 200). CPU "devices" share the same cores, so
-        nothing is lost; GPUs keep updating concurrently.
+        nothing is lost; GPUs keep updating concurrently. ``run_epoch`` also
+        waits after each CPU device's backward pass (``serial``): the hang's
+        cause inside MXNet is not known, so no two CPU devices compute at once.
         """
-        serial = len(self.replicas) > 1 and self.ctxs[0].device_type == "cpu"
         for rep in self.replicas:
             optimizer(rep.weights(), rep.gradients(), lr, clipping_theta)
-            if serial:
+            if self.serial:
                 nd.waitall()
 
     def total(self, loss_sum, tokens):

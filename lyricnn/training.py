@@ -29,7 +29,7 @@ from .context import resolve_ctx_list
 from .generation import generate
 from .metrics import perplexity
 from .models import GluonLM, ScratchLM
-from .parallel import DataParallel
+from .parallel import DataParallel, worker_info
 from .sampling import data_iter_consecutive, data_iter_random
 
 
@@ -274,11 +274,13 @@ def run_epoch(lm, batches, carry_state, lr, clipping_theta, should_stop=None, on
             # Divided by the whole minibatch's tokens: the devices' gradients sum to its gradient.
             l, dlogits = softmax_cross_entropy(logits, Yd.T.reshape((-1,)), Yd.size * par.parts)
             logits.backward(dlogits)
+            if par.serial:
+                nd.waitall()
             # Weighted by the shard's tokens: a stream's last chunk may be shorter.
             sums[d].append(l * Yd.size)
+            tokens += Yd.size
         par.reduce_gradients()
         par.update(clipped_sgd, lr, clipping_theta)
-        tokens += Y.size // par.num_workers
         if on_batch is not None:
             on_batch(Y.size)
         if should_stop is not None and should_stop():
@@ -311,13 +313,15 @@ def evaluate_loss(lm, corpus_indices, num_steps):
     return float(nd.add_n(*total).asscalar()) / (len(corpus) - 1)
 
 
-def mxnet_seed(seed, epoch):
+def mxnet_seed(seed, epoch, rank=0):
     """The MXNet seed in force after ``epoch`` epochs of a run seeded with ``seed``.
 
-    Modulo 2**32: MXNet keeps the low 32 bits of a seed, so larger values would
-    alias another run's seeds.
+    ``rank``: worker ``rank`` of a distributed run (worker 0 is the single
+    process's), so that the workers' dropout masks differ. Modulo 2**32: MXNet
+    keeps the low 32 bits of a seed, so larger values would alias another
+    run's seeds.
     """
-    return (seed + epoch) % 2**32
+    return (seed + epoch + (rank << 20)) % 2**32
 
 
 def _check_finite(epoch, mean_loss, lr, clipping_theta):
@@ -377,6 +381,10 @@ def train_epochs(lm, corpus_indices, is_random_iter, num_steps, batch_size, lr,
     num_steps, batch_size = check_int("num_steps", num_steps), check_int("batch_size", batch_size)
     par = DataParallel(lm, ctx, kvstore)
     par.check_batch(batch_size)
+    history = History() if history is None else history
+    done = history.epoch[-1] if history.epoch else 0
+    if seed is not None and par.rank > 0:   # its own dropout masks from here on
+        mx.random.seed(mxnet_seed(seed, done, par.rank))
     if batches is None:
         check_indices("corpus_indices", corpus_indices, lm.vocab_size)
         sampler = data_iter_random if is_random_iter else data_iter_consecutive
@@ -388,8 +396,6 @@ def train_epochs(lm, corpus_indices, is_random_iter, num_steps, batch_size, lr,
 
         def evaluate(model):
             return perplexity(evaluate_loss(model, valid_indices, num_steps))
-    history = History() if history is None else history
-    done = history.epoch[-1] if history.epoch else 0
     for epoch in epochs:
         epoch_lr = lr if schedule is None else schedule(epoch, history)
         start = time.time()
@@ -403,7 +409,7 @@ def train_epochs(lm, corpus_indices, is_random_iter, num_steps, batch_size, lr,
         history.append(epoch, perplexity(mean_loss), seconds, valid, epoch_lr)
         done = epoch
         if seed is not None:
-            mx.random.seed(mxnet_seed(seed, epoch))
+            mx.random.seed(mxnet_seed(seed, epoch, par.rank))
         if on_epoch_end is not None:
             on_epoch_end(epoch, history)
     return history
@@ -494,8 +500,14 @@ def train_and_predict_rnn(rnn, get_params, init_rnn_state, num_hiddens, vocab_si
     return train_epochs(
         lm, corpus_indices, is_random_iter, num_steps, batch_size, lr, clipping_theta,
         range(1, num_epochs + 1), valid_indices=valid_indices,
-        on_epoch_end=book_logger(lm, pred_period, pred_len, prefixes, idx_to_char, char_to_idx),
+        on_epoch_end=_worker0_logger(kvstore, lm, pred_period, pred_len, prefixes,
+                                     idx_to_char, char_to_idx),
         ctx=ctxs, kvstore=kvstore)
+
+
+def _worker0_logger(kvstore, *args):
+    """The book's log lines, printed by worker 0 only of a distributed run."""
+    return book_logger(*args) if worker_info(kvstore)[0] == 0 else None
 
 
 def _with_grad(array):
@@ -524,5 +536,6 @@ def train_and_predict_rnn_gluon(model, num_hiddens, vocab_size, ctx, corpus_indi
     return train_epochs(
         lm, corpus_indices, False, num_steps, batch_size, lr, clipping_theta,
         range(1, num_epochs + 1), valid_indices=valid_indices,
-        on_epoch_end=book_logger(lm, pred_period, pred_len, prefixes, idx_to_char, char_to_idx),
+        on_epoch_end=_worker0_logger(kvstore, lm, pred_period, pred_len, prefixes,
+                                     idx_to_char, char_to_idx),
         ctx=ctxs, kvstore=kvstore)

@@ -63,8 +63,8 @@ def test_a_batch_the_devices_cannot_share_is_one_line_and_writes_nothing(tmp_pat
                             "--out", out)
     assert code == 2
     assert err.strip().splitlines() == [
-        "lyricnn train: error: batch_size=7 cannot be split evenly over 2 device(s) x 1 "
-        "worker(s) = 2 shards; use a multiple of 2, e.g. --batch-size 6"]
+        "lyricnn train: error: --batch-size 7 cannot be split evenly over 2 device(s) x 1 "
+        "worker(s) = 2 shards; use a multiple of 2, e.g. 6"]
     assert not out.exists()
 
 
@@ -104,7 +104,7 @@ def launch(cwd, *argv, timeout=240):
 def test_two_workers_equal_one_process_and_resume_with_two(tmp_path, single):
     out = tmp_path / "dist"
     proc = launch(tmp_path, "--workers", 2, "--", "train", "--model", "rnn", *SMALL,
-                  "--epochs", 2, "--out", out)
+                  "--epochs", 2, "--out", out, "--plot")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
     assert sum("lyricnn: training" in l for l in lines) == 1   # worker 0 alone reports
@@ -118,8 +118,9 @@ def test_two_workers_equal_one_process_and_resume_with_two(tmp_path, single):
     # BLAS sums in another order too, and 90 clipped steps amplify that a little.
     assert_close(a, b, rtol=1e-4)
     np.testing.assert_allclose(ref.history.perplexity, ckpt.history.perplexity, rtol=1e-5)
-    # Only worker 0 writes: the run directory holds its checkpoint and nothing else.
-    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["checkpoint"]
+    # Only worker 0 writes: the run directory holds its checkpoint and its plot.
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == \
+        ["checkpoint", cli.PLOT_NAME]
 
 
 def test_a_failing_worker_stops_the_job_with_its_code(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 import lyricnn as d2l
 from lyricnn.models import build_lm
 from lyricnn.parallel import DataParallel, check_divisible
-from lyricnn.training import train_epochs
+from lyricnn.training import run_epoch, train_epochs
 from lyricnn.wordlm import build_word_lm, train_word_lm
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -52,19 +52,33 @@ def test_two_devices_equal_one_device_on_the_whole_batch(model, random_iter):
     np.testing.assert_allclose(h1.perplexity, h2.perplexity, rtol=1e-5)
 
 
-def test_replicas_stay_identical_and_differ_from_the_start():
-    """The replicas hold the same (trained) weights on their own devices."""
+@pytest.mark.parametrize("model", ["rnn-scratch", "rnn"])
+def test_replicas_stay_identical_and_move_from_the_start(model):
+    """After training, every replica holds the same weights on its own device."""
     ci, _, _, V = CORPUS
     d2l.set_seed(3)
-    lm = build_lm("rnn", V, 16)
+    lm = build_lm(model, V, 16)
     start = _params(lm)
     par = DataParallel(lm, TWO)
-    train_epochs(lm, ci[:400], False, 6, 8, 1.0, 0.5, range(1, 2), ctx=TWO)
-    assert [rep.ctx for rep in par.replicas] == TWO
+    run_epoch(par, d2l.data_iter_consecutive(ci[:400], 8, 6), True, 1.0, 0.5)
+    assert [rep.ctx for rep in par.replicas] == TWO and par.replicas[0] is lm
     for w0, w1 in zip(par.replicas[0].weights(), par.replicas[1].weights()):
         assert w1.context == mx.cpu(1)
         np.testing.assert_array_equal(w0.asnumpy(), w1.asnumpy())
     assert any(np.abs(start[k] - v).max() > 1e-3 for k, v in _params(lm).items())
+
+
+def test_gluon_replicas_start_from_the_models_own_device():
+    """A model trained on 2 devices, then loaded on its first device only: a new 2-device
+    run starts from what was loaded (Gluon's reset_ctx would average the stale copy in)."""
+    ci, _, _, V = CORPUS
+    lm = build_lm("rnn", V, 16)
+    train_epochs(lm, ci[:400], False, 6, 8, 1.0, 0.5, range(1, 2), ctx=TWO)
+    fresh = {k: np.full(v.shape, 0.01, dtype=np.float32) for k, v in _params(lm).items()}
+    lm.load_named_parameters({k: mx.nd.array(v) for k, v in fresh.items()})
+    par = DataParallel(lm, TWO)
+    for rep in par.replicas:
+        np.testing.assert_array_equal(rep.weights()[0].asnumpy(), 0.01)
 
 
 def test_the_books_trainers_accept_a_list_of_devices(capsys):
@@ -108,11 +122,11 @@ def test_a_batch_that_does_not_split_evenly_is_refused_before_training():
     ci, _, _, V = CORPUS
     lm = build_lm("rnn", V, 8)
     before = _params(lm)
-    with pytest.raises(ValueError, match=r"batch_size=7 cannot be split evenly over 2 device\(s\) "
+    with pytest.raises(ValueError, match=r"batch_size 7 cannot be split evenly over 2 device\(s\) "
                                          r"x 1 worker\(s\) = 2 shards; use a multiple of 2"):
         train_epochs(lm, ci[:400], False, 6, 7, 1.0, 0.5, range(1, 2), ctx=TWO)
     assert all(np.array_equal(before[k], v) for k, v in _params(lm).items())
-    with pytest.raises(ValueError, match="--batch-size 30"):
+    with pytest.raises(ValueError, match="e.g. 30"):
         check_divisible(31, 3, 3, 1)
 
 
@@ -154,7 +168,8 @@ def _worker_outputs(tmp_path, ctx=None):
     return out.getvalue()
 
 
-def test_two_dist_sync_workers_equal_one_process(tmp_path):
+@pytest.mark.parametrize("ctx", [None, "cpu:0,cpu:1"])
+def test_two_dist_sync_workers_equal_one_process(tmp_path, ctx):
     sys.path.insert(0, HERE)
     try:
         import parallel_worker
@@ -163,7 +178,7 @@ def test_two_dist_sync_workers_equal_one_process(tmp_path):
     single = tmp_path / "single"
     single.mkdir()
     parallel_worker.main(str(single), "none")
-    _worker_outputs(tmp_path)
+    _worker_outputs(tmp_path, ctx)   # 2 workers x (1 or 2 devices)
     for name, *_ in parallel_worker.CASES:
         alone = dict(np.load(single / f"{name}-rank0.npz"))
         ranks = [dict(np.load(tmp_path / f"{name}-rank{r}.npz")) for r in (0, 1)]
@@ -191,3 +206,10 @@ def test_two_cpu_devices_at_the_books_size_do_not_hang(tmp_path):
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0 and "perplexity" in out.stdout, out.stderr
+
+
+def test_dist_sync_outside_a_launched_job_is_a_clear_error(monkeypatch):
+    from lyricnn.parallel import kvstore
+    monkeypatch.delenv("DMLC_ROLE", raising=False)
+    with pytest.raises(ValueError, match="no DMLC_\\* environment: run it under lyricnn launch"):
+        kvstore("dist_sync")
