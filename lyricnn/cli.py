@@ -687,12 +687,12 @@ def _refresh_plot(args, run):
 def cmd_train(args, signals):
     from .config import WORD_TRAIN_DEFAULTS, TrainSettings
     from .context import resolve_ctx_list
-    from .parallel import barrier, kvstore
+    from .parallel import barrier, kvstore, worker_info
 
     ctxs = resolve_ctx_list(args.ctx)
     # dist_sync: this blocks until the scheduler, servers and every worker are up.
     kv = kvstore(args.kvstore) if args.kvstore == "dist_sync" else None
-    rank, workers = (kv.rank, kv.num_workers) if kv is not None else (0, 1)
+    rank, workers = worker_info(kv)
     if rank > 0:
         args.no_progress = True
     # From here on the run may hold its lock and save: a signal only asks it to stop.
