@@ -1,18 +1,27 @@
 """Seconds per training epoch, side by side: d2lzh, lyricnn, PyTorch and the FLOP floor.
 
-The table issue 11 asks for, in one process and one run: every implementation
-trains the book's model (hidden 256, 35 steps, batch 32, lr 1e2, gradients
-clipped to global norm 1e-2, plain SGD, the lyrics' first 10,000 characters)
-from fresh parameters on a fresh data iterator; the implementations alternate
-round by round (the order rotates every round) so that machine noise hits them
-alike, and each figure is the median over the rounds of (run time / epochs).
-One untimed epoch of every implementation runs first (oneDNN primitive
-creation, torch's first-call costs).
+The table issue 11 asks for, in one run: every implementation trains the
+book's model (hidden 256, 35 steps, batch 32, lr 1e2, gradients clipped to
+global norm 1e-2, plain SGD, the lyrics' first 10,000 characters) from fresh
+parameters on a fresh data iterator, **each run in a process of its own**; the
+implementations alternate round by round (the order rotates every round) so
+that machine noise hits them alike, and each figure is the median over the
+rounds of (run time / epochs). Every process runs one untimed epoch first
+(oneDNN primitive creation, torch's first-call costs).
+
+Why one process per run: in one shared process MXNet's engine threads and
+PyTorch's OpenMP pool slow each other down. The first version of this
+benchmark ran everything in one process and measured the best PyTorch version
+at 0.340 s/epoch and ``lyricnn.rnn`` at 0.34; each alone takes about 0.19 and
+0.24 (AMD EPYC 2 vCPU, 2026-11-28): the shared process had made a 0.8x
+comparison look like parity.
 
 Sections (``--sections``):
 
 * ``rnn``: the scratch RNN of 6.4 with random sampling: d2lzh running the
-  book's notebook cells (``book_notebook.py``), lyricnn with ``lyricnn.rnn``,
+  book's notebook cells (``book_notebook.py``), once under lyricnn's OpenMP
+  settings and once under MXNet's defaults (as a reader who imports only
+  d2lzh runs it), lyricnn with ``lyricnn.rnn``,
   lyricnn running the book's notebook cells, PyTorch written by hand with a
   gather for the input product, the same with the gather and the output
   layer hoisted out of the time loop, and the FLOP floor;
@@ -36,8 +45,10 @@ with the same initialisation (weights N(0, 0.01²), biases zero), loss (mean
 cross-entropy), clipping (``min(1, theta / ||g||)``, no epsilon) and SGD, on
 minibatches drawn by the book's samplers (a NumPy copy here), with
 ``torch.set_num_threads(2)`` (``--torch-threads``). Its rows are skipped with
-a note when torch is missing. One difference remains: PyTorch reads the
-OpenMP variables that ``import lyricnn`` sets too (the machine line shows them).
+a note when torch is missing. Every process except the "MXNet's defaults" one
+inherits the OpenMP variables that ``import lyricnn`` sets (the machine line
+shows them), PyTorch's too: its own default (libgomp spinning at every
+barrier) collapses on a shared machine (``bench_word.py``).
 
     .venv/bin/python benchmarks/bench_speed.py                  # 3 rounds x 4 epochs
     .venv/bin/python benchmarks/bench_speed.py --rounds 5 --epochs 8
@@ -48,128 +59,117 @@ import argparse
 import contextlib
 import functools
 import io
+import json
 import os
 import platform
 import random
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-# lyricnn first: it chooses MXNet's OpenMP settings before MXNet loads, and
-# d2lzh and PyTorch then run under the very same ones.
-import lyricnn  # noqa: E402  (isort: skip)
-import d2lzh
-import mxnet as mx
-import numpy as np
-from mxnet import nd
-from mxnet.gluon import rnn as gluon_rnn
+# What a reader who never imports lyricnn runs under: taken before anything here
+# imports lyricnn (which sets MXNet's OpenMP variables when it loads).
+READER_ENV = dict(os.environ)
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks import book_notebook as book  # noqa: E402
-from benchmarks.machine import cpu_model  # noqa: E402
-from benchmarks import book_notebook_gated as book_gated  # noqa: E402
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from benchmarks.machine import cpu_model  # noqa: E402  (standard library only)
 
 HIDDEN, STEPS, BATCH, LR, CLIP = 256, 35, 32, 1e2, 1e-2
 SECTIONS = ("rnn", "gluon", "gru", "lstm", "gluon-gru", "gluon-lstm")
 DEFAULT_SECTIONS = ("rnn", "gluon", "gru", "lstm")
 GATES = {"rnn": 1, "gluon": 1, "gru": 3, "lstm": 4, "gluon-gru": 3, "gluon-lstm": 4}
-# Gluon layer, its PyTorch counterpart (both the cuDNN formulas: the GRU's reset gate
+# Gluon layer (in mxnet.gluon.rnn), its PyTorch counterpart (both the cuDNN formulas: the GRU's reset gate
 # multiplies the hidden product) and the counterpart's keyword arguments.
 GLUON_LAYERS = {
-    "gluon": (gluon_rnn.RNN, "RNN", {"nonlinearity": "relu"}),
-    "gluon-gru": (gluon_rnn.GRU, "GRU", {}),
-    "gluon-lstm": (gluon_rnn.LSTM, "LSTM", {}),
+    "gluon": ("RNN", "RNN", {"nonlinearity": "relu"}),
+    "gluon-gru": ("GRU", "GRU", {}),
+    "gluon-lstm": ("LSTM", "LSTM", {}),
 }
 
 
-# ----------------------------------------------------------------------------- machine
+# ----------------------------------------------------------------------------- rows
 
-def machine_line(torch):
-    threads = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-               else os.cpu_count())
-    env = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items())
-                   if k.startswith(("OMP_", "OPENBLAS_", "GOMP_", "KMP_", "MXNET_", "MKL_")))
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    versions = f"MXNet {mx.__version__}, torch {torch.__version__ if torch else '(not installed)'}"
-    return (f"machine: {cpu_model()}, nproc {threads}, load avg {load}; {env or '(no OMP env)'}; "
-            f"{versions}; Python {platform.python_version()}")
+def rows(section, torch_too):
+    """``[(name, package, env)]`` of ``section``: each row runs ``package`` ("d2lzh",
+    "lyricnn" or "torch") in its own process, under lyricnn's OpenMP settings
+    (env "lyricnn") or under the environment this script started with ("reader")."""
+    if section in GLUON_LAYERS:
+        out = [("d2lzh", "d2lzh", "lyricnn"), ("d2lzh, MXNet's defaults", "d2lzh", "reader"),
+               ("lyricnn", "lyricnn", "lyricnn")]
+        name = {"RNN": "nn.RNN(relu)"}.get(GLUON_LAYERS[section][1],
+                                           f"nn.{GLUON_LAYERS[section][1]}")
+        torch_rows = [f"PyTorch {name} + Linear"]
+    else:
+        out = [("d2lzh (book's cells)", "d2lzh", "lyricnn"),
+               ("d2lzh (book's cells), MXNet's defaults", "d2lzh", "reader"),
+               (f"lyricnn (lyricnn.{section})", "lyricnn", "lyricnn"),
+               ("lyricnn (book's cells)", "lyricnn", "lyricnn"),
+               # the same with dense one-hot inputs, as the first release fed them
+               ("lyricnn (book's cells, dense)", "lyricnn", "lyricnn")]
+        torch_rows = (["PyTorch, gather in the loop", "PyTorch, gather + output hoisted"]
+                      if section == "rnn" else [])
+    return out + [(name, "torch", "lyricnn") for name in torch_rows if torch_too]
 
 
 # ----------------------------------------------------------------------------- timing
 
-def timed(run, epochs):
+def timed(run, epochs, sync):
     """Seconds per epoch of ``run(epochs)``, its printing swallowed."""
-    nd.waitall()
+    sync()
     start = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
         run(epochs)
-    nd.waitall()
+    sync()
     return (time.perf_counter() - start) / epochs
-
-
-def compare(runners, epochs, rounds, warmup=True):
-    """Median seconds per epoch of every runner, alternating, the order rotating per round."""
-    if warmup:
-        for run in runners.values():
-            timed(run, 1)
-    times = {k: [] for k in runners}
-    keys = list(runners)
-    for r in range(rounds):
-        order = keys[r % len(keys):] + keys[:r % len(keys)]
-        for key in order:
-            times[key].append(timed(runners[key], epochs))
-    return {k: statistics.median(v) for k, v in times.items()}
 
 
 # ----------------------------------------------------------------------------- MXNet runners
 
-def scratch_mx_runners(section, data, ctx):
-    """d2lzh with the notebook's cells, lyricnn with its own, lyricnn with the notebook's."""
+def mx_runner(section, row, data):
+    """``row``'s ``run(epochs)`` for an MXNet package; imports only that package."""
+    import importlib
+    package = importlib.import_module("lyricnn" if row.startswith("lyricnn") else "d2lzh")
+    import mxnet as mx
+    ctx = mx.cpu()
     ci, c2i, i2c, V = data
-    random_iter = section == "rnn"
+    if section in GLUON_LAYERS:
+        from mxnet.gluon import rnn as gluon_rnn
+        layer = getattr(gluon_rnn, GLUON_LAYERS[section][0])
 
-    def runner(train, cell, get_params, init_state, **options):
-        def run(epochs):
-            train(cell, get_params, init_state, HIDDEN, V, ctx, ci, i2c, c2i, random_iter,
-                  epochs, STEPS, LR, CLIP, BATCH, epochs + 1, 1, ["分开"], **options)
-        return run
-
-    if section == "rnn":
-        notebook = (book.rnn, book.make_get_params(V, HIDDEN, ctx), book.init_rnn_state)
-        own = (lyricnn.rnn, lyricnn.params_getter(V, HIDDEN, ctx), lyricnn.init_rnn_state)
-    elif section == "gru":
-        notebook = (book_gated.gru, book_gated.make_gru_get_params(V, HIDDEN, ctx),
-                    book_gated.init_gru_state)
-        own = (lyricnn.gru, functools.partial(lyricnn.get_gru_params, V, HIDDEN, ctx),
-               lyricnn.init_gru_state)
-    else:
-        notebook = (book_gated.lstm, book_gated.make_lstm_get_params(V, HIDDEN, ctx),
-                    book_gated.init_lstm_state)
-        own = (lyricnn.lstm, functools.partial(lyricnn.get_lstm_params, V, HIDDEN, ctx),
-               lyricnn.init_lstm_state)
-    return {
-        "d2lzh (book's cells)": runner(d2lzh.train_and_predict_rnn, *notebook),
-        f"lyricnn (lyricnn.{section})": runner(lyricnn.train_and_predict_rnn, *own),
-        "lyricnn (book's cells)": runner(lyricnn.train_and_predict_rnn, *notebook),
-        # the same with dense one-hot inputs, as the first release fed them
-        "lyricnn (book's cells, dense)": runner(lyricnn.train_and_predict_rnn, *notebook,
-                                                sparse_inputs=False),
-    }
-
-
-def gluon_mx_runners(section, data, ctx):
-    """Each package's ``RNNModel`` around a fresh Gluon layer of ``HIDDEN`` units."""
-    ci, c2i, i2c, V = data
-    layer = GLUON_LAYERS[section][0]
-
-    def runner(package):
         def run(epochs):
             package.train_and_predict_rnn_gluon(
                 package.RNNModel(layer(HIDDEN), V), HIDDEN, V, ctx, ci, i2c, c2i,
                 epochs, STEPS, LR, CLIP, BATCH, epochs + 1, 1, ["分开"])
         return run
-    return {"d2lzh": runner(d2lzh), "lyricnn": runner(lyricnn)}
+    from benchmarks import book_notebook as book
+    from benchmarks import book_notebook_gated as book_gated
+    if "book's cells" not in row:                  # lyricnn's own cells
+        getters = {"rnn": lambda: package.params_getter(V, HIDDEN, ctx),
+                   "gru": lambda: functools.partial(package.get_gru_params, V, HIDDEN, ctx),
+                   "lstm": lambda: functools.partial(package.get_lstm_params, V, HIDDEN, ctx)}
+        cell = (getattr(package, section), getters[section](),
+                getattr(package, f"init_{section}_state"))
+    elif section == "rnn":
+        cell = (book.rnn, book.make_get_params(V, HIDDEN, ctx), book.init_rnn_state)
+    elif section == "gru":
+        cell = (book_gated.gru, book_gated.make_gru_get_params(V, HIDDEN, ctx),
+                book_gated.init_gru_state)
+    else:
+        cell = (book_gated.lstm, book_gated.make_lstm_get_params(V, HIDDEN, ctx),
+                book_gated.init_lstm_state)
+    options = {"sparse_inputs": False} if row.endswith("dense)") else {}
+
+    def run(epochs):
+        package.train_and_predict_rnn(*cell, HIDDEN, V, ctx, ci, i2c, c2i, section == "rnn",
+                                      epochs, STEPS, LR, CLIP, BATCH, epochs + 1, 1, ["分开"],
+                                      **options)
+    return run
 
 
 # ----------------------------------------------------------------------------- PyTorch runners
@@ -311,6 +311,8 @@ def torch_runners(section, data, threads):
 
 def gemm_seconds(M, K, N, repeats, trials=3):
     """Best seconds of one ``(M, K) x (K, N)`` FullyConnected over ``trials`` of ``repeats``."""
+    import lyricnn  # noqa: F401  (its OpenMP settings, as the lyricnn rows)
+    from mxnet import nd
     X = nd.random.normal(shape=(M, K))
     W = nd.random.normal(shape=(N, K))   # FullyConnected wants the weight transposed
     nd.FullyConnected(X, W, no_bias=True, num_hidden=N).wait_to_read()  # oneDNN set-up
@@ -327,17 +329,18 @@ def gemm_seconds(M, K, N, repeats, trials=3):
 class GemmTimes:
     """Best seconds per GEMM shape seen so far in this run.
 
-    The rates are measured before the first section and again before every
-    section's report, and the best is kept: a GEMM never runs faster than the
-    machine allows, so a slow measurement only means the machine was busy.
+    The rates are measured in a process of their own in every round of every
+    section, and the best is kept: a GEMM never runs faster than the machine
+    allows, so a slow measurement only means the machine was busy.
     """
 
     def __init__(self, repeats):
         self.repeats, self.best = repeats, {}
 
     def measure(self, shapes):
-        for shape in shapes:
-            sec = gemm_seconds(*shape, self.repeats)
+        out = child(["--worker", "gemm", "--shapes", json.dumps([list(s) for s in shapes]),
+                     "--repeats", str(self.repeats)])
+        for shape, sec in zip(shapes, out["seconds"]):
             self.best[shape] = min(sec, self.best.get(shape, float("inf")))
 
 
@@ -395,11 +398,11 @@ def report(section, med, floor, torch_note):
     torch_rows = {k: v for k, v in med.items() if k.startswith("PyTorch")}
     best_torch = min(torch_rows.values()) if torch_rows else None
     print(f"\n{TITLES[section]}")
-    print(f"  {'implementation':<36}{'s/epoch':>9}{'vs d2lzh':>9}{'vs torch':>9}{'floor/t':>9}")
+    print(f"  {'implementation':<40}{'s/epoch':>9}{'vs d2lzh':>9}{'vs torch':>9}{'floor/t':>9}")
     for name, sec in med.items():
         vs_torch = f"{best_torch / sec:>8.2f}x" if best_torch else f"{'-':>9}"
-        print(f"  {name:<36}{sec:>9.3f}{base / sec:>8.2f}x{vs_torch}{floor_s / sec:>8.0%} ")
-    print(f"  {'FLOP floor':<36}{floor_s:>9.3f}   = {gflop:.1f} GFLOP/epoch at {rate:.0f} GFLOP/s"
+        print(f"  {name:<40}{sec:>9.3f}{base / sec:>8.2f}x{vs_torch}{floor_s / sec:>8.0%} ")
+    print(f"  {'FLOP floor':<40}{floor_s:>9.3f}   = {gflop:.1f} GFLOP/epoch at {rate:.0f} GFLOP/s"
           f" (FullyConnected, best shape); {shaped_s:.3f} at per-shape rates")
     if torch_note and (section == "rnn" or section in GLUON_LAYERS):
         print(f"  ({torch_note})")
@@ -434,6 +437,54 @@ def print_targets(results):
         print("\n".join(lines))
 
 
+# ----------------------------------------------------------------------------- processes
+
+def child(arguments, env=None):
+    """Run this script with ``arguments`` in a fresh process; its last stdout line, parsed."""
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve())] + arguments,
+                         capture_output=True, text=True, cwd=ROOT, env=env)
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(arguments[:4])} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def worker(args):
+    """One measurement in this process: a row's seconds per epoch, or GEMM times."""
+    if args.worker == "gemm":
+        shapes = json.loads(args.shapes)
+        print(json.dumps({"seconds": [gemm_seconds(*s, args.repeats) for s in shapes]}))
+        return 0
+    with open(args.data, encoding="utf-8") as f:
+        saved = json.load(f)
+    i2c = saved["idx_to_char"]
+    data = (saved["corpus_indices"], {c: i for i, c in enumerate(i2c)}, i2c, len(i2c))
+    if args.row.startswith("PyTorch"):
+        run, sync = torch_runners(args.worker, data, args.torch_threads)[args.row], lambda: None
+    else:
+        run = mx_runner(args.worker, args.row, data)
+        from mxnet import nd
+        sync = nd.waitall
+    if not args.quick:
+        timed(run, 1, sync)
+    print(json.dumps({"seconds": timed(run, args.epochs, sync)}))
+    return 0
+
+
+def machine_line(torch_version):
+    import mxnet as mx   # the parent runs nothing on it; lyricnn is loaded already
+    threads = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+               else os.cpu_count())
+    env = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items())
+                   if k.startswith(("OMP_", "OPENBLAS_", "GOMP_", "KMP_", "MXNET_", "MKL_")))
+    reader = " ".join(f"{k}={v}" for k, v in sorted(READER_ENV.items())
+                      if k.startswith(("OMP_", "OPENBLAS_", "GOMP_", "KMP_", "MXNET_", "MKL_")))
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (f"machine: {cpu_model()}, nproc {threads}, load avg {load}; lyricnn's env: "
+            f"{env or '(none)'}; MXNet's defaults: {reader or '(no OMP env)'}; "
+            f"MXNet {mx.__version__}, torch {torch_version or '(not installed)'}; "
+            f"Python {platform.python_version()}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sections", default=",".join(DEFAULT_SECTIONS),
@@ -446,7 +497,12 @@ def main(argv=None):
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch rows")
     parser.add_argument("--quick", action="store_true",
                         help="dry run: 1 round x 1 epoch, no warm-up, short GEMM timing")
+    for hidden in ("--worker", "--row", "--data", "--shapes", "--repeats"):
+        parser.add_argument(hidden, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.worker:
+        args.repeats = int(args.repeats or 0)
+        return worker(args)
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     unknown = [s for s in sections if s not in SECTIONS]
     if unknown or not sections:
@@ -456,41 +512,51 @@ def main(argv=None):
             parser.error(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
     if args.quick:
         args.rounds, args.epochs = 1, 1
+    import importlib.metadata
     try:
-        import torch
-    except ImportError:
-        torch = None
-    if args.no_torch:
-        torch = None
-    torch_note = None if torch else (
-        "PyTorch rows skipped: torch not installed (pip install -e '.[bench]')"
-        if not args.no_torch else "PyTorch rows skipped: --no-torch")
-
-    ctx = mx.cpu()
-    data = lyricnn.load_data_jay_lyrics()
-    print(machine_line(torch))
+        torch_version = importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        torch_version = None
+    torch_note = None
+    if args.no_torch or torch_version is None:
+        torch_note = ("PyTorch rows skipped: --no-torch" if args.no_torch else
+                      "PyTorch rows skipped: torch not installed (pip install -e '.[bench]')")
+    # lyricnn's OpenMP settings go into os.environ here, and so to every child
+    # but the "MXNet's defaults" ones, which get READER_ENV.
+    import lyricnn
+    corpus_indices, _, idx_to_char, vocab_size = lyricnn.load_data_jay_lyrics()
+    print(machine_line(torch_version))
     print(f"book config: hidden {HIDDEN}, steps {STEPS}, batch {BATCH}, lr {LR:g}, clip {CLIP:g}, "
-          f"{len(data[0])} characters, vocab {data[3]}; medians of {args.rounds} rounds x "
-          f"{args.epochs} epochs, alternating; 'vs X' = X's s/epoch / this row's (> 1: faster "
-          f"than X), 'floor/t' = FLOP floor / this row's s/epoch")
+          f"{len(corpus_indices)} characters, vocab {vocab_size}; medians of {args.rounds} rounds x "
+          f"{args.epochs} epochs, alternating, every run a fresh process; 'vs X' = X's s/epoch / "
+          f"this row's (> 1: faster than X), 'floor/t' = FLOP floor / this row's s/epoch")
     results = {}
     gemm_times = GemmTimes(repeats=3 if args.quick else 20)
-    if not args.quick:
+    with tempfile.TemporaryDirectory() as tmp:
+        data_file = os.path.join(tmp, "data.json")
+        with open(data_file, "w", encoding="utf-8") as f:
+            json.dump({"corpus_indices": corpus_indices, "idx_to_char": idx_to_char}, f)
+        common = ["--data", data_file, "--epochs", str(args.epochs),
+                  "--torch-threads", str(args.torch_threads)] + ["--quick"] * args.quick
         for section in sections:
-            gemm_times.measure(model_gemms(section, data[3], 1))
-    for section in sections:
-        runners = (gluon_mx_runners(section, data, ctx) if section in GLUON_LAYERS
-                   else scratch_mx_runners(section, data, ctx))
-        if torch is not None:
-            runners.update(torch_runners(section, data, args.torch_threads))
-        med = compare(runners, args.epochs, args.rounds, warmup=not args.quick)
-        floor = flop_floor(section, data[3], batches_per_epoch(section, len(data[0])),
-                           gemm_times)
-        report(section, med, floor, torch_note)
-        results[section] = med
+            section_rows = rows(section, torch_note is None)
+            times = {name: [] for name, _, _ in section_rows}
+            for r in range(args.rounds):
+                gemm_times.measure(model_gemms(section, vocab_size, 1))
+                order = section_rows[r % len(section_rows):] + section_rows[:r % len(section_rows)]
+                for name, _, env in order:
+                    out = child(["--worker", section, "--row", name] + common,
+                                env=READER_ENV if env == "reader" else None)
+                    times[name].append(out["seconds"])
+            med = {name: statistics.median(v) for name, v in times.items()}
+            floor = flop_floor(section, vocab_size,
+                               batches_per_epoch(section, len(corpus_indices)), gemm_times)
+            report(section, med, floor, torch_note)
+            results[section] = med
     print_targets(results)
     print(f"\nload avg at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -79,17 +79,20 @@ def run_lyricnn(cfg, vocab, warmup, minibatches, seed):
     """Seconds of ``minibatches`` minibatches of ``run_epoch``, after ``warmup`` untimed."""
     import lyricnn  # noqa: F401  (before MXNet: it sets MXNet's OpenMP variables)
     import mxnet as mx
-    from mxnet import nd
+    import numpy as np
 
     from lyricnn.training import run_epoch
-    from lyricnn.wordlm import build_word_lm
+    from lyricnn.wordlm import build_word_lm, word_batches
     mx.random.seed(seed)
     h = cfg["hidden"]
     lm = build_word_lm("lstm", vocab, h, h, cfg["layers"], cfg["dropout"], cfg["tied"])
 
     def batches(n, seed):
-        for X, Y in _token_stream(cfg, vocab, n, seed):
-            yield nd.array(X, ctx=lm.ctx), nd.array(Y, ctx=lm.ctx)
+        """The library's own batching (``word_batches``) of ``_token_stream``'s rows:
+        the stream, cut into ``batch`` columns, gives those rows back."""
+        rows = np.random.RandomState(seed).randint(
+            0, vocab, size=(cfg["batch"], cfg["steps"] * n + 1))
+        return word_batches(rows.reshape(-1), cfg["batch"], cfg["steps"], lm.ctx)
 
     run_epoch(lm, batches(warmup, seed), True, cfg["lr"], cfg["clip"])  # returns a float: synced
     start = time.perf_counter()
