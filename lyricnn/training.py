@@ -294,7 +294,14 @@ def run_epoch(lm, batches, carry_state, lr, clipping_theta, should_stop=None, on
     par = lm if isinstance(lm, DataParallel) else DataParallel(lm)
     states = None
     sums, tokens = [[] for _ in par.replicas], 0   # sums[d]: device d's loss sums
+    previous_loss = None
     for X, Y in batches:                     # X, Y: (batch, num_steps)
+        if previous_loss is not None:
+            # MXNet runs operators asynchronously: Python queues this minibatch while the
+            # previous one computes. Waiting here for the previous minibatch's loss (the
+            # end of its forward pass) bounds that lead to about one minibatch, so that
+            # on_batch counts computed tokens and should_stop() is seen within a minibatch.
+            previous_loss.wait_to_read()
         shards = par.split(X, Y)             # one (X_d, Y_d) per device of this worker
         if states is None or not carry_state:
             states = [rep.begin_state(Xd.shape[0]) for rep, (Xd, _) in zip(par.replicas, shards)]
@@ -306,6 +313,7 @@ def run_epoch(lm, batches, carry_state, lr, clipping_theta, should_stop=None, on
             # softmax_cross_entropy's gradient times the whole minibatch's tokens (the
             # update divides; clipped_sgd's grad_scale): the devices' gradients sum to its gradient.
             l, dlogits = _loss_and_unscaled_gradient(logits, Yd.T.reshape((-1,)))
+            previous_loss = l
             logits.backward(dlogits)
             if par.serial:
                 nd.waitall()
