@@ -2,15 +2,7 @@
 
 Both yield ``(X, Y)`` NDArrays of shape ``(batch_size, num_steps)`` (float32,
 as in the book) on ``ctx``, with ``Y`` the next token of every ``X``.  ``ctx``:
-``None`` (MXNet's current context when the first batch is drawn), an
-``mx.Context``, or ``'cpu'``/``'gpu'``.
-
-Both copy the whole epoch's batches to the device in one go, when the first
-batch is drawn, and yield views of that copy (``_epoch_arrays``). Why: copying
-a batch from NumPy (``nd.array``) waits until every operator queued before it
-has run, so a copy per batch made each training step wait for the previous
-one to finish before Python could queue the next: 12 ms of every 34 ms step
-of the book's scratch RNN (AMD EPYC 2 vCPU, MXNet 1.9.1; see docs/RESULTS.md).
+``None`` (MXNet's current context), an ``mx.Context``, or ``'cpu'``/``'gpu'``.
 """
 import random
 
@@ -89,23 +81,16 @@ def data_iter_random(corpus_indices, batch_size, num_steps, ctx=None):
     return _random_batches(*args)
 
 
-def _epoch_arrays(X, Y, ctx):
-    """``(X[i], Y[i])`` for every batch ``i`` of NumPy ``X, Y: (batches, batch, steps)``,
-    copied to ``ctx`` together (two copies per epoch) and yielded as views."""
-    X, Y = nd.array(X, ctx=ctx), nd.array(Y, ctx=ctx)
-    for i in range(X.shape[0]):
-        yield X[i], Y[i]
-
-
 def _random_batches(corpus, batch_size, num_steps, ctx):
     num_examples = (len(corpus) - 1) // num_steps
     epoch_size = num_examples // batch_size
     example_indices = list(range(num_examples))
     random.shuffle(example_indices)
-    # starts[i, b]: first index of window b of batch i; (epoch_size, batch, steps) below.
-    batches = np.asarray(example_indices[:epoch_size * batch_size], dtype=np.int64)
-    starts = batches.reshape((epoch_size, batch_size, 1)) * num_steps + np.arange(num_steps)
-    yield from _epoch_arrays(corpus[starts], corpus[starts + 1], ctx)
+    offsets = np.arange(num_steps)
+    for i in range(epoch_size):
+        batch = np.asarray(example_indices[i * batch_size:(i + 1) * batch_size])
+        starts = batch[:, None] * num_steps + offsets
+        yield nd.array(corpus[starts], ctx=ctx), nd.array(corpus[starts + 1], ctx=ctx)
 
 
 def data_iter_consecutive(corpus_indices, batch_size, num_steps, ctx=None):
@@ -123,8 +108,7 @@ def _consecutive_batches(corpus, batch_size, num_steps, ctx):
     batch_len = len(corpus) // batch_size
     rows = corpus[:batch_size * batch_len].reshape((batch_size, batch_len))
     epoch_size = (batch_len - 1) // num_steps
-    # (batch, epoch_size, steps) -> (epoch_size, batch, steps): batch i is columns
-    # i*num_steps ... (i+1)*num_steps - 1 of every row.
-    X = rows[:, :epoch_size * num_steps].reshape((batch_size, epoch_size, num_steps))
-    Y = rows[:, 1:epoch_size * num_steps + 1].reshape((batch_size, epoch_size, num_steps))
-    yield from _epoch_arrays(X.transpose(1, 0, 2), Y.transpose(1, 0, 2), ctx)
+    for i in range(epoch_size):
+        i = i * num_steps
+        yield (nd.array(rows[:, i:i + num_steps], ctx=ctx),
+               nd.array(rows[:, i + 1:i + num_steps + 1], ctx=ctx))

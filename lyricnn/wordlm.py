@@ -380,11 +380,6 @@ def stream_batches(indices, batch_size, num_steps):
     token of the trimmed stream but the first of each column is a target
     exactly once.
     """
-    return _chunks(_stream_rows(indices, batch_size, num_steps), num_steps)
-
-
-def _stream_rows(indices, batch_size, num_steps):
-    """The split cut into ``batch_size`` columns: a NumPy ``(batch_size, len)`` array."""
     batch_size, num_steps = check_int("batch_size", batch_size), check_int("num_steps", num_steps)
     corpus = _as_indices(indices)
     batch_len = len(corpus) // batch_size
@@ -392,27 +387,15 @@ def _stream_rows(indices, batch_size, num_steps):
         raise ValueError(f"a split of {len(corpus)} tokens cut into batch_size={batch_size} "
                          f"columns leaves {batch_len} token per column, need at least 2; use a "
                          "smaller batch_size")
-    return corpus[:batch_size * batch_len].reshape((batch_size, batch_len))
+    rows = corpus[:batch_size * batch_len].reshape((batch_size, batch_len))
+    return _chunks(rows, num_steps)
 
 
-def _chunks(rows, num_steps, ctx=None):
-    """``(X, Y)`` chunks of ``rows (batch, len)``: NumPy, or with ``ctx`` NDArrays cut
-    on the device from one copy of ``rows``.
-
-    Why one copy: ``nd.array`` waits until every operator queued before it has
-    run, so a copy per minibatch made each step wait for the previous one
-    before Python could queue the next; slicing on the device does not wait.
-    """
+def _chunks(rows, num_steps):
     batch_len = rows.shape[1]
-    if ctx is not None:
-        rows = nd.array(rows, ctx=ctx)
     for i in range(0, batch_len - 1, num_steps):
         steps = min(num_steps, batch_len - 1 - i)
-        if ctx is None:
-            yield rows[:, i:i + steps], rows[:, i + 1:i + 1 + steps]
-        else:
-            yield (nd.slice_axis(rows, axis=1, begin=i, end=i + steps),
-                   nd.slice_axis(rows, axis=1, begin=i + 1, end=i + 1 + steps))
+        yield rows[:, i:i + steps], rows[:, i + 1:i + 1 + steps]
 
 
 def evaluate_perplexity(lm, indices, batch_size, num_steps):
@@ -424,16 +407,15 @@ def evaluate_perplexity(lm, indices, batch_size, num_steps):
     ``<unk>`` counts as a token (as the published PTB figures). Dropout is off
     (``autograd.predict_mode``).
     """
-    batches = _device_batches(_as_indices(indices, lm.vocab_size), batch_size, num_steps,
-                              lm.ctx)
+    batches = stream_batches(_as_indices(indices, lm.vocab_size), batch_size, num_steps)
     loss = gloss.SoftmaxCrossEntropyLoss()
     sums, count = [], 0
     state = lm.begin_state(batch_size)
     with autograd.predict_mode():
         for X, Y in batches:                             # (batch, steps) each
-            logits, state = lm(X, state)                 # (steps * batch, V)
+            logits, state = lm(nd.array(X, ctx=lm.ctx), state)  # (steps * batch, V)
             # Time-major targets to match the logits' rows.
-            sums.append(loss(logits, Y.T.reshape((-1,))).sum())
+            sums.append(loss(logits, nd.array(Y.T.reshape((-1,)), ctx=lm.ctx)).sum())
             count += Y.size
     total = float(nd.concat(*sums, dim=0).asnumpy().astype(np.float64).sum())
     return perplexity(total / count)
@@ -452,12 +434,8 @@ def word_batches(indices, batch_size, num_steps, ctx):
     ``batch_size`` columns, offset 0, last chunk shorter), as
     word_language_model and Zaremba et al. train.
     """
-    return _device_batches(indices, batch_size, num_steps, ctx)
-
-
-def _device_batches(indices, batch_size, num_steps, ctx):
-    """``stream_batches`` as NDArrays ``(batch, steps)`` on ``ctx`` (one copy, sliced)."""
-    return _chunks(_stream_rows(indices, batch_size, num_steps), num_steps, ctx)
+    for X, Y in stream_batches(indices, batch_size, num_steps):   # (batch, steps) each
+        yield nd.array(X, ctx=ctx), nd.array(Y, ctx=ctx)
 
 
 def train_word_lm(lm, train, valid, epochs, *, batch_size=20, num_steps=35, lr=20.0,

@@ -39,3 +39,12 @@ def test_bench_parallel_quick_prints_every_setting():
         "1 device", "2 devices", "1 worker", "2 workers"]
     for line in table:
         assert float(line.split()[2].replace(",", "")) > 0   # tokens/s were measured
+
+
+def test_bench_batch_copies_quick_prints_every_mode():
+    bench = BENCH.with_name("bench_batch_copies.py")
+    out = subprocess.run([sys.executable, str(bench), "--quick"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    for line in ("machine:", "per-batch ", "per-epoch", "per-batch + ballast", "ms/minibatch"):
+        assert line in out.stdout, line
