@@ -5,16 +5,17 @@ random sampling) trains through ``lyricnn.training.run_epoch`` on a corpus of
 ``--chars`` random characters, with its minibatches made three ways, each in
 a fresh process, alternating:
 
-* ``per-batch``: one ``nd.array`` copy per minibatch (what the samplers do;
-  each copy waits for the operators queued before it);
+* ``zero-copy per batch``: ``lyricnn.sampling.batch_to_device`` per
+  minibatch (what the samplers do: ``nd.from_numpy``, no wait);
+* ``per-batch``: one ``nd.array`` copy per minibatch (the first release's
+  samplers; each copy waits for the operators queued before it);
 * ``per-epoch``: the whole epoch copied once and yielded as views (no wait);
 * ``per-batch + ballast``: per-batch copies, plus one unused array of the
   corpus's size held while training.
 
-On the AMD EPYC 2-vCPU VM of docs/RESULTS.md (2026-11-28, 1M characters),
-``per-batch`` took 30-35 ms per minibatch and the other two 42-50: a large
-array alive during training slows every step, whether used or not, which
-outweighs the wait the per-epoch copy saves. Medians of minibatches 10-70.
+docs/RESULTS.md has the figures: a large array alive during training slowed
+every step on the machine there, whether used or not, which outweighed the
+wait the per-epoch copy saves. Medians of minibatches 10-70.
 
     .venv/bin/python benchmarks/bench_batch_copies.py                # 2 rounds, 1M characters
     .venv/bin/python benchmarks/bench_batch_copies.py --quick        # dry run, seconds
@@ -27,7 +28,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MODES = ("per-batch", "per-epoch", "per-batch + ballast")
+MODES = ("zero-copy per batch", "per-batch", "per-epoch", "per-batch + ballast")
 
 
 def worker(mode, chars, first, last):
@@ -40,6 +41,7 @@ def worker(mode, chars, first, last):
     from mxnet import nd
 
     from lyricnn.models import ScratchLM
+    from lyricnn.sampling import batch_to_device
     from lyricnn.training import run_epoch
     mx.random.seed(0)
     random.seed(0)
@@ -54,7 +56,9 @@ def worker(mode, chars, first, last):
     starts = (np.asarray(windows[:count * batch]).reshape((count, batch, 1)) * steps
               + np.arange(steps))
     ballast = None
-    if mode == "per-epoch":
+    if mode == "zero-copy per batch":
+        batches = ((batch_to_device(corpus[s]), batch_to_device(corpus[s + 1])) for s in starts)
+    elif mode == "per-epoch":
         X, Y = nd.array(corpus[starts]), nd.array(corpus[starts + 1])
         batches = ((X[i], Y[i]) for i in range(count))
     else:
@@ -95,7 +99,7 @@ def main(argv=None):
           f"{first}-{last}, {args.rounds} rounds, one process per run")
     times = {m: [] for m in MODES}
     for r in range(args.rounds):
-        for mode in MODES[r % 3:] + MODES[:r % 3]:
+        for mode in MODES[r % len(MODES):] + MODES[:r % len(MODES)]:
             cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", mode,
                    "--chars", str(args.chars)] + ["--quick"] * args.quick
             out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=True)

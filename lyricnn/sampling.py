@@ -6,6 +6,7 @@ as in the book) on ``ctx``, with ``Y`` the next token of every ``X``.  ``ctx``:
 """
 import random
 
+import mxnet as mx
 import numpy as np
 from mxnet import nd
 
@@ -42,6 +43,27 @@ def _as_corpus(corpus_indices):
     if arr.size and arr.min() < 0:
         raise ValueError(f"corpus_indices must be >= 0, found {arr.min()!r}")
     return arr.astype(np.float32)
+
+
+def batch_to_device(values, ctx=None):
+    """NumPy ``values`` as a float32 NDArray on ``ctx`` (``None``: MXNet's current
+    context), without waiting for the operators already queued.
+
+    ``nd.array`` copies through ``SyncCopyFromCPU``, which waits until every
+    operator queued before it has run: one per minibatch made each training
+    step wait for the previous one to finish before Python could queue the
+    next. ``nd.from_numpy`` wraps the NumPy buffer instead (zero-copy; MXNet
+    holds a reference to it), and another device gets an asynchronous copy.
+    Measured on the book's scratch RNN (benchmarks/bench_batch_copies.py, AMD
+    EPYC 2 vCPU, MXNet 1.9.1): 28 ms per minibatch with ``nd.array``, see
+    docs/RESULTS.md for this. (Copying a whole epoch at once also avoids the
+    wait, but an array the size of the corpus held through training slowed
+    every step to 39 ms on 1M characters, even unused.)
+    """
+    # A private copy (a few KB): MXNet keeps the buffer and marks it read-only.
+    array = nd.from_numpy(np.array(values, dtype=np.float32, order="C"), zero_copy=True)
+    ctx = mx.context.current_context() if ctx is None else ctx
+    return array if ctx == array.context else array.as_in_context(ctx)
 
 
 def _check_args(corpus_indices, batch_size, num_steps, ctx, consecutive):
@@ -90,7 +112,7 @@ def _random_batches(corpus, batch_size, num_steps, ctx):
     for i in range(epoch_size):
         batch = np.asarray(example_indices[i * batch_size:(i + 1) * batch_size])
         starts = batch[:, None] * num_steps + offsets
-        yield nd.array(corpus[starts], ctx=ctx), nd.array(corpus[starts + 1], ctx=ctx)
+        yield batch_to_device(corpus[starts], ctx), batch_to_device(corpus[starts + 1], ctx)
 
 
 def data_iter_consecutive(corpus_indices, batch_size, num_steps, ctx=None):
@@ -110,5 +132,5 @@ def _consecutive_batches(corpus, batch_size, num_steps, ctx):
     epoch_size = (batch_len - 1) // num_steps
     for i in range(epoch_size):
         i = i * num_steps
-        yield (nd.array(rows[:, i:i + num_steps], ctx=ctx),
-               nd.array(rows[:, i + 1:i + num_steps + 1], ctx=ctx))
+        yield (batch_to_device(rows[:, i:i + num_steps], ctx),
+               batch_to_device(rows[:, i + 1:i + num_steps + 1], ctx))

@@ -32,6 +32,7 @@ from .data import Vocab
 from .gluon_model import layer_parameters, layer_spec
 from .metrics import perplexity
 from .models import GluonLM
+from .sampling import batch_to_device
 from .tokenize import EOS, PTB_SPLITS, UNK, read_ptb_text, segment, words
 
 WORD_TOKENIZERS = ("whitespace", "jieba")
@@ -413,9 +414,9 @@ def evaluate_perplexity(lm, indices, batch_size, num_steps):
     state = lm.begin_state(batch_size)
     with autograd.predict_mode():
         for X, Y in batches:                             # (batch, steps) each
-            logits, state = lm(nd.array(X, ctx=lm.ctx), state)  # (steps * batch, V)
+            logits, state = lm(batch_to_device(X, lm.ctx), state)  # (steps * batch, V)
             # Time-major targets to match the logits' rows.
-            sums.append(loss(logits, nd.array(Y.T.reshape((-1,)), ctx=lm.ctx)).sum())
+            sums.append(loss(logits, batch_to_device(Y.T.reshape((-1,)), lm.ctx)).sum())
             count += Y.size
     total = float(nd.concat(*sums, dim=0).asnumpy().astype(np.float64).sum())
     return perplexity(total / count)
@@ -435,7 +436,7 @@ def word_batches(indices, batch_size, num_steps, ctx):
     word_language_model and Zaremba et al. train.
     """
     for X, Y in stream_batches(indices, batch_size, num_steps):   # (batch, steps) each
-        yield nd.array(X, ctx=ctx), nd.array(Y, ctx=ctx)
+        yield batch_to_device(X, ctx), batch_to_device(Y, ctx)
 
 
 def train_word_lm(lm, train, valid, epochs, *, batch_size=20, num_steps=35, lr=20.0,

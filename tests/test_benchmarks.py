@@ -46,5 +46,6 @@ def test_bench_batch_copies_quick_prints_every_mode():
     out = subprocess.run([sys.executable, str(bench), "--quick"],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    for line in ("machine:", "per-batch ", "per-epoch", "per-batch + ballast", "ms/minibatch"):
+    for line in ("machine:", "zero-copy per batch", "per-batch ", "per-epoch", "per-batch + ballast",
+                 "ms/minibatch"):
         assert line in out.stdout, line

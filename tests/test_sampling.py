@@ -201,3 +201,16 @@ def test_bad_corpus_indices_are_named(sampler, corpus, message):
     with pytest.raises(ValueError) as err:
         sampler(corpus, 2, 3)
     assert str(err.value).startswith(message)
+
+
+def test_batch_to_device_copies_values_to_the_device_without_aliasing_the_source():
+    from lyricnn.sampling import batch_to_device
+    source = np.arange(12, dtype=np.float32).reshape(3, 4)
+    for ctx in (None, mx.cpu(), mx.cpu(1)):
+        out = batch_to_device(source[:, 1:3], ctx)      # a non-contiguous view
+        assert out.dtype == np.float32 and out.shape == (3, 2)
+        assert out.context == (ctx or mx.context.current_context())
+        np.testing.assert_array_equal(out.asnumpy(), source[:, 1:3])
+    out = batch_to_device(source)                         # contiguous float32: still a copy
+    source[0, 0] = 99.0
+    assert source.flags.writeable and out.asnumpy()[0, 0] == 0.0
