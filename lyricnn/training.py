@@ -300,13 +300,8 @@ def run_epoch(lm, batches, carry_state, lr, clipping_theta, should_stop=None, on
             # MXNet runs operators asynchronously: Python queues this minibatch while the
             # previous one computes. Waiting here for the previous minibatch's loss (the
             # end of its forward pass) bounds that lead to about one minibatch, so that
-            # on_batch counts computed tokens and should_stop() is seen within a minibatch
-            # even when ``batches`` yields arrays made in advance. (The samplers copy each
-            # batch with ``nd.array``, which itself waits for everything queued before it.
-            # Copying a whole epoch at once avoided that wait, but a large array held
-            # through training slowed every step here: 33 -> 44-50 ms per minibatch of
-            # the scratch RNN on 1M characters, even for an unused 8 MB array;
-            # benchmarks/bench_batch_copies.py, AMD EPYC 2 vCPU VM, MXNet 1.9.1.)
+            # on_batch counts computed tokens and should_stop() is seen within a minibatch.
+            # (The samplers' batches reach the device without waiting: batch_to_device.)
             previous_loss.wait_to_read()
         shards = par.split(X, Y)             # one (X_d, Y_d) per device of this worker
         if states is None or not carry_state:
