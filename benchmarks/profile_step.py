@@ -1,7 +1,10 @@
 """Where one training minibatch of the book's scratch RNN goes (lyricnn's fast path).
 
 Milliseconds per call, medians of 3 x 20 calls, book shapes (vocabulary 1027,
-256 hidden, batch 32, 35 steps), nothing asserted:
+256 hidden, batch 32, 35 steps), nothing asserted; then two pieces of the
+loss's gradient at the 2x200 word LM's shape (400 x 10,000 logits): the label
+scatter by ``__setitem__`` against ``training._add_at_labels``, and the
+``1 / tokens`` pass that ``clipped_sgd``'s ``grad_scale`` replaces:
 
     .venv/bin/python benchmarks/profile_step.py
 """
@@ -77,6 +80,25 @@ def main():
                      ("input gather, fwd + bwd", input_gather),
                      ("fused kernel, fwd + bwd", fused_kernel)]:
         print(f"{name:32s} {np.median([per_call_ms(fn) for _ in range(3)]):6.1f} ms", flush=True)
+
+    training.retain_freed_memory()                    # as in training: no page faults
+    probs = nd.softmax(nd.random.normal(shape=(400, 10_000)))
+    word_labels = nd.array(rs.randint(0, 10_000, 400))
+    rows = nd.arange(400)
+
+    def setitem_scatter():
+        probs[rows, word_labels] = probs[rows, word_labels] - 1.0
+
+    def direct_scatter():
+        training._add_at_labels(probs, word_labels, -1.0)
+
+    def scale_pass():
+        probs.__imul__(0.5)
+
+    for name, fn in [("label scatter, __setitem__", setitem_scatter),
+                     ("label scatter, _add_at_labels", direct_scatter),
+                     ("1 / tokens pass over the logits", scale_pass)]:
+        print(f"{name:32s} {np.median([per_call_ms(fn) for _ in range(3)]):6.2f} ms", flush=True)
 
 
 if __name__ == "__main__":

@@ -54,11 +54,11 @@ def batch_to_device(values, ctx=None):
     step wait for the previous one to finish before Python could queue the
     next. ``nd.from_numpy`` wraps the NumPy buffer instead (zero-copy; MXNet
     holds a reference to it), and another device gets an asynchronous copy.
-    Measured on the book's scratch RNN (benchmarks/bench_batch_copies.py, AMD
-    EPYC 2 vCPU, MXNet 1.9.1): 28 ms per minibatch with ``nd.array``, see
-    docs/RESULTS.md for this. (Copying a whole epoch at once also avoids the
-    wait, but an array the size of the corpus held through training slowed
-    every step to 39 ms on 1M characters, even unused.)
+    (Copying a whole epoch at once also avoids the wait, but an array the size
+    of the corpus held through training slowed every step: 43.5 against 27.8
+    ms per minibatch of the book's scratch RNN on 1M characters;
+    benchmarks/bench_batch_copies.py, AMD EPYC 2 vCPU, MXNet 1.9.1, and
+    docs/RESULTS.md.)
     """
     # A private copy (a few KB): MXNet keeps the buffer and marks it read-only.
     array = nd.from_numpy(np.array(values, dtype=np.float32, order="C"), zero_copy=True)

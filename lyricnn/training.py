@@ -120,9 +120,10 @@ def clipped_sgd(weights, grads, lr, theta, grad_scale=1.0):
 
     ``grad_scale``: the gradients are ``grad_scale * grads``. The training loop
     leaves the loss gradient's ``1 / tokens`` to this scalar instead of
-    multiplying every logit's gradient by it (a pass over
-    ``tokens x V`` floats: 2.6 ms of a 59 ms minibatch of the 2x200 word LM,
-    AMD EPYC 2 vCPU, MXNet 1.9.1). Equal to scaling first, to float rounding.
+    multiplying every logit's gradient by it (a pass over ``tokens x V``
+    floats: 2.6 ms at the 2x200 word LM's 400 x 10,000, of a 57-59 ms step;
+    benchmarks/profile_step.py, AMD EPYC 2 vCPU, MXNet 1.9.1). Equal to
+    scaling first, to float rounding.
     """
     ctx = weights[0].context
     if theta is None:
@@ -209,8 +210,9 @@ def _add_at_labels(probs, labels, value):
     The one use of a private MXNet operator (``_internal._scatter_set_nd``,
     what ``NDArray.__setitem__`` runs for this index after building it in
     Python): ``probs[rows, labels] = probs[rows, labels] + value`` took
-    1.63 ms per call at (400, 10,000), this 0.22 ms (AMD EPYC 2 vCPU, MXNet
-    1.9.1), 2-5 % of a training step. MXNet has no public in-place scatter.
+    2.1 ms per call at (400, 10,000), this 0.4 ms (benchmarks/profile_step.py,
+    AMD EPYC 2 vCPU, MXNet 1.9.1), 2-5 % of a training step. MXNet has no
+    public in-place scatter.
     ``tests/test_training.py`` checks it against NumPy.
     """
     rows = nd.arange(probs.shape[0], ctx=probs.context, dtype=labels.dtype)
