@@ -110,8 +110,9 @@ def rows(section, torch_too):
                ("d2lzh (book's cells), MXNet's defaults", "d2lzh", "reader"),
                (f"lyricnn (lyricnn.{section})", "lyricnn", "lyricnn"),
                ("lyricnn (book's cells)", "lyricnn", "lyricnn"),
-               # the same with dense one-hot inputs, as the first release fed them
-               ("lyricnn (book's cells, dense)", "lyricnn", "lyricnn")]
+               # the same run as written every step (CSR one-hot inputs), the default before
+               # lyricnn.tracing
+               ("lyricnn (book's cells, trace=False)", "lyricnn", "lyricnn")]
         torch_rows = (["PyTorch, gather in the loop", "PyTorch, gather + output hoisted"]
                       if section == "rnn" else [])
     return out + [(name, "torch", "lyricnn") for name in torch_rows if torch_too]
@@ -163,7 +164,7 @@ def mx_runner(section, row, data):
     else:
         cell = (book_gated.lstm, book_gated.make_lstm_get_params(V, HIDDEN, ctx),
                 book_gated.init_lstm_state)
-    options = {"sparse_inputs": False} if row.endswith("dense)") else {}
+    options = {"trace": False} if row.endswith("trace=False)") else {}
 
     def run(epochs):
         package.train_and_predict_rnn(*cell, HIDDEN, V, ctx, ci, i2c, c2i, section == "rnn",

@@ -15,6 +15,8 @@ A ``LanguageModel`` maps a minibatch of indices to next-character logits::
 checkpoints do. The optimizer (``lyricnn.training.clipped_sgd``) and
 decoding (``lyricnn.generation.generate``) are functions over this interface.
 """
+import functools
+
 from mxnet import init, nd
 from mxnet.gluon import rnn as gluon_rnn
 
@@ -27,6 +29,7 @@ from .gated import gru, gru_sequence, lstm, lstm_sequence
 from .gluon_model import RNNModel
 from .onehot import to_onehot
 from .scratch import rnn, rnn_sequence
+from .tracing import TracedForward
 
 SCRATCH_MODELS = ("rnn-scratch", "gru-scratch", "lstm-scratch")
 GLUON_MODELS = ("rnn", "gru", "lstm")
@@ -95,12 +98,16 @@ class LanguageModel:
             array[:] = arrays[name].as_in_context(self.ctx)
 
 
-def sequence_forward(cell, vocab_size, sparse_inputs=True):
+def sequence_forward(cell, vocab_size, sparse_inputs=True, trace=True):
     """``(X, state, params) -> (logits (num_steps*batch, V), state)`` for a book-style ``cell``.
 
     lyricnn's own cells run their fast form (``FAST_FORMS``); any other
-    function is run on one-hot inputs as the book does. With
-    ``sparse_inputs`` those are CSR arrays (``to_onehot(..., sparse=True)``):
+    function is run on one-hot inputs as the book does. With ``trace``,
+    training records it once per input shape and replays the record as one
+    MXNet graph (``lyricnn.tracing``; dense one-hot inputs, as the book's:
+    MXNet cannot run the sparse product's gradient inside a graph). Outside
+    training, and with ``trace=False``, it runs as written; with
+    ``sparse_inputs`` on CSR arrays (``to_onehot(..., sparse=True)``):
     the same values, but the cell's ``nd.dot(X, W_xh)`` becomes MXNet's sparse
     row gather instead of a dense product. Outputs are identical; the input
     weights' gradients equal the dense ones to float rounding (about 2e-8
@@ -110,11 +117,13 @@ def sequence_forward(cell, vocab_size, sparse_inputs=True):
     if cell in FAST_FORMS:
         return FAST_FORMS[cell]
 
-    def one_hot_forward(X, state, params):
-        outputs, state = cell(to_onehot(X, vocab_size, sparse=sparse_inputs), state, params)
+    def one_hot_forward(X, state, params, sparse=sparse_inputs):
+        outputs, state = cell(to_onehot(X, vocab_size, sparse=sparse), state, params)
         return nd.concat(*outputs, dim=0), state
 
-    return one_hot_forward
+    if not trace:
+        return one_hot_forward
+    return TracedForward(one_hot_forward, record=functools.partial(one_hot_forward, sparse=False))
 
 
 class ScratchLM(LanguageModel):
@@ -123,19 +132,19 @@ class ScratchLM(LanguageModel):
     ``cell(inputs, state, params)`` is a book-style step function;
     ``init_state(batch_size, num_hiddens, ctx)`` its zero state; ``names``
     the checkpoint names of ``params`` (default ``param0``, ``param1``, …);
-    ``sparse_inputs``: see ``sequence_forward``.
+    ``sparse_inputs``, ``trace``: see ``sequence_forward``.
     """
 
     def __init__(self, cell, params, init_state, num_hiddens, vocab_size, ctx, names=None,
-                 sparse_inputs=True):
+                 sparse_inputs=True, trace=True):
         self.cell, self.params, self.init_state = cell, list(params), init_state
         self.num_hiddens, self.vocab_size, self.ctx = num_hiddens, vocab_size, ctx
         self.names = list(names) if names is not None else [f"param{i}" for i in
                                                             range(len(self.params))]
         if len(self.names) != len(self.params):
             raise ValueError(f"{len(self.names)} names for {len(self.params)} parameters")
-        self.sparse_inputs = sparse_inputs
-        self._forward = sequence_forward(cell, vocab_size, sparse_inputs)
+        self.sparse_inputs, self.trace = sparse_inputs, trace
+        self._forward = sequence_forward(cell, vocab_size, sparse_inputs, trace)
 
     def begin_state(self, batch_size):
         return self.init_state(batch_size, self.num_hiddens, self.ctx)
@@ -153,7 +162,8 @@ class ScratchLM(LanguageModel):
             for p in params:
                 p.attach_grad()
             copies.append(ScratchLM(self.cell, params, self.init_state, self.num_hiddens,
-                                    self.vocab_size, ctx, self.names, self.sparse_inputs))
+                                    self.vocab_size, ctx, self.names, self.sparse_inputs,
+                                    self.trace))
         return [self] + copies
 
     def weights(self):

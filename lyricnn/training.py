@@ -528,12 +528,15 @@ def train_and_predict_rnn(rnn, get_params, init_rnn_state, num_hiddens, vocab_si
                           corpus_indices, idx_to_char, char_to_idx, is_random_iter,
                           num_epochs, num_steps, lr, clipping_theta, batch_size,
                           pred_period, pred_len, prefixes, *, valid_indices=None,
-                          sparse_inputs=True, kvstore=None):
+                          sparse_inputs=True, trace=True, kvstore=None):
     """Train a from-scratch RNN and print samples every ``pred_period`` epochs (book 6.4.5).
 
     Same signature and log lines as d2lzh; ``valid_indices`` (keyword) adds a
-    held-out perplexity. A cell of the reader's own gets CSR one-hot inputs
-    unless ``sparse_inputs=False`` (``lyricnn.models.sequence_forward``).
+    held-out perplexity. A cell of the reader's own is recorded once and its
+    record replayed as one MXNet graph for every minibatch (as ``hybridize``
+    does: a ``print`` in the cell runs once) unless ``trace=False``; outside
+    training it gets CSR one-hot inputs unless ``sparse_inputs=False``
+    (``lyricnn.models.sequence_forward``, ``lyricnn.tracing``).
     ``ctx`` may list several devices and ``kvstore='dist_sync'`` adds worker
     processes (``train_epochs``). Returns the ``History``.
     """
@@ -541,7 +544,7 @@ def train_and_predict_rnn(rnn, get_params, init_rnn_state, num_hiddens, vocab_si
     ctxs = resolve_ctx_list(ctx)
     params = [p if p.context == ctxs[0] else _with_grad(p.copyto(ctxs[0])) for p in get_params()]
     lm = ScratchLM(rnn, params, init_rnn_state, num_hiddens, vocab_size, ctxs[0],
-                   sparse_inputs=sparse_inputs)
+                   sparse_inputs=sparse_inputs, trace=trace)
     return train_epochs(
         lm, corpus_indices, is_random_iter, num_steps, batch_size, lr, clipping_theta,
         range(1, num_epochs + 1), valid_indices=valid_indices,

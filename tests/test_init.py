@@ -17,7 +17,8 @@ BOOK_NAMES = ["load_data_jay_lyrics", "data_iter_random", "data_iter_consecutive
 
 def run(code, **env):
     """Run ``code`` in a fresh interpreter; return its stdout parsed as JSON."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "GOMP_"))}
+    full_env = {k: v for k, v in os.environ.items()
+                if not k.startswith(("OMP_", "GOMP_", "MXNET_CPU_PARALLEL"))}
     full_env.update(env)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=full_env, check=True)
@@ -110,6 +111,13 @@ def test_omp_threads_set_at_import_unless_the_user_chose():
     assert run(wait) == [None, "1000"]
     assert run(wait, OMP_WAIT_POLICY="ACTIVE") == ["ACTIVE", None]
     assert run(wait, GOMP_SPINCOUNT="5") == [None, "5"]
+
+
+def test_copies_on_the_python_thread_stay_single_threaded_unless_the_user_chose():
+    code = ("import json, os, lyricnn; "
+            "print(json.dumps(os.environ.get('MXNET_CPU_PARALLEL_SIZE')))")
+    assert run(code) == str(2**31 - 1)
+    assert run(code, MXNET_CPU_PARALLEL_SIZE="500") == "500"
 
 
 def test_star_import_gives_every_export():

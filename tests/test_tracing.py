@@ -1,0 +1,206 @@
+"""A reader's cell recorded once and replayed as one graph (lyricnn.tracing)."""
+import json
+import os
+import subprocess
+import sys
+
+import mxnet as mx
+import numpy as np
+import pytest
+from mxnet import autograd, nd
+
+import lyricnn as d2l
+from benchmarks import book_notebook as book
+from benchmarks import book_notebook_gated as gated
+from lyricnn import models, tracing
+
+V, H = 30, 8
+CELLS = {"rnn": (book.rnn, book.make_get_params, book.init_rnn_state),
+         "gru": (gated.gru, gated.make_gru_get_params, gated.init_gru_state),
+         "lstm": (gated.lstm, gated.make_lstm_get_params, gated.init_lstm_state)}
+
+
+def _batch(seed, batch=3, steps=6):
+    return nd.array(np.random.RandomState(seed).randint(0, V, (batch, steps)))
+
+
+def _train_step(lm, X):
+    """Forward and backward of a loss on the logits and the last state; outputs and gradients."""
+    with autograd.record():
+        logits, state = lm(X, lm.begin_state(X.shape[0]))
+        loss = (logits * logits).mean() + (state[0] * state[0]).mean()
+    loss.backward()
+    return [logits.asnumpy(), state[0].asnumpy()] + [p.grad.asnumpy().copy() for p in lm.params]
+
+
+def _counting(cell, calls):
+    def counted(inputs, state, params):
+        calls.append(len(inputs))
+        return cell(inputs, state, params)
+    return counted
+
+
+@pytest.mark.parametrize("name", sorted(CELLS))
+def test_the_replay_gives_the_cells_outputs_and_gradients(name):
+    cell, factory, init_state = CELLS[name]
+    params = factory(V, H, None)()
+    results = {}
+    for trace in (False, True):
+        lm = models.ScratchLM(cell, params, init_state, H, V, mx.cpu(), sparse_inputs=False,
+                              trace=trace)
+        results[trace] = [_train_step(lm, _batch(seed)) for seed in (0, 1)]  # 2nd: a replay
+    assert lm._forward.untraced is None
+    for as_written, replayed in zip(results[False], results[True]):
+        np.testing.assert_array_equal(as_written[0], replayed[0])     # logits
+        np.testing.assert_array_equal(as_written[1], replayed[1])     # state
+        for a, b in zip(as_written[2:], replayed[2:]):                 # gradients: input-weight
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-9)     # rows summed in another order
+
+
+def test_the_cell_is_recorded_once_per_input_shape_then_replayed():
+    calls = []
+    lm = models.ScratchLM(_counting(book.rnn, calls), book.make_get_params(V, H, None)(),
+                          book.init_rnn_state, H, V, mx.cpu())
+    for seed in range(3):
+        _train_step(lm, _batch(seed))
+    assert calls == [6]                      # recorded once, replayed twice
+    _train_step(lm, _batch(3, batch=2, steps=4))
+    assert calls == [6, 4]                   # a new shape is recorded anew
+    assert len(lm._forward._graphs) == 2
+
+
+def test_outside_training_the_cell_runs_as_written_every_call():
+    calls = []
+    lm = models.ScratchLM(_counting(book.rnn, calls), book.make_get_params(V, H, None)(),
+                          book.init_rnn_state, H, V, mx.cpu())
+    for seed in range(2):
+        lm(_batch(seed), lm.begin_state(3))                      # evaluation, generation
+    with autograd.record(train_mode=False):
+        lm(_batch(0), lm.begin_state(3))
+    assert calls == [6, 6, 6] and not lm._forward._graphs
+
+
+def test_trace_false_runs_the_cell_every_minibatch():
+    calls = []
+    lm = models.ScratchLM(_counting(book.rnn, calls), book.make_get_params(V, H, None)(),
+                          book.init_rnn_state, H, V, mx.cpu(), trace=False)
+    for seed in range(3):
+        _train_step(lm, _batch(seed))
+    assert calls == [6, 6, 6]
+
+
+def test_a_cell_that_makes_its_own_arrays_runs_as_written():
+    calls = []
+
+    def cell(inputs, state, params):
+        calls.append(1)
+        outputs, state = book.rnn(inputs, state, params)
+        return [y + nd.zeros(y.shape) for y in outputs], state   # a constant the record lacks
+
+    params = book.make_get_params(V, H, None)()
+    lm = models.ScratchLM(cell, params, book.init_rnn_state, H, V, mx.cpu())
+    got = [_train_step(lm, _batch(seed)) for seed in (0, 1)]
+    assert "makes itself" in lm._forward.untraced
+    assert len(calls) == 1 + 2          # the attempt to record, then every minibatch as written
+    reference = models.ScratchLM(book.rnn, params, book.init_rnn_state, H, V, mx.cpu(),
+                                 trace=False)
+    np.testing.assert_allclose(got[1][0], _train_step(reference, _batch(1))[0], rtol=1e-6)
+
+
+def test_a_cell_with_random_operators_runs_as_written():
+    def cell(inputs, state, params):
+        outputs, state = book.rnn(inputs, state, params)
+        return [nd.Dropout(y, p=0.5) for y in outputs], state
+
+    lm = models.ScratchLM(cell, book.make_get_params(V, H, None)(), book.init_rnn_state, H, V,
+                          mx.cpu())
+    _train_step(lm, _batch(0))
+    assert "other values" in lm._forward.untraced
+
+
+def test_one_hot_products_become_gathers_and_nothing_else_changes():
+    params = book.make_get_params(V, H, None)()
+    lm = models.ScratchLM(book.rnn, params, book.init_rnn_state, H, V, mx.cpu())
+    X = _batch(0, steps=5)
+    copies = [X.copy(), nd.zeros((3, H))] + [p.copy() for p in params]
+    for a in copies:
+        a.attach_grad()
+    with autograd.record():
+        logits, _ = lm._forward.record(copies[0], (copies[1],), copies[2:])
+    recorded = autograd.get_symbol(logits)
+
+    def ops(graph):
+        return [n["op"] for n in json.loads(graph.tojson())["nodes"]]
+
+    before, after = ops(recorded), ops(tracing.one_hot_products_as_gathers(recorded))
+    assert before.count("dot") == 3 * 5 and "take" not in before    # X W_xh, H W_hh, H W_hq
+    assert after.count("dot") == 2 * 5 and after.count("take") == 5  # W_xh's products only
+    rewritten = tracing.one_hot_products_as_gathers(recorded)
+    assert sorted(recorded.list_inputs()) == sorted(rewritten.list_inputs())  # (in another order)
+
+
+def test_a_transposed_product_of_a_one_hot_is_left_alone():
+    idx, W = nd.array([1, 2]), nd.ones((3, 4))
+    idx.attach_grad()
+    W.attach_grad()
+    with autograd.record():
+        y = nd.dot(nd.one_hot(idx, 4), W, transpose_b=True)
+    graph = tracing.one_hot_products_as_gathers(autograd.get_symbol(y))
+    assert [n["op"] for n in json.loads(graph.tojson())["nodes"]].count("dot") == 1
+
+
+def test_book_training_through_the_replay_matches_d2lzh():
+    """The reader's own cell, traced, against the book's code: 2 epochs, same parameters."""
+    import contextlib
+    import io
+    import re
+
+    import d2lzh
+    ci, c2i, i2c, vocab = d2l.load_data_jay_lyrics()
+    ci = ci[:2000]
+    results = {}
+    for name, train in [("d2lzh", d2lzh.train_and_predict_rnn),
+                        ("lyricnn", d2l.train_and_predict_rnn)]:
+        d2l.set_seed(5)
+        made = []
+
+        def get_params(factory=book.make_get_params(vocab, 32, None)):
+            made.append(factory())
+            return made[-1]
+
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            train(book.rnn, get_params, book.init_rnn_state, 32, vocab, None, ci, i2c, c2i,
+                  True, 2, 10, 1e2, 1e-2, 8, 1, 5, ["分开"])
+        results[name] = ([p.asnumpy() for p in made[0]],
+                         [float(x) for x in re.findall(r"perplexity ([\d.]+)", out.getvalue())])
+    (ours, our_ppl), (theirs, their_ppl) = results["lyricnn"], results["d2lzh"]
+    np.testing.assert_allclose(our_ppl, their_ppl, rtol=1e-4)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+
+
+def _threads_after_a_large_copy(parallel_size=None):
+    """Threads of a fresh process before and after ``asnumpy()`` of 2M floats."""
+    env = {k: v for k, v in os.environ.items() if k != "MXNET_CPU_PARALLEL_SIZE"}
+    env["OMP_NUM_THREADS"] = "2"
+    if parallel_size is not None:
+        env["MXNET_CPU_PARALLEL_SIZE"] = parallel_size
+    code = ("import json, os, lyricnn, mxnet as mx\n"
+            "from mxnet import nd\n"
+            "a = nd.ones((64, 64)); b = nd.dot(a, a); b.wait_to_read()\n"
+            "before = len(os.listdir('/proc/self/task'))\n"
+            "nd.ones((2_000_000,)).asnumpy()\n"
+            "print(json.dumps([before, len(os.listdir('/proc/self/task'))]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, check=True)
+    return json.loads(out.stdout)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux /proc")
+def test_a_large_copy_on_the_python_thread_starts_no_openmp_team():
+    before, after = _threads_after_a_large_copy()             # lyricnn's setting
+    assert after == before
+    # MXNet's own threshold: the copy opens a parallel region on the Python thread
+    before, after = _threads_after_a_large_copy("200000")
+    assert after > before
