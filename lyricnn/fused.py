@@ -56,8 +56,10 @@ def run(F, XW, states, weights, biases, *, mode, num_hiddens, num_layers, dropou
     width = GATES[mode] * num_hiddens
     # The kernel still multiplies by this identity (a (T·batch, width) x (width,
     # width) product), far cheaper than the (V, width) one-hot product it replaces
-    # whenever width < V.
-    eye = F.eye(width, ctx=XW.context, dtype=XW.dtype) if F is nd else F.eye(width)
+    # whenever width < V. Made from an input rather than by nd.eye, so that
+    # lyricnn.tracing can record it (a record holds no value for an array made
+    # from nothing); its gradient is zero.
+    eye = F.diag(F.ones_like(biases[0]))      # (width, width)
     flat = F.concat(*[a.reshape((-1,)) for a in [eye] + list(weights) + list(biases)], dim=0)
     out = F.RNN(XW, flat, *states, state_size=num_hiddens, num_layers=num_layers, mode=mode,
                 p=dropout, state_outputs=True, **lstm_clip)
@@ -78,7 +80,6 @@ def scratch_layers(cell, X, states, layers):
     """
     h = layers[0][1].shape[0]                      # W_h: (h, h)
     width = len(cell.gates) * h
-    ctx = X.context
 
     def kernel_order(arrays):
         return [arrays[i] for i in cell.fused_order]
@@ -88,7 +89,8 @@ def scratch_layers(cell, X, states, layers):
         if l > 0:                                  # (width, h): layer l's input weight
             weights.append(_concat(kernel_order(p[0::3]), 1).T)
         weights.append(_concat(kernel_order(p[1::3]), 1).T)   # (width, h)
-        biases += [_concat(kernel_order(p[2::3]), 0), nd.zeros(width, ctx=ctx, dtype=p[2].dtype)]
+        b = _concat(kernel_order(p[2::3]), 0)
+        biases += [b, nd.zeros_like(b)]
     W_x1 = _concat(kernel_order(layers[0][0::3]), 1)           # (V, width)
     XW = nd.Embedding(X.T, W_x1, input_dim=W_x1.shape[0], output_dim=width)  # (T, batch, width)
     # Flat per-layer states -> the kernel's (layers, batch, h) arrays, one per kind (H, C).

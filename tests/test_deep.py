@@ -91,7 +91,8 @@ def test_params_getter_is_zero_argument_fresh_and_on_its_context():
 
 def test_fast_forms_are_registered():
     for book, fast, _, _ in CELLS.values():
-        assert sequence_forward(book, V) is fast
+        assert sequence_forward(book, V).forward is fast
+        assert sequence_forward(book, V, trace=False) is fast
 
 
 @pytest.mark.parametrize("call,name", [

@@ -68,10 +68,11 @@ def test_load_named_parameters_is_all_or_nothing():
 
 
 def test_fast_forms_are_an_explicit_mapping():
-    assert models.sequence_forward(d2l.rnn, V) is d2l.rnn_sequence
-    assert models.sequence_forward(d2l.deep_lstm, V) is d2l.deep_lstm_sequence
+    assert models.sequence_forward(d2l.rnn, V).forward is d2l.rnn_sequence   # traced in training
+    assert models.sequence_forward(d2l.rnn, V, trace=False) is d2l.rnn_sequence
+    assert models.sequence_forward(d2l.deep_lstm, V).forward is d2l.deep_lstm_sequence
     # a reader's own cell runs on one-hot inputs, as in the book
-    assert models.sequence_forward(book.rnn, V) is not d2l.rnn_sequence
+    assert models.sequence_forward(book.rnn, V).forward is not d2l.rnn_sequence
 
 
 def test_default_sampler_is_the_books():

@@ -204,3 +204,16 @@ def test_a_large_copy_on_the_python_thread_starts_no_openmp_team():
     # MXNet's own threshold: the copy opens a parallel region on the Python thread
     before, after = _threads_after_a_large_copy("200000")
     assert after > before
+
+
+@pytest.mark.parametrize("num_layers", [1, 2])
+@pytest.mark.parametrize("model", models.SCRATCH_MODELS)
+def test_lyricnns_own_cells_are_replayed_with_the_same_results(model, num_layers):
+    lm = models.build_lm(model, V, H, num_layers, mx.cpu())
+    as_written = models.ScratchLM(lm.cell, lm.params, lm.init_state, H, V, mx.cpu(),
+                                  trace=False)
+    for seed in (0, 1):
+        expected, got = _train_step(as_written, _batch(seed)), _train_step(lm, _batch(seed))
+        for a, b in zip(expected, got):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-8)
+    assert lm._forward.untraced is None and len(lm._forward._graphs) == 1
