@@ -13,9 +13,14 @@ a fresh process, alternating:
 * ``per-batch + ballast``: per-batch copies, plus one unused array of the
   corpus's size held while training.
 
-docs/RESULTS.md has the figures: a large array alive during training slowed
-every step on the machine there, whether used or not, which outweighed the
-wait the per-epoch copy saves. Medians of minibatches 10-70.
+docs/RESULTS.md has the figures. The first runs (code 15edd6b) made the
+per-epoch copy and the ballast 1.5x slower per step; the cause was not the
+array being held but how it was made: ``nd.array`` of a large array copies
+with OpenMP on the Python thread, which gives that thread an OpenMP team of
+its own, and with more OpenMP threads than CPUs libgomp cut every idle
+thread's spin to 100 for the rest of the run. Since ``import lyricnn`` keeps
+such copies single-threaded (``MXNET_CPU_PARALLEL_SIZE`` in
+``lyricnn/__init__.py``) the four modes run alike. Medians of minibatches 10-70.
 
     .venv/bin/python benchmarks/bench_batch_copies.py                # 2 rounds, 1M characters
     .venv/bin/python benchmarks/bench_batch_copies.py --quick        # dry run, seconds
