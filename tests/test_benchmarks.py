@@ -49,3 +49,15 @@ def test_bench_batch_copies_quick_prints_every_mode():
     for line in ("machine:", "zero-copy per batch", "per-batch ", "per-epoch", "per-batch + ballast",
                  "ms/minibatch"):
         assert line in out.stdout, line
+
+
+def test_bench_openmp_team_quick_shows_the_python_threads_team():
+    bench = BENCH.with_name("bench_openmp_team.py")
+    out = subprocess.run([sys.executable, str(bench), "--quick"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    rows = [line.split() for line in out.stdout.splitlines() if "ms/minibatch" in line]
+    assert len(rows) == 4
+    threads = {(" ".join(r[:3]), r[3]): int(r[r.index("threads") - 1]) for r in rows}
+    # MXNet's threshold gives the Python thread an OpenMP team: one thread more
+    assert threads[("book RNN cell", "MXNet's")] == threads[("book RNN cell", "lyricnn")] + 1
