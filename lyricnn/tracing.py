@@ -80,17 +80,19 @@ class TracedForward:
 
     def _trace(self, X, state, params):
         """Record ``record`` on copies of the inputs; the checked ``CachedOp`` or ``None``."""
-        with autograd.pause():
-            copies = [a.copy() for a in (X, *state, *params)]
-        # Marking each copy as a variable gives it a name in the record, so the
-        # graph's inputs can be matched to the arrays passed in.
-        for i, a in enumerate(copies):
-            a.attach_grad(grad_req="write" if i > len(state) else "null")
-        names = {autograd.get_symbol(a).list_inputs()[0]: i for i, a in enumerate(copies)}
         n_state = len(state)
-        copy_state = type(state)(copies[1:1 + n_state])
+        with autograd.pause():
+            copies = [a.copy() for a in (X, *state, *params)]   # [X, *state, *params]
+        # Marking each copy as a variable gives it a name in the record, so the
+        # graph's inputs can be matched to the arrays passed in (X and the state
+        # need no gradient; the record is the same either way).
+        for i, a in enumerate(copies):
+            a.attach_grad(grad_req="write" if i > n_state else "null")
+        names = {autograd.get_symbol(a).list_inputs()[0]: i for i, a in enumerate(copies)}
         with autograd.record(train_mode=True):
-            logits, new_state = self.record(copies[0], copy_state, copies[1 + n_state:])
+            # logits: (num_steps * batch, V); new_state: like state
+            logits, new_state = self.record(copies[0], type(state)(copies[1:1 + n_state]),
+                                            copies[1 + n_state:])
         heads = [logits, *new_state]
         try:
             graph = sym.Group([autograd.get_symbol(a) for a in heads])
