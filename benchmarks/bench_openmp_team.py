@@ -13,7 +13,8 @@ measures both settings, each run in a fresh process, alternating:
 * ``MXNet's 200,000``: MXNet's own threshold.
 
 Two training loops (``lyricnn.training.run_epoch``), each after a warm-up
-and then ``asnumpy()`` of every parameter, as saving a checkpoint does:
+and then ``asnumpy()`` of every parameter, as loading a checkpoint does (its
+check reads every parameter):
 
 * ``book RNN cell``: the book's notebook ``rnn`` cell (vocabulary 1027, 256
   hidden, batch 32, 35 steps), replayed as one graph (``lyricnn.tracing``);
@@ -76,7 +77,7 @@ def worker(loop, minibatches):
                                 lm.ctx)
     run_epoch(lm, batches(3), carry, 1.0, 5.0)          # warm-up (and the cell's record)
     for array in lm.named_parameters().values():
-        array.asnumpy()                                  # as saving a checkpoint does
+        array.asnumpy()                                  # as loading a checkpoint does
     nd.waitall()
     before, start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     run_epoch(lm, batches(minibatches), carry, 1.0, 5.0)  # returns a float: synchronised

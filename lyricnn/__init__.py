@@ -35,15 +35,16 @@ if "mxnet" not in _sys.modules and "OMP_NUM_THREADS" not in _os.environ:
 if ("mxnet" not in _sys.modules and "OMP_WAIT_POLICY" not in _os.environ
         and "GOMP_SPINCOUNT" not in _os.environ):
     _os.environ["GOMP_SPINCOUNT"] = "1000"
-# Copies made on the caller's thread (asnumpy, nd.array of a large array, as checkpoint
-# saving and evaluation do) use OpenMP above MXNET_CPU_PARALLEL_SIZE elements (default
-# 200,000). libgomp gives every thread that opens a parallel region a team of its own; the
-# Python thread's team comes on top of the engine worker's, libgomp then counts more threads
-# than CPUs and cuts every idle thread's spin to 100, and each of the following thousands of
-# small operators per minibatch wakes its threads through the kernel: after one
-# asnumpy() of 1.1M floats, 1,300 context switches per minibatch instead of 100 and 100-120
-# ms instead of 60-65 (the book's cell as one graph, 2 vCPUs; docs/RESULTS.md). Such copies
-# stay on the caller's thread alone. Read at the first large copy; the user's value wins.
+# Copies made on the caller's thread (asnumpy, nd.array of a large array, as loading a
+# checkpoint or copying a corpus at once do) use OpenMP above MXNET_CPU_PARALLEL_SIZE
+# elements (default 200,000). libgomp gives every thread that opens a parallel region a
+# team of its own; the Python thread's team comes on top of the engine worker's, libgomp
+# then counts more threads than CPUs and cuts every idle thread's spin to 100, and each of
+# the following thousands of small operators per minibatch wakes its threads through the
+# kernel: after one asnumpy() of 1.1M floats, 1,300 context switches per minibatch instead
+# of 100 and 100-120 ms instead of 60-65 (the book's cell as one graph, 2 vCPUs;
+# benchmarks/bench_openmp_team.py, docs/RESULTS.md). Such copies stay on the caller's
+# thread alone. Read at the first large copy; the user's value wins.
 if "MXNET_CPU_PARALLEL_SIZE" not in _os.environ:
     _os.environ["MXNET_CPU_PARALLEL_SIZE"] = str(2**31 - 1)   # int, as MXNet parses it
 # A reader's own cell gets CSR one-hot inputs (lyricnn.models.sequence_forward);
