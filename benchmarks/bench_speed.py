@@ -109,6 +109,8 @@ def rows(section, torch_too):
         out = [("d2lzh (book's cells)", "d2lzh", "lyricnn"),
                ("d2lzh (book's cells), MXNet's defaults", "d2lzh", "reader"),
                (f"lyricnn (lyricnn.{section})", "lyricnn", "lyricnn"),
+               # lyricnn's own form run as written, not replayed (lyricnn.tracing)
+               (f"lyricnn (lyricnn.{section}, trace=False)", "lyricnn", "lyricnn"),
                ("lyricnn (book's cells)", "lyricnn", "lyricnn"),
                # the same run as written every step (CSR one-hot inputs), the default before
                # lyricnn.tracing
