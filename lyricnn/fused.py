@@ -53,8 +53,7 @@ def run(F, XW, states, weights, biases, *, mode, num_hiddens, num_layers, dropou
     ``biases``: ``[b_i2h¹, b_h2h¹, b_i2h², …]``, each ``(gates·h,)``.
     Returns ``(Y (T, batch, h), new states)``.
     """
-    width = GATES[mode] * num_hiddens
-    # The kernel still multiplies by this identity (a (T·batch, width) x (width,
+    # The kernel still multiplies by this identity (width = gates x hidden: a (T·batch, width) x (width,
     # width) product), far cheaper than the (V, width) one-hot product it replaces
     # whenever width < V. Made from an input rather than by nd.eye, so that
     # lyricnn.tracing can record it (a record holds no value for an array made
