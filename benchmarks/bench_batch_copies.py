@@ -45,9 +45,9 @@ def worker(mode, chars, first, last):
     import numpy as np
     from mxnet import nd
 
-    from lyricnn.models import ScratchLM
-    from lyricnn.sampling import batch_to_device
-    from lyricnn.training import run_epoch
+    from lyricnn.models.interface import ScratchLM
+    from lyricnn.data.sampling import batch_to_device
+    from lyricnn.training.loop import run_epoch
     mx.random.seed(0)
     random.seed(0)
     V, steps, batch = 1027, 35, 32

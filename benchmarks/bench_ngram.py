@@ -24,8 +24,8 @@ import resource
 import sys
 import time
 
-from lyricnn.ngram import NGramLM
-from lyricnn.tokenize import load_ptb, words
+from lyricnn.ngram.model import NGramLM
+from lyricnn.data.tokenize import load_ptb, words
 
 HELD_OUT = 100_000
 

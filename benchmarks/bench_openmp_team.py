@@ -51,9 +51,10 @@ def worker(loop, minibatches):
     from mxnet import nd
 
     from benchmarks import book_notebook as book
-    from lyricnn.models import ScratchLM
-    from lyricnn.training import run_epoch
-    from lyricnn.wordlm import build_word_lm, word_batches
+    from lyricnn.models.interface import ScratchLM
+    from lyricnn.training.loop import run_epoch
+    from lyricnn.models.word import build_word_lm
+    from lyricnn.training.evaluate import word_batches
     mx.random.seed(0)
     rng = np.random.RandomState(0)
     if loop == "book RNN cell":

@@ -53,8 +53,8 @@ SETTINGS = [("1 device", "cpu", None, 1), ("2 devices", "cpu:0,cpu:1", None, 1),
 # ----------------------------------------------------------------------------- worker
 
 def _build(cfg, ctx):
-    from lyricnn.models import build_lm
-    from lyricnn.wordlm import build_word_lm
+    from lyricnn.models.build import build_lm
+    from lyricnn.models.word import build_word_lm
     if cfg["kind"] == "char":
         return build_lm("rnn", cfg["vocab"], cfg["hidden"], ctx=ctx)
     return build_word_lm("lstm", cfg["vocab"], cfg["hidden"], cfg["hidden"], num_layers=2,
@@ -77,8 +77,8 @@ def worker(cfg, ctx, kvstore, warmup, minibatches, out):
     import lyricnn  # noqa: F401  (before MXNet: it sets MXNet's OpenMP variables)
     import mxnet as mx
     from lyricnn.context import resolve_ctx_list, set_seed
-    from lyricnn.parallel import DataParallel
-    from lyricnn.training import run_epoch
+    from lyricnn.training.parallel import DataParallel
+    from lyricnn.training.loop import run_epoch
 
     set_seed(0)
     ctxs = resolve_ctx_list(ctx)
@@ -115,7 +115,7 @@ def measure(model, cfg, setting, warmup, minibatches):
             if proc.returncode:
                 raise RuntimeError(f"{model}, {name}: {proc.stderr[-2000:]}")
         else:
-            from lyricnn.launch import launch
+            from lyricnn.training.launch import launch
             log = io.StringIO()
             code = launch(command, workers=workers, servers=1, timeout=1800, output=log)
             if code:

@@ -81,8 +81,9 @@ def run_lyricnn(cfg, vocab, warmup, minibatches, seed):
     import mxnet as mx
     import numpy as np
 
-    from lyricnn.training import run_epoch
-    from lyricnn.wordlm import build_word_lm, word_batches
+    from lyricnn.training.loop import run_epoch
+    from lyricnn.models.word import build_word_lm
+    from lyricnn.training.evaluate import word_batches
     mx.random.seed(seed)
     h = cfg["hidden"]
     lm = build_word_lm("lstm", vocab, h, h, cfg["layers"], cfg["dropout"], cfg["tied"])

@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lyricnn import checkpoint as ck  # noqa: E402  (after the path set-up)
+from lyricnn.run import checkpoint as ck, store, task
 
 TINY = ["--num-chars", "1200", "--num-hiddens", "16", "--num-steps", "5", "--batch-size", "4",
         "--no-progress", "--period", "1000"]

@@ -16,7 +16,10 @@ import numpy as np
 from mxnet import autograd, nd
 from mxnet.gluon import loss as gloss
 
-from lyricnn import cells, fused, training
+from lyricnn.models import cells
+from lyricnn.models import fused
+from lyricnn import tuning
+from lyricnn.training import optim as training
 
 V, H, B, T = 1027, 256, 32, 35
 
@@ -81,7 +84,7 @@ def main():
                      ("fused kernel, fwd + bwd", fused_kernel)]:
         print(f"{name:32s} {np.median([per_call_ms(fn) for _ in range(3)]):6.1f} ms", flush=True)
 
-    training.retain_freed_memory()                    # as in training: no page faults
+    tuning.retain_freed_memory()                    # as in training: no page faults
     probs = nd.softmax(nd.random.normal(shape=(400, 10_000)))
     word_labels = nd.array(rs.randint(0, 10_000, 400))
     rows = nd.arange(400)

@@ -7,7 +7,7 @@ three cannot disagree: ``--num-hiddens`` (alias ``--hidden``), ``--num-steps``
 (``--clip``), ``--seed``, ``--num-epochs`` (``--epochs``), ``--pred-period``
 (``--period``), ``--pred-len``.
 """
-from lyricnn.config import RunConfig, TrainSettings, add_config_arguments
+from lyricnn.run.config import RunConfig, TrainSettings, add_config_arguments
 
 BOOK_FIELDS = ("num_hiddens", "num_steps", "batch_size", "lr", "clipping_theta", "seed")
 

@@ -12,9 +12,10 @@ Prints, for the lyrics (newlines as spaces, as the book):
 """
 import argparse
 
-from lyricnn.data import load_corpus_chars
-from lyricnn.ngram import SMOOTHINGS, NGramLM, rank
-from lyricnn.tokenize import get_tokenizer
+from lyricnn.data.corpus import load_corpus_chars
+from lyricnn.ngram.counts import SMOOTHINGS
+from lyricnn.ngram.model import NGramLM, rank
+from lyricnn.data.tokenize import get_tokenizer
 
 NI_ZOU_XIAN = ["你走先", "你先走"]
 FUGUI = ["老板，来包福贵", "老板，来包富贵"]

@@ -26,8 +26,10 @@ from mxnet import nd
 
 import lyricnn  # noqa: F401  (sets the OpenMP threads before MXNet loads)
 from lyricnn.context import set_seed
-from lyricnn.wordlm import (EVAL_BATCH_SIZE, build_word_lm, evaluate_perplexity,
-                            load_ptb_corpus, train_word_lm)
+from lyricnn.training.evaluate import EVAL_BATCH_SIZE, evaluate_perplexity
+from lyricnn.models.word import build_word_lm
+from lyricnn.data.words import load_ptb_corpus
+from lyricnn.training.loop import train_word_lm
 
 RECIPES = {
     # Zaremba et al. "small": no dropout, fixed schedule (halve after epoch 4).

@@ -13,6 +13,7 @@ without loading MXNet.
 """
 import math
 import numbers
+import numpy as np
 
 __all__ = ["check_int", "check_number", "check_choice", "is_integer", "is_real"]
 
@@ -112,3 +113,14 @@ def check_choice(name, value, choices, *, hint=None):
     if not found:
         _fail(name, what, value, hint)
     return value
+
+def check_indices(name, indices, vocab_size):
+    """``ValueError`` unless every index in ``indices`` lies in ``[0, vocab_size)``."""
+    if len(indices) == 0:
+        raise ValueError(f"{name} is empty")
+    arr = np.asarray(indices)
+    low, high = arr.min(), arr.max()
+    if low < 0 or high >= vocab_size or not np.all(arr == np.floor(arr)):
+        raise ValueError(f"{name} must hold integer indices in [0, vocab_size={vocab_size}), "
+                         f"found values in [{low}, {high}]; index the corpus with the same "
+                         "vocabulary as the model")

@@ -10,7 +10,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import nd
 
-from .checks import check_int
+from lyricnn.checks import check_int
 
 # mx.random.seed passes the seed through ctypes.c_int, which keeps the low 32
 # bits: 2**32 + 7 would seed MXNet exactly like 7.  Below 2**32 the mapping is

@@ -18,8 +18,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
-from .checks import check_int, is_real
-from .fileio import atomic_path
+from lyricnn.checks import check_int, is_real
+from lyricnn.fileio import atomic_path
 
 
 def _finite_or_nan(values):

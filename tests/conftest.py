@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from lyricnn import hub
+from lyricnn.data import hub
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -12,9 +12,9 @@ import sys
 import numpy as np
 
 import lyricnn as d2l
-from lyricnn.models import build_lm
-from lyricnn.parallel import worker_info
-from lyricnn.training import train_epochs
+from lyricnn.models.build import build_lm
+from lyricnn.training.parallel import worker_info
+from lyricnn.training.loop import train_epochs
 
 #: (name, model, random sampler?, clipping theta): the book's scratch RNN and Gluon RNN.
 CASES = [("scratch-random", "rnn-scratch", True, 1e-2),

@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lyricnn import checkpoint as ck
-from lyricnn import cli
-from lyricnn.config import RunConfig
+from lyricnn.run import checkpoint as ck, store, task
+from lyricnn.cli import main as cli
+from lyricnn.run.config import RunConfig
 
 TINY = ["--num-chars", "1200", "--num-hiddens", "16", "--num-steps", "5", "--batch-size", "4",
         "--no-progress", "--period", "1000"]
@@ -51,14 +51,14 @@ def manifest_now(run_dir):
     run's folder is compared whole (``snapshot``).
     """
     try:
-        return (Path(run_dir) / "checkpoint" / ck.MANIFEST).read_bytes()
+        return (Path(run_dir) / "checkpoint" / store.MANIFEST).read_bytes()
     except FileNotFoundError:
         return None
 
 
 def assert_intact(run_dir, before):
     assert snapshot(run_dir) == before, "the previous checkpoint was changed"
-    assert ck.load_checkpoint(run_dir).epoch == json.loads(before[ck.HISTORY])["epoch"][-1]
+    assert ck.load_checkpoint(run_dir).epoch == json.loads(before[store.HISTORY])["epoch"][-1]
 
 
 def error_line(err):
@@ -264,25 +264,25 @@ def _resigned(name, text):
     """Replace a file's content and fix the manifest: only the content check can object."""
     def damage(folder):
         (folder / name).write_text(text)
-        manifest = json.loads((folder / ck.MANIFEST).read_text())
+        manifest = json.loads((folder / store.MANIFEST).read_text())
         data = (folder / name).read_bytes()
         manifest["files"][name] = {"sha256": hashlib.sha256(data).hexdigest(),
                                    "bytes": len(data)}
-        (folder / ck.MANIFEST).write_text(json.dumps(manifest))
+        (folder / store.MANIFEST).write_text(json.dumps(manifest))
     return damage
 
 
 CORRUPTION = {
     **{f"flip-{name}": (_flip(name), name, "does not match its checksum")
-       for name in ck.DATA_FILES},
-    **{f"delete-{name}": (_delete(name), name, "missing") for name in ck.FILES},
-    "config-list": (_resigned(ck.CONFIG, "[1, 2]"), ck.CONFIG, "expected an object"),
-    "rng-empty": (_resigned(ck.RNG, "{}"), ck.RNG, "expected an object with keys"),
-    "history-null": (_resigned(ck.HISTORY, "null"), ck.HISTORY, "expected an object"),
-    "history-infinity": (_resigned(ck.HISTORY, '{"epoch": [1], "perplexity": [Infinity], '
+       for name in store.DATA_FILES},
+    **{f"delete-{name}": (_delete(name), name, "missing") for name in store.FILES},
+    "config-list": (_resigned(store.CONFIG, "[1, 2]"), store.CONFIG, "expected an object"),
+    "rng-empty": (_resigned(store.RNG, "{}"), store.RNG, "expected an object with keys"),
+    "history-null": (_resigned(store.HISTORY, "null"), store.HISTORY, "expected an object"),
+    "history-infinity": (_resigned(store.HISTORY, '{"epoch": [1], "perplexity": [Infinity], '
                                                '"seconds": [1], "valid_perplexity": [null]}'),
-                         ck.HISTORY, "Infinity is not standard JSON"),
-    "manifest-garbage": (lambda f: (f / ck.MANIFEST).write_text("[]"), ck.MANIFEST,
+                         store.HISTORY, "Infinity is not standard JSON"),
+    "manifest-garbage": (lambda f: (f / store.MANIFEST).write_text("[]"), store.MANIFEST,
                          "not a format-2 manifest"),
 }
 
@@ -314,7 +314,7 @@ def test_interrupts(prev, sig, code, when):
     if when == "startup":
         wait_for(mxnet_loading(proc), proc)
     else:  # after the resumed run saved at least one epoch of its own
-        wait_for(lambda: manifest_now(run_dir) not in (None, before[ck.MANIFEST]), proc)
+        wait_for(lambda: manifest_now(run_dir) not in (None, before[store.MANIFEST]), proc)
     sent = time.monotonic()
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
@@ -339,7 +339,7 @@ def writer(base, tmp_path_factory):
     """A run training (and saving every epoch) in another process for this module's cases."""
     run_dir = tmp_path_factory.mktemp("writer") / "run"
     shutil.copytree(base, run_dir)
-    first = snapshot(run_dir)[ck.MANIFEST]
+    first = snapshot(run_dir)[store.MANIFEST]
     proc = spawn("train", "--resume", run_dir, "--epochs", 10**6, "--no-progress")
     wait_for(lambda: manifest_now(run_dir) not in (None, first), proc)
     yield run_dir, proc
@@ -434,13 +434,13 @@ def _api_cases(folder):
         "save-wrong-rng-epoch": (lambda: ck.save_checkpoint(
             folder.parent / "x", *good[:5], ck.capture_rng_state(99)), ValueError,
             "rng_state['mxnet_seed'] is 99"),
-        "load-a-file": (lambda: ck.load_checkpoint(folder / "checkpoint" / ck.CONFIG),
-                        ck.CheckpointError, "is a file, not a checkpoint folder"),
+        "load-a-file": (lambda: ck.load_checkpoint(folder / "checkpoint" / store.CONFIG),
+                        store.CheckpointError, "is a file, not a checkpoint folder"),
         "load-missing": (lambda: ck.load_checkpoint(folder / "nowhere"), FileNotFoundError,
                          "does not exist"),
         "restore-empty-rng": (lambda: ck.restore_rng_state({}), ValueError,
                               "expected an object with keys"),
-        "build-unknown-model": (lambda: ck.build_model(RunConfig(model="cnn", vocab_size=3)),
+        "build-unknown-model": (lambda: task.build_model(RunConfig(model="cnn", vocab_size=3)),
                                 ValueError, "model must be one of"),
     }
 
@@ -504,7 +504,7 @@ def test_sigkill_during_save_keeps_a_complete_checkpoint(capsys, prev):
 
 # -- a full disk (a patched write: no tmpfs needed) ---------------------------------------
 
-@pytest.mark.parametrize("failing", [ck.CONFIG, ck.HISTORY, ck.MANIFEST])
+@pytest.mark.parametrize("failing", [store.CONFIG, store.HISTORY, store.MANIFEST])
 def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint(capsys, prev, monkeypatch,
                                                                  failing):
     import errno

@@ -9,8 +9,8 @@ from mxnet import nd
 
 from benchmarks import book_notebook as book_rnn
 from benchmarks import book_notebook_gated as book_gated
-from lyricnn import cells
-from lyricnn.onehot import to_onehot
+from lyricnn.models import cells
+from lyricnn.models.onehot import to_onehot
 
 V, H = 30, 8
 NOTEBOOK = {"rnn": book_rnn.rnn, "gru": book_gated.gru, "lstm": book_gated.lstm}

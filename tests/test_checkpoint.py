@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from mxnet import nd
 
-from lyricnn import checkpoint as ck
-from lyricnn.config import RunConfig, text_sha1
-from lyricnn.data import Vocab
-from lyricnn.generation import generate
-from lyricnn.models import MODELS
-from lyricnn.training import History
+from lyricnn.run import checkpoint as ck, store, task
+from lyricnn.run.config import RunConfig, text_sha1
+from lyricnn.data.corpus import Vocab
+from lyricnn.decoding.generate import generate
+from lyricnn.models.build import MODELS
+from lyricnn.training.loop import History
 
 TEXT = "我想要你的微笑 分开 不分开 我想你的微笑每天都能看到 让我 不要 分开"
 VOCAB = Vocab.from_tokens(TEXT)
@@ -36,7 +36,7 @@ def history(n=2):
 
 def save(path, cfg, lm=None, hist=None, **kwargs):
     mx.random.seed(cfg.seed)
-    lm = lm if lm is not None else ck.build_model(cfg)
+    lm = lm if lm is not None else task.build_model(cfg)
     hist = hist if hist is not None else history()
     epoch = hist.epoch[-1] if hist.epoch else 0
     ck.save_checkpoint(path, cfg, VOCAB, lm, hist, TEXT,
@@ -71,8 +71,8 @@ def test_every_model_round_trips_from_the_folder_alone(tmp_path, model, layers):
     assert generate(loaded.lm, "分开", 12, *ARGS) == generate(lm, "分开", 12, *ARGS)
     assert loaded.split_text() == cfg.split(TEXT)
     on_disk = sorted(p.name for p in (tmp_path / "ck").iterdir())
-    assert on_disk == sorted(ck.FILES)
-    saved = nd.load(str(tmp_path / "ck" / ck.PARAMS))  # plain nd.save of named parameters
+    assert on_disk == sorted(store.FILES)
+    saved = nd.load(str(tmp_path / "ck" / store.PARAMS))  # plain nd.save of named parameters
     assert sorted(saved) == sorted(lm.named_parameters())
 
 
@@ -88,14 +88,14 @@ def test_files_are_standard_json_with_the_umask_mode(tmp_path):
 
     def strict(text):
         return json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard {c}"))
-    for name in (ck.CONFIG, ck.VOCAB, ck.HISTORY, ck.RNG, ck.MANIFEST):
+    for name in (store.CONFIG, store.VOCAB, store.HISTORY, store.RNG, store.MANIFEST):
         strict((folder / name).read_text(encoding="utf-8"))
         assert (folder / name).stat().st_mode & 0o777 == 0o640, name
-    assert strict((folder / ck.HISTORY).read_text())["valid_perplexity"] == [250.0, "inf"]
+    assert strict((folder / store.HISTORY).read_text())["valid_perplexity"] == [250.0, "inf"]
     assert ck.load_checkpoint(folder).history.valid_perplexity == [250.0, float("inf")]
     assert folder.stat().st_mode & 0o777 == 0o750
-    manifest = strict((folder / ck.MANIFEST).read_text())
-    for name in ck.DATA_FILES:
+    manifest = strict((folder / store.MANIFEST).read_text())
+    for name in store.DATA_FILES:
         data = (folder / name).read_bytes()
         assert manifest["files"][name] == {"sha256": hashlib.sha256(data).hexdigest(),
                                            "bytes": len(data)}
@@ -103,12 +103,12 @@ def test_files_are_standard_json_with_the_umask_mode(tmp_path):
 
 def test_run_directory_and_checkpoint_directory_both_resolve(tmp_path):
     save(tmp_path / "run" / "checkpoint", config())
-    assert ck.find_checkpoint(tmp_path / "run") == tmp_path / "run" / "checkpoint"
-    assert ck.find_checkpoint(tmp_path / "run" / "checkpoint") == tmp_path / "run" / "checkpoint"
+    assert store.find_checkpoint(tmp_path / "run") == tmp_path / "run" / "checkpoint"
+    assert store.find_checkpoint(tmp_path / "run" / "checkpoint") == tmp_path / "run" / "checkpoint"
     with pytest.raises(FileNotFoundError):
-        ck.find_checkpoint(tmp_path / "nowhere")
-    with pytest.raises(ck.CheckpointError, match="no lyricnn checkpoint"):
-        ck.find_checkpoint(tmp_path)
+        store.find_checkpoint(tmp_path / "nowhere")
+    with pytest.raises(store.CheckpointError, match="no lyricnn checkpoint"):
+        store.find_checkpoint(tmp_path)
 
 
 def test_rng_states_restore_exactly():
@@ -133,7 +133,7 @@ def test_rng_states_restore_exactly():
 
 def test_save_refuses_inconsistent_arguments(tmp_path):
     cfg = config()
-    lm = ck.build_model(cfg)
+    lm = task.build_model(cfg)
     rng = ck.capture_rng_state(ck.mxnet_seed(cfg.seed, 2))
     with pytest.raises(ValueError, match="mxnet_seed"):
         ck.save_checkpoint(tmp_path / "a", cfg, VOCAB, lm, history(3), TEXT, rng)
@@ -221,23 +221,23 @@ def _flip(path, offset=-20):
     path.write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize("name", ck.DATA_FILES)
+@pytest.mark.parametrize("name", store.DATA_FILES)
 def test_a_flipped_byte_in_any_file_is_refused_by_name(tmp_path, name):
     save(tmp_path / "ck", config())
     _flip(tmp_path / "ck" / name, offset=len((tmp_path / "ck" / name).read_bytes()) // 2)
-    with pytest.raises(ck.CheckpointError, match=f"{name}: does not match its checksum in "
+    with pytest.raises(store.CheckpointError, match=f"{name}: does not match its checksum in "
                                                  "manifest.json .* restore the folder"):
         ck.load_checkpoint(tmp_path / "ck")
 
 
 def _resign(folder):
     """Rewrite the manifest for the files as they are: only the content checks remain."""
-    manifest = json.loads((folder / ck.MANIFEST).read_text())
-    for name in ck.DATA_FILES:
+    manifest = json.loads((folder / store.MANIFEST).read_text())
+    for name in store.DATA_FILES:
         data = (folder / name).read_bytes()
         manifest["files"][name] = {"sha256": hashlib.sha256(data).hexdigest(),
                                    "bytes": len(data)}
-    (folder / ck.MANIFEST).write_text(json.dumps(manifest))
+    (folder / store.MANIFEST).write_text(json.dumps(manifest))
 
 
 def _edit_json(name, edit):
@@ -254,10 +254,10 @@ def _swap_vocab(data):
 
 
 def _nan_params(folder):
-    arrays = nd.load(str(folder / ck.PARAMS))
+    arrays = nd.load(str(folder / store.PARAMS))
     name = sorted(arrays)[0]
     arrays[name][0] = float("nan")
-    nd.save(str(folder / ck.PARAMS), arrays)
+    nd.save(str(folder / store.PARAMS), arrays)
 
 
 def _set(key, value):
@@ -275,45 +275,45 @@ def _set_config(**changes):
 
 
 CONTENT_DAMAGE = {
-    "config-is-a-list": (ck.CONFIG, _edit_json(ck.CONFIG, lambda d: [1, 2]),
+    "config-is-a-list": (store.CONFIG, _edit_json(store.CONFIG, lambda d: [1, 2]),
                          "expected an object with 'format' and 'config'"),
-    "config-unknown-field": (ck.CONFIG, _edit_json(ck.CONFIG, _set_config(momentum=0.5)),
+    "config-unknown-field": (store.CONFIG, _edit_json(store.CONFIG, _set_config(momentum=0.5)),
                              r"unknown \['momentum'\]"),
-    "config-newer-format": (ck.CONFIG, _edit_json(ck.CONFIG, _set("format", 3)),
+    "config-newer-format": (store.CONFIG, _edit_json(store.CONFIG, _set("format", 3)),
                             "format 3 is not one this lyricnn reads.*upgrade lyricnn"),
-    "config-bad-hidden": (ck.CONFIG, _edit_json(ck.CONFIG, _set_config(num_hiddens="8")),
+    "config-bad-hidden": (store.CONFIG, _edit_json(store.CONFIG, _set_config(num_hiddens="8")),
                           "num_hiddens must be an integer"),
     # Named by the parameters, which no longer fit the edited config.json.
-    "config-architecture": (ck.PARAMS, _edit_json(ck.CONFIG, _set_config(num_hiddens=9)),
+    "config-architecture": (store.PARAMS, _edit_json(store.CONFIG, _set_config(num_hiddens=9)),
                             r"does not fit the model of config.json .* shape"),
-    "vocab-swapped": (ck.VOCAB, _edit_json(ck.VOCAB, _swap_vocab),
+    "vocab-swapped": (store.VOCAB, _edit_json(store.VOCAB, _swap_vocab),
                       "is not the vocabulary of corpus.txt: index 3"),
-    "vocab-not-a-list": (ck.VOCAB, _edit_json(ck.VOCAB, lambda d: {"idx_to_token": 5}),
+    "vocab-not-a-list": (store.VOCAB, _edit_json(store.VOCAB, lambda d: {"idx_to_token": 5}),
                          "expected"),
-    "rng-empty": (ck.RNG, _edit_json(ck.RNG, lambda d: {}), "expected an object with keys"),
-    "rng-short-state": (ck.RNG, _edit_json(ck.RNG, lambda d: {**d, "numpy": {
+    "rng-empty": (store.RNG, _edit_json(store.RNG, lambda d: {}), "expected an object with keys"),
+    "rng-short-state": (store.RNG, _edit_json(store.RNG, lambda d: {**d, "numpy": {
         **d["numpy"], "keys": d["numpy"]["keys"][:10]}}), "not an MT19937 state"),
-    "rng-other-epoch": (ck.RNG, _edit_json(ck.RNG, _set("mxnet_seed", 99)),
+    "rng-other-epoch": (store.RNG, _edit_json(store.RNG, _set("mxnet_seed", 99)),
                         "mxnet_seed is 99, but after epoch 2"),
-    "history-null": (ck.HISTORY, _edit_json(ck.HISTORY, lambda d: None), "expected an object"),
-    "history-string-epochs": (ck.HISTORY, _edit_json(ck.HISTORY, _set("epoch", ["1", "2"])),
+    "history-null": (store.HISTORY, _edit_json(store.HISTORY, lambda d: None), "expected an object"),
+    "history-string-epochs": (store.HISTORY, _edit_json(store.HISTORY, _set("epoch", ["1", "2"])),
                               "'epoch' must be 1, 2, ..., n"),
-    "history-string-perplexity": (ck.HISTORY, _edit_json(ck.HISTORY,
+    "history-string-perplexity": (store.HISTORY, _edit_json(store.HISTORY,
                                                          _set("perplexity", ["a", "b"])),
                                   "expected a number, got 'a'"),
-    "history-lengths": (ck.HISTORY, _edit_json(ck.HISTORY, _set("seconds", [0.1])),
+    "history-lengths": (store.HISTORY, _edit_json(store.HISTORY, _set("seconds", [0.1])),
                         "lists of one length"),
-    "history-not-json": (ck.HISTORY, lambda f: (f / ck.HISTORY).write_text("{not json"),
+    "history-not-json": (store.HISTORY, lambda f: (f / store.HISTORY).write_text("{not json"),
                          "not valid JSON"),
-    "corpus-other-text": (ck.CORPUS, lambda f: (f / ck.CORPUS).write_text("other text"),
+    "corpus-other-text": (store.CORPUS, lambda f: (f / store.CORPUS).write_text("other text"),
                           "does not match the sha1 in config.json"),
-    "corpus-not-utf8": (ck.CORPUS, lambda f: (f / ck.CORPUS).write_bytes(b"\xff\xfe"),
+    "corpus-not-utf8": (store.CORPUS, lambda f: (f / store.CORPUS).write_bytes(b"\xff\xfe"),
                         "not UTF-8"),
-    "params-garbage": (ck.PARAMS, lambda f: (f / ck.PARAMS).write_bytes(b"garbage"),
+    "params-garbage": (store.PARAMS, lambda f: (f / store.PARAMS).write_bytes(b"garbage"),
                        "not an MXNet parameter file"),
-    "params-nan": (ck.PARAMS, _nan_params, "holds NaN or infinite values"),
-    "params-missing": (ck.PARAMS, lambda f: (f / ck.PARAMS).unlink(), "params.params: missing"),
-    "manifest-missing": (ck.MANIFEST, lambda f: (f / ck.MANIFEST).unlink(),
+    "params-nan": (store.PARAMS, _nan_params, "holds NaN or infinite values"),
+    "params-missing": (store.PARAMS, lambda f: (f / store.PARAMS).unlink(), "params.params: missing"),
+    "manifest-missing": (store.MANIFEST, lambda f: (f / store.MANIFEST).unlink(),
                          "manifest.json: missing"),
 }
 
@@ -324,9 +324,9 @@ def test_malformed_content_is_one_checkpoint_error_naming_the_file(tmp_path, cas
     folder = tmp_path / "ck"
     save(folder, config())
     damage(folder)
-    if name != ck.MANIFEST and (folder / ck.PARAMS).exists():
+    if name != store.MANIFEST and (folder / store.PARAMS).exists():
         _resign(folder)
-    with pytest.raises(ck.CheckpointError, match=message) as info:
+    with pytest.raises(store.CheckpointError, match=message) as info:
         ck.load_checkpoint(folder)
     assert f"{folder}: {name}" in str(info.value) and "\n" not in str(info.value)
     assert "Traceback" not in str(info.value)
@@ -354,7 +354,7 @@ def test_crash_while_writing_keeps_the_previous_checkpoint(tmp_path, monkeypatch
     real = ck.atomic_write_bytes
 
     def crash_on_history(file, data):
-        if file.name == ck.HISTORY:
+        if file.name == store.HISTORY:
             raise OSError("disk full")
         return real(file, data)
 
@@ -377,11 +377,11 @@ def test_crash_between_the_renames_recovers_the_newest(tmp_path, monkeypatch, ca
             raise OSError("power cut")
         real_rename(src, dst)
 
-    monkeypatch.setattr(ck.os, "rename", fail_second_rename)
+    monkeypatch.setattr(store.os, "rename", fail_second_rename)
     with pytest.raises(OSError, match="power cut"):
         save(path, config(), hist=history(3))
     monkeypatch.undo()
-    assert not path.exists() and ck.backup_path(path).is_dir()
+    assert not path.exists() and store.backup_path(path).is_dir()
     # (The temp folder of epoch 3 was removed by the failing save's cleanup.)
     assert ck.load_checkpoint(path).epoch == 2  # a reader finds .ck.old
     assert ck.recover(path) and _leftovers(tmp_path) == []
@@ -397,7 +397,7 @@ def test_a_complete_newer_temp_folder_wins_and_incomplete_ones_are_removed(tmp_p
     os.rename(tmp_path / "newer", tmp_path / ".ck.tmp-killed")
     # and one killed half way (no manifest):
     (tmp_path / ".ck.tmp-half").mkdir()
-    (tmp_path / ".ck.tmp-half" / ck.CONFIG).write_text("{")
+    (tmp_path / ".ck.tmp-half" / store.CONFIG).write_text("{")
     assert ck.load_checkpoint(path).epoch == 3  # readers already see the newest
     actions = ck.recover(path)
     assert any("recovered" in a for a in actions)
@@ -407,7 +407,7 @@ def test_a_complete_newer_temp_folder_wins_and_incomplete_ones_are_removed(tmp_p
 def test_a_symlinked_checkpoint_is_written_through(tmp_path):
     (tmp_path / "real").mkdir()
     os.symlink(tmp_path / "real" / "ck", tmp_path / "link", target_is_directory=True)
-    with pytest.raises(ck.CheckpointError, match="symlink to .* which does not exist"):
+    with pytest.raises(store.CheckpointError, match="symlink to .* which does not exist"):
         save(tmp_path / "link", config())
     save(tmp_path / "real" / "ck", config())
     save(tmp_path / "link", config(), hist=history(3))
@@ -420,7 +420,7 @@ def test_a_symlinked_checkpoint_is_written_through(tmp_path):
 def test_refuses_to_replace_a_folder_that_is_not_a_checkpoint(tmp_path):
     (tmp_path / "ck").mkdir()
     (tmp_path / "ck" / "notes.txt").write_text("mine")
-    with pytest.raises(ck.CheckpointError, match="not a lyricnn checkpoint"):
+    with pytest.raises(store.CheckpointError, match="not a lyricnn checkpoint"):
         save(tmp_path / "ck", config())
     assert (tmp_path / "ck" / "notes.txt").read_text() == "mine"
 
@@ -428,11 +428,11 @@ def test_refuses_to_replace_a_folder_that_is_not_a_checkpoint(tmp_path):
 def test_a_second_writer_fails_at_once(tmp_path):
     path = tmp_path / "ck"
     save(path, config())
-    with ck.CheckpointLock(path) as lock:
+    with store.CheckpointLock(path) as lock:
         # flock belongs to an open file: a second lock fails even in this process.
-        with pytest.raises(ck.CheckpointLocked, match=f"pid {os.getpid()}.*another --out"):
-            ck.CheckpointLock(path).acquire()
-        with pytest.raises(ck.CheckpointLocked):
+        with pytest.raises(store.CheckpointLocked, match=f"pid {os.getpid()}.*another --out"):
+            store.CheckpointLock(path).acquire()
+        with pytest.raises(store.CheckpointLocked):
             save(path, config(), hist=history(3))
         save(path, config(), hist=history(3), lock=lock)  # the holder may save
     save(path, config(), hist=history(4))  # released

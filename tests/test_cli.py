@@ -17,12 +17,13 @@ import numpy as np
 import pytest
 from mxnet import nd
 
-from lyricnn import cli
-from lyricnn.checkpoint import load_checkpoint
-from lyricnn.generation import choose_next, generate
-from lyricnn.ngram import NGramLM
-from lyricnn.scoring import log_prob
-from lyricnn.training import evaluate_loss
+from lyricnn.cli import main as cli
+from lyricnn.cli.common import PLOT_NAME
+from lyricnn.run.checkpoint import load_checkpoint
+from lyricnn.decoding.generate import choose_next, generate
+from lyricnn.ngram.model import NGramLM
+from lyricnn.decoding.score import log_prob
+from lyricnn.training.evaluate import evaluate_loss
 
 TINY = ["--num-chars", "1200", "--num-hiddens", "16", "--num-steps", "5", "--batch-size", "4",
         "--no-progress", "--period", "100"]
@@ -99,7 +100,7 @@ def test_train_flags_are_generated_from_the_config():
     """Each RunConfig/TrainSettings flag field is one train flag with the field's help."""
     import dataclasses
 
-    from lyricnn.config import RunConfig, TrainSettings
+    from lyricnn.run.config import RunConfig, TrainSettings
     parser = cli.build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     train = {a.dest: a for a in commands.choices["train"]._actions}
@@ -181,7 +182,7 @@ def test_divergence_exits_1(capsys, tmp_path):
 
 def test_an_epoch_at_infinite_perplexity_is_a_divergence(capsys, tmp_path, monkeypatch):
     """A finite loss above ~709 nats overflows exp: perplexity inf, nothing learnt."""
-    import lyricnn.training as training
+    import lyricnn.training.loop as training
     assert run(capsys, "train", *TINY, "--epochs", 1, "--out", tmp_path)[0] == 0
     monkeypatch.setattr(training, "perplexity", lambda loss: math.inf)
     code, _, err = run(capsys, "train", "--resume", tmp_path, "--epochs", 3)
@@ -197,7 +198,7 @@ def test_an_epoch_at_infinite_perplexity_is_a_divergence(capsys, tmp_path, monke
 
 
 def test_missing_data_hub_file_is_a_runtime_failure(capsys, tmp_path, monkeypatch):
-    import lyricnn.data as data
+    import lyricnn.data.corpus as data
 
     def missing(path, num_chars):
         raise FileNotFoundError("no file 'jaychou_lyrics.txt.zip' in the data folders")
@@ -213,7 +214,7 @@ def test_out_that_is_a_file_fails_before_any_work(capsys, tmp_path):
 
 
 def test_a_second_writer_fails_at_once(capsys, tmp_path):
-    from lyricnn.checkpoint import CheckpointLock
+    from lyricnn.run.store import CheckpointLock
     with CheckpointLock(tmp_path / "checkpoint"):
         code, out, err = run(capsys, "train", *TINY, "--out", tmp_path)
     assert code == 1 and "being written by another lyricnn process" in err and out == ""
@@ -243,7 +244,7 @@ def test_train_logs_book_lines_progress_held_out_and_saves(capsys, tmp_path):
     assert valid_idx == ckpt.vocab.to_indices(ckpt.corpus_text[-240:])
     assert h.valid_perplexity[-1] == pytest.approx(
         math.exp(evaluate_loss(ckpt.lm, valid_idx, 5)), rel=1e-5)
-    assert (tmp_path / cli.PLOT_NAME).read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / PLOT_NAME).read_bytes()[:4] == b"\x89PNG"
 
 
 def test_fresh_run_refuses_to_overwrite_without_force(capsys, tmp_path):
@@ -293,7 +294,7 @@ def test_resume_depends_on_the_saved_rng_state(capsys, tmp_path, monkeypatch):
     args = ["train", *RESUME, "--sampler", "random", "--seed", 2]
     assert run(capsys, *args, "--epochs", 2, "--out", tmp_path / "full")[0] == 0
     assert run(capsys, *args, "--epochs", 1, "--out", tmp_path / "part")[0] == 0
-    import lyricnn.checkpoint as checkpoint
+    import lyricnn.run.checkpoint as checkpoint
     monkeypatch.setattr(checkpoint, "restore_rng_state", lambda state: None)
     _perturb_global_rngs()
     assert run(capsys, "train", "--resume", tmp_path / "part", "--epochs", 2,
@@ -344,7 +345,7 @@ def test_every_model_trains_saves_resumes_generates_and_scores(capsys, tmp_path,
 
 def test_resume_refreshes_an_existing_plot(capsys, tmp_path):
     assert run(capsys, "train", *TINY, "--epochs", 1, "--out", tmp_path, "--plot")[0] == 0
-    plot = tmp_path / cli.PLOT_NAME
+    plot = tmp_path / PLOT_NAME
     first = plot.read_bytes()
     code, _, err = run(capsys, "train", "--resume", tmp_path, "--epochs", 2, "--no-progress")
     assert code == 0 and "plot in" in err

@@ -6,8 +6,9 @@ import sys
 import numpy as np
 import pytest
 
-from lyricnn import cli
-from lyricnn.checkpoint import load_checkpoint
+from lyricnn.cli import main as cli
+from lyricnn.cli.common import PLOT_NAME
+from lyricnn.run.checkpoint import load_checkpoint
 
 SMALL = ["--num-chars", "1500", "--num-hiddens", "16", "--num-steps", "6", "--batch-size", "8",
          "--no-progress", "--period", "100", "--seed", "3"]
@@ -80,7 +81,7 @@ def test_bad_device_lists_are_one_line(tmp_path, capsys, ctx, message):
 
 def test_a_checkpoint_of_two_workers_is_not_resumed_by_one(tmp_path, capsys):
     import dataclasses
-    from lyricnn.checkpoint import save_checkpoint
+    from lyricnn.run.checkpoint import save_checkpoint
     out = tmp_path / "run"
     assert run(capsys, "train", *SMALL, "--epochs", 1, "--out", out)[0] == 0
     ckpt = load_checkpoint(out)
@@ -120,7 +121,7 @@ def test_two_workers_equal_one_process_and_resume_with_two(tmp_path, single):
     np.testing.assert_allclose(ref.history.perplexity, ckpt.history.perplexity, rtol=1e-5)
     # Only worker 0 writes: the run directory holds its checkpoint and its plot.
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == \
-        ["checkpoint", cli.PLOT_NAME]
+        ["checkpoint", PLOT_NAME]
 
 
 def test_a_failing_worker_stops_the_job_with_its_code(tmp_path):

@@ -10,9 +10,9 @@ import json
 import numpy as np
 import pytest
 
-from lyricnn import cli
-from lyricnn.checkpoint import load_checkpoint
-from lyricnn.training import annealed_lr
+from lyricnn.cli import main as cli
+from lyricnn.run.checkpoint import load_checkpoint
+from lyricnn.training.loop import annealed_lr
 
 WORDS = [f"w{i}" for i in range(60)]
 TINY = ["--tokens", "word", "--num-hiddens", "16", "--num-steps", "6", "--batch-size", "4",

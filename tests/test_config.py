@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lyricnn import config as cf
-from lyricnn.config import WORD_FIELDS, RunConfig, TrainSettings
-from lyricnn.models import GLUON_MODELS, MODELS, SCRATCH_MODELS
+from lyricnn.run import config as cf
+from lyricnn.run.config import WORD_FIELDS, RunConfig, TrainSettings
+from lyricnn.models.build import GLUON_MODELS, MODELS, SCRATCH_MODELS
 
 BOOK = {"model": "rnn-scratch", "num_layers": 1, "num_hiddens": 256, "num_steps": 35,
         "batch_size": 32, "lr": 1e2, "clipping_theta": 1e-2, "seed": 0, "corpus": None,

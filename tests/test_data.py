@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 import lyricnn
-import lyricnn.data
+import lyricnn.data.corpus
 import lyricnn.fileio
-from lyricnn.data import Vocab, load_corpus_chars, load_data_jay_lyrics, read_text
+import lyricnn.fileio
+from lyricnn.data.corpus import Vocab, load_corpus_chars, load_data_jay_lyrics, read_text
 
 
 def test_whole_corpus_facts_from_the_seed():
@@ -236,7 +237,7 @@ def test_non_utf8_message_says_how_to_convert(tmp_path):
 
 def test_oversized_zip_member_is_refused_before_inflating(tmp_path, monkeypatch):
     path = make_zip(tmp_path / "big.zip", "a" * 1000, zipfile.ZIP_DEFLATED)
-    monkeypatch.setattr(lyricnn.data, "MAX_CORPUS_BYTES", 999)
+    monkeypatch.setattr(lyricnn.data.corpus, "MAX_CORPUS_BYTES", 999)
     with pytest.raises(ValueError, match=r"big.zip:song.txt is 1,000 bytes; lyricnn reads at "
                                          r"most 999 bytes"):
         read_text(path)
@@ -291,11 +292,11 @@ def test_vocab_save_is_atomic_with_the_umask_mode(tmp_path):
         os.umask(old)
     # Was 0600 (mkstemp's mode) before fileio: a shared run folder could not read it.
     assert stat.S_IMODE(os.stat(tmp_path / "vocab.json").st_mode) == 0o644
-    assert lyricnn.data.atomic_write_text is lyricnn.fileio.atomic_write_text  # one writer
+    assert lyricnn.data.corpus.atomic_write_text is lyricnn.fileio.atomic_write_text  # one writer
 
 
 def test_data_module_does_not_load_mxnet():
-    code = ("import sys, lyricnn.data, lyricnn.tokenize, lyricnn.ngram; "
+    code = ("import sys, lyricnn.data.corpus, lyricnn.data.tokenize, lyricnn.ngram.model; "
             "print('mxnet' in sys.modules, 'matplotlib' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]

@@ -8,12 +8,13 @@ from gradcheck import check_gradients_numerically, loss_and_grads as _loss_and_g
 from mxnet import nd
 
 import lyricnn as d2l
-from lyricnn import gated, scratch
-from lyricnn.deep import (deep_gru, deep_gru_sequence, deep_lstm, deep_lstm_sequence,
-                          deep_params_getter, deep_rnn, deep_rnn_sequence,
-                          deep_state_initializer, get_deep_params)
-from lyricnn.onehot import to_onehot
-from lyricnn.models import sequence_forward
+from lyricnn.book import gated
+from lyricnn.book import scratch
+from lyricnn.book.deep import (
+    deep_gru, deep_gru_sequence, deep_lstm, deep_lstm_sequence, deep_params_getter, deep_rnn,
+    deep_rnn_sequence, deep_state_initializer, get_deep_params)
+from lyricnn.models.onehot import to_onehot
+from lyricnn.models.interface import sequence_forward
 
 V, H = 30, 8
 CELLS = {

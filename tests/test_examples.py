@@ -45,7 +45,7 @@ def test_example_flags_have_help():
 
 def test_example_flags_come_from_the_run_config():
     """One config source: the examples' defaults are RunConfig's, bad values name the flag."""
-    from lyricnn.config import RunConfig
+    from lyricnn.run.config import RunConfig
     out = _run("rnn_scratch.py", "--help")
     assert f"(default: {RunConfig.num_hiddens})" in " ".join(out.stdout.split())
     out = _run("rnn_scratch.py", "--batch-size", "0")

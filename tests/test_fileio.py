@@ -9,8 +9,8 @@ import textwrap
 import pytest
 
 from lyricnn import fileio
-from lyricnn.fileio import (atomic_path, atomic_write_bytes, atomic_write_text, current_umask,
-                            fsync_path)
+from lyricnn.fileio import (
+    atomic_path, atomic_write_bytes, atomic_write_text, current_umask, fsync_path)
 
 
 @pytest.fixture

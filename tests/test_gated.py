@@ -10,11 +10,12 @@ from mxnet.gluon import rnn as gluon_rnn
 
 import lyricnn as d2l
 from benchmarks import book_notebook_gated as book
-from lyricnn.gated import (get_gru_params, get_lstm_params, gru, gru_sequence, init_gru_state,
-                           init_lstm_state, lstm, lstm_sequence)
-from lyricnn.onehot import to_onehot
-from lyricnn.models import sequence_forward
-from lyricnn.scratch import params_getter
+from lyricnn.book.gated import (
+    get_gru_params, get_lstm_params, gru, gru_sequence, init_gru_state, init_lstm_state, lstm,
+    lstm_sequence)
+from lyricnn.models.onehot import to_onehot
+from lyricnn.models.interface import sequence_forward
+from lyricnn.book.scratch import params_getter
 
 V, H = 40, 16
 CELLS = {

@@ -6,7 +6,7 @@ from mxnet.gluon import rnn as gluon_rnn
 
 import lyricnn as d2l
 from benchmarks import book_notebook as book
-from lyricnn.generation import check_decoding, choose_next
+from lyricnn.decoding.generate import check_decoding, choose_next
 
 CORPUS = d2l.load_data_jay_lyrics()
 
@@ -121,8 +121,8 @@ def test_numpy_integers_are_accepted_as_top_k_and_seed():
 
 def test_generation_length_is_bounded_up_front():
     import lyricnn as d2l
-    from lyricnn.generation import MAX_LENGTH, generate
-    from lyricnn.models import build_lm
+    from lyricnn.decoding.generate import MAX_LENGTH, generate
+    from lyricnn.models.build import build_lm
     lm = build_lm("rnn-scratch", 5, 4)
     idx_to_char = list("abcde")
     char_to_idx = {c: i for i, c in enumerate(idx_to_char)}

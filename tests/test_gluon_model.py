@@ -9,7 +9,7 @@ from mxnet import autograd, nd
 from mxnet.gluon import rnn as gluon_rnn
 
 import lyricnn as d2l
-from lyricnn import gluon_model
+from lyricnn.models import gluon as gluon_model
 
 CORPUS = d2l.load_data_jay_lyrics()
 V, HID, B, T = 30, 16, 3, 5

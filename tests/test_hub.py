@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lyricnn import hub
+from lyricnn.data import hub
 
 
 @pytest.fixture

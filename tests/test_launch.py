@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from lyricnn.launch import LaunchError, launch, role_environment
+from lyricnn.training.launch import LaunchError, launch, role_environment
 
 # A dist_sync worker: every worker pushes rank + 1 into one key and pulls the sum.
 # ``mode`` picks how the worker with rank 1 fails after init (rank 0 then blocks

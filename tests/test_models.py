@@ -6,16 +6,16 @@ from mxnet import nd
 
 import lyricnn as d2l
 from benchmarks import book_notebook as book
-from lyricnn import models
+from lyricnn.models import build, interface as models
 
 V, H = 25, 8
 
 
 @pytest.mark.parametrize("num_layers", [1, 2])
-@pytest.mark.parametrize("model", models.MODELS)
+@pytest.mark.parametrize("model", build.MODELS)
 def test_every_model_builds_and_runs_on_its_context(model, num_layers):
     ctx = mx.cpu(1)
-    lm = models.build_lm(model, V, H, num_layers, ctx)
+    lm = build.build_lm(model, V, H, num_layers, ctx)
     assert isinstance(lm, models.LanguageModel)
     state = lm.begin_state(3)
     logits, new_state = lm(nd.array(np.arange(12).reshape(3, 4) % V, ctx=ctx), state)
@@ -25,26 +25,26 @@ def test_every_model_builds_and_runs_on_its_context(model, num_layers):
 
 
 def test_checkpoint_names_are_the_books_and_gluons():
-    assert list(models.build_lm("rnn-scratch", V, H).named_parameters()) == [
+    assert list(build.build_lm("rnn-scratch", V, H).named_parameters()) == [
         "W_xh", "W_hh", "b_h", "W_hq", "b_q"]
-    deep = list(models.build_lm("gru-scratch", V, H, 2).named_parameters())
+    deep = list(build.build_lm("gru-scratch", V, H, 2).named_parameters())
     assert deep[:2] == ["l1.W_xz", "l1.W_hz"] and deep[9] == "l2.W_xz" and deep[-1] == "b_q"
-    gluon = models.build_lm("lstm", V, H, 2).named_parameters()
+    gluon = build.build_lm("lstm", V, H, 2).named_parameters()
     assert {"rnn.l0_i2h_weight", "rnn.l1_h2h_bias", "dense.weight", "dense.bias"} <= set(gluon)
 
 
 def test_gluon_names_do_not_depend_on_how_many_models_exist():
-    a = models.build_lm("gru", V, H)
-    b = models.build_lm("gru", V, H)
+    a = build.build_lm("gru", V, H)
+    b = build.build_lm("gru", V, H)
     assert list(a.named_parameters()) == list(b.named_parameters())
 
 
 @pytest.mark.parametrize("model", ["lstm-scratch", "gru"])
 def test_load_named_parameters_reproduces_the_model(model):
     mx.random.seed(0)
-    a = models.build_lm(model, V, H, 2)
+    a = build.build_lm(model, V, H, 2)
     mx.random.seed(1)
-    b = models.build_lm(model, V, H, 2)
+    b = build.build_lm(model, V, H, 2)
     X = nd.array([[1, 2, 3]])
     before, _ = b(X, b.begin_state(1))
     b.load_named_parameters(a.named_parameters())
@@ -55,9 +55,9 @@ def test_load_named_parameters_reproduces_the_model(model):
 
 
 def test_load_named_parameters_is_all_or_nothing():
-    lm = models.build_lm("rnn-scratch", V, H)
+    lm = build.build_lm("rnn-scratch", V, H)
     kept = {k: v.asnumpy().copy() for k, v in lm.named_parameters().items()}
-    other = models.build_lm("rnn-scratch", V + 1, H).named_parameters()
+    other = build.build_lm("rnn-scratch", V + 1, H).named_parameters()
     other["W_xh"] = nd.zeros((V, H))  # the first one fits, a later one does not
     with pytest.raises(ValueError, match=r"'W_hq' has shape \(8, 26\), the model needs \(8, 25\)"):
         lm.load_named_parameters(other)
@@ -76,8 +76,8 @@ def test_fast_forms_are_an_explicit_mapping():
 
 
 def test_default_sampler_is_the_books():
-    assert models.default_sampler("gru-scratch") == "random"
-    assert models.default_sampler("lstm") == "consecutive"
+    assert build.default_sampler("gru-scratch") == "random"
+    assert build.default_sampler("lstm") == "consecutive"
 
 
 @pytest.mark.parametrize("args,name", [(("cnn", V, H), "model"), (("rnn", 0, H), "vocab_size"),
@@ -86,7 +86,7 @@ def test_default_sampler_is_the_books():
                                        (("rnn", V, H, 1, "tpu"), "ctx")])
 def test_build_lm_names_bad_arguments(args, name):
     with pytest.raises(ValueError, match=name):
-        models.build_lm(*args)
+        build.build_lm(*args)
 
 
 NOTEBOOK_CELLS = {  # the book's notebook code: (cell, get_params factory, init_state)

@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings, strategies as st
 
-import lyricnn.ngram as ngram_module
-from lyricnn.data import load_corpus_chars
-from lyricnn.ngram import NGramLM, kn_discounts, rank
-from lyricnn.tokenize import UNK, load_ptb, segment, words
+import lyricnn.ngram.counts as ngram_module
+import lyricnn.memory
+import lyricnn.ngram.model
+from lyricnn.data.corpus import load_corpus_chars
+from lyricnn.ngram.model import NGramLM, kn_discounts, rank
+from lyricnn.data.tokenize import UNK, load_ptb, segment, words
 
 SMOOTHED = ("add-k", "kneser-ney")
 SMALL_CORPUS = "我说你走先 你说你走先吧 走先走先 你走 我先走吧 他走先"
@@ -533,13 +535,13 @@ def test_counting_bytes_is_the_sum_over_levels():
 
 
 def test_available_memory_is_positive_here():
-    available = ngram_module.available_memory()
+    available = lyricnn.memory.available_memory()
     assert available is None or available > 0
 
 
 def test_generation_length_and_seed_are_bounded():
     model = NGramLM(2).fit("abcab")
-    limit = ngram_module.MAX_GENERATE_LENGTH
+    limit = lyricnn.ngram.model.MAX_GENERATE_LENGTH
     with pytest.raises(ValueError) as err:
         model.generate("a", 99999999999999)
     assert str(err.value) == (f"length must be an integer between 0 and {limit}, got "

@@ -4,7 +4,7 @@ import pytest
 from mxnet import nd
 import mxnet as mx
 
-from lyricnn.onehot import to_onehot
+from lyricnn.models.onehot import to_onehot
 
 
 def test_to_onehot_matches_seed_example():

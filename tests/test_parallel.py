@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 import lyricnn as d2l
-from lyricnn.models import build_lm
-from lyricnn.parallel import DataParallel, check_divisible
-from lyricnn.training import run_epoch, train_epochs
-from lyricnn.wordlm import build_word_lm, train_word_lm
+from lyricnn.models.build import build_lm
+from lyricnn.training.parallel import DataParallel, check_divisible
+from lyricnn.training.loop import run_epoch, train_epochs
+from lyricnn.models.word import build_word_lm
+from lyricnn.training.loop import train_word_lm
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TWO = [mx.cpu(0), mx.cpu(1)]
@@ -158,7 +159,7 @@ def test_context_lists_parse():
 
 def _worker_outputs(tmp_path, ctx=None):
     """Run tests/parallel_worker.py as 2 dist_sync workers (1 server) through the launcher."""
-    from lyricnn.launch import launch
+    from lyricnn.training.launch import launch
     import io
     out = io.StringIO()
     command = [sys.executable, os.path.join(HERE, "parallel_worker.py"), str(tmp_path),
@@ -209,7 +210,7 @@ def test_two_cpu_devices_at_the_books_size_do_not_hang(tmp_path):
 
 
 def test_dist_sync_outside_a_launched_job_is_a_clear_error(monkeypatch):
-    from lyricnn.parallel import kvstore
+    from lyricnn.training.parallel import kvstore
     monkeypatch.delenv("DMLC_ROLE", raising=False)
     with pytest.raises(ValueError, match="no DMLC_\\* environment: run it under lyricnn launch"):
         kvstore("dist_sync")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lyricnn import plotting
-from lyricnn.training import History
+from lyricnn.training.loop import History
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

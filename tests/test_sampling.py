@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from lyricnn.sampling import data_iter_consecutive, data_iter_random
+from lyricnn.data.sampling import data_iter_consecutive, data_iter_random
 
 SEQ = list(range(50))
 
@@ -204,7 +204,7 @@ def test_bad_corpus_indices_are_named(sampler, corpus, message):
 
 
 def test_batch_to_device_copies_values_to_the_device_without_aliasing_the_source():
-    from lyricnn.sampling import batch_to_device
+    from lyricnn.data.sampling import batch_to_device
     source = np.arange(12, dtype=np.float32).reshape(3, 4)
     for ctx in (None, mx.cpu(), mx.cpu(1)):
         out = batch_to_device(source[:, 1:3], ctx)      # a non-contiguous view

@@ -7,12 +7,12 @@ import pytest
 from mxnet import init, nd
 from mxnet.gluon import rnn as grnn
 
-from lyricnn import scoring
-from lyricnn.data import Vocab
-from lyricnn.gluon_model import RNNModel
-from lyricnn.ngram import rank
-from lyricnn.scratch import init_rnn_state, rnn
-from lyricnn.models import GluonLM, ScratchLM
+from lyricnn.decoding import score as scoring
+from lyricnn.data.corpus import Vocab
+from lyricnn.models.gluon import RNNModel
+from lyricnn.ngram.model import rank
+from lyricnn.book.scratch import init_rnn_state, rnn
+from lyricnn.models.interface import GluonLM, ScratchLM
 
 VOCAB = Vocab.from_tokens("我想要你的微笑 分开ab")
 V, H = len(VOCAB), 12

@@ -5,9 +5,9 @@ from mxnet import autograd, nd
 from mxnet.gluon import loss as gloss
 
 from benchmarks import book_notebook as book
-from lyricnn.onehot import to_onehot
-from lyricnn.models import sequence_forward
-from lyricnn.scratch import get_params, init_rnn_state, params_getter, rnn, rnn_sequence
+from lyricnn.models.onehot import to_onehot
+from lyricnn.models.interface import sequence_forward
+from lyricnn.book.scratch import get_params, init_rnn_state, params_getter, rnn, rnn_sequence
 
 V, H = 40, 16
 

@@ -5,8 +5,8 @@ import zipfile
 
 import pytest
 
-from lyricnn.tokenize import (EOS, PTB_SPLITS, UNK, chars, get_tokenizer, load_ptb, segment,
-                              tokenize, words)
+from lyricnn.data.tokenize import (
+    EOS, PTB_SPLITS, UNK, chars, get_tokenizer, load_ptb, segment, tokenize, words)
 
 HAS_JIEBA = importlib.util.find_spec("jieba") is not None
 

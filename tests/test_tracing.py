@@ -12,7 +12,8 @@ from mxnet import autograd, nd
 import lyricnn as d2l
 from benchmarks import book_notebook as book
 from benchmarks import book_notebook_gated as gated
-from lyricnn import models, tracing
+from lyricnn.models import build, interface as models
+from lyricnn.models import tracing
 
 V, H = 30, 8
 CELLS = {"rnn": (book.rnn, book.make_get_params, book.init_rnn_state),
@@ -207,9 +208,9 @@ def test_a_large_copy_on_the_python_thread_starts_no_openmp_team():
 
 
 @pytest.mark.parametrize("num_layers", [1, 2])
-@pytest.mark.parametrize("model", models.SCRATCH_MODELS)
+@pytest.mark.parametrize("model", build.SCRATCH_MODELS)
 def test_lyricnns_own_cells_are_replayed_with_the_same_results(model, num_layers):
-    lm = models.build_lm(model, V, H, num_layers, mx.cpu())
+    lm = build.build_lm(model, V, H, num_layers, mx.cpu())
     as_written = models.ScratchLM(lm.cell, lm.params, lm.init_state, H, V, mx.cpu(),
                                   trace=False)
     for seed in (0, 1):

@@ -12,9 +12,12 @@ from mxnet import autograd, nd
 
 import lyricnn as d2l
 from benchmarks import book_notebook as book
-from lyricnn.models import ScratchLM
-from lyricnn.training import (TrainingDiverged, _detach,
-                              clipped_sgd, evaluate_loss, grad_clipping, perplexity, run_epoch, sgd)
+from lyricnn.models.interface import ScratchLM
+from lyricnn.training.loop import TrainingDiverged, _detach, run_epoch
+from lyricnn.training.optim import clipped_sgd
+from lyricnn.training.evaluate import evaluate_loss
+from lyricnn.book.trainers import grad_clipping, sgd
+from lyricnn.metrics import perplexity
 
 CORPUS = d2l.load_data_jay_lyrics()
 
@@ -308,8 +311,8 @@ def test_a_learning_rate_that_is_zero_in_float32_is_refused():
 
 
 def test_should_stop_interrupts_between_minibatches_and_keeps_the_history():
-    from lyricnn.models import build_lm
-    from lyricnn.training import TrainingInterrupted, train_epochs
+    from lyricnn.models.build import build_lm
+    from lyricnn.training.loop import TrainingInterrupted, train_epochs
     ci, _, _, V = CORPUS
     lm = build_lm("rnn-scratch", V, 8)
     history = train_epochs(lm, ci[:400], True, 5, 4, 1.0, 1e-2, range(1, 3))
@@ -326,8 +329,8 @@ def test_resume_through_the_library_is_bit_identical(model):
     continuing (Python and NumPy states restored) equals an uninterrupted run."""
     import random
 
-    from lyricnn.models import build_lm
-    from lyricnn.training import mxnet_seed, train_epochs
+    from lyricnn.models.build import build_lm
+    from lyricnn.training.loop import mxnet_seed, train_epochs
     ci, _, _, V = CORPUS
     d2l.set_seed(3)
     full = train_epochs(build_lm(model, V, 8), ci[:600], True, 5, 4, 1.0, 1e-2, range(1, 5),
@@ -350,7 +353,7 @@ def test_resume_through_the_library_is_bit_identical(model):
 # -- learning-rate annealing (word-level runs) ------------------------------------
 
 def _history(valid):
-    from lyricnn.training import History
+    from lyricnn.training.loop import History
     h = History()
     for e, v in enumerate(valid, start=1):
         h.append(e, 100.0, 1.0, v)
@@ -358,14 +361,14 @@ def _history(valid):
 
 
 def test_annealed_lr_zaremba_halves_every_epoch_after_epoch_4():
-    from lyricnn.training import annealed_lr
+    from lyricnn.training.loop import annealed_lr
     h = _history([None] * 8)
     assert [annealed_lr(e, h, 1.0, 2.0, decay_from=4) for e in range(1, 9)] == \
         [1, 1, 1, 1, 0.5, 0.25, 0.125, 0.0625]
 
 
 def test_annealed_lr_divides_after_each_epoch_that_did_not_improve():
-    from lyricnn.training import annealed_lr
+    from lyricnn.training.loop import annealed_lr
     h = _history([100, 90, 95, 80, 85, 85])
     # epoch 3 (95 > 90) and 5, 6 (85 > 80) did not improve: the epochs after them pay.
     assert [annealed_lr(e, h, 20.0, 4.0) for e in range(1, 8)] == \
@@ -374,7 +377,7 @@ def test_annealed_lr_divides_after_each_epoch_that_did_not_improve():
 
 
 def test_annealed_lr_on_plateaus_needs_a_held_out_perplexity():
-    from lyricnn.training import annealed_lr
+    from lyricnn.training.loop import annealed_lr
     with pytest.raises(ValueError, match="needs a held-out perplexity"):
         annealed_lr(3, _history([None, None]), 20.0, 4.0)
 
@@ -405,7 +408,7 @@ def _extreme_logits(rs, n, v, dtype):
 @pytest.mark.parametrize("n,v,dtype", [(7, 11, "float32"), (400, 10000, "float32"),
                                        (6, 5, "float64")])
 def test_softmax_cross_entropy_equals_gluons_loss_and_gradient(n, v, dtype):
-    from lyricnn.training import softmax_cross_entropy
+    from lyricnn.training.optim import softmax_cross_entropy
     rs = np.random.RandomState(n)
     for logits in (nd.array(rs.normal(scale=2.0, size=(n, v)), dtype=dtype),
                    _extreme_logits(rs, n, v, dtype)):
@@ -425,7 +428,7 @@ def test_softmax_cross_entropy_equals_gluons_loss_and_gradient(n, v, dtype):
 def test_add_at_labels_adds_once_per_row_in_place():
     """The private scatter operator behind softmax_cross_entropy: fails loudly if MXNet
     changes it. Repeated labels (rows 0 and 2) are separate rows, each added once."""
-    from lyricnn.training import _add_at_labels
+    from lyricnn.training.optim import _add_at_labels
     rng = np.random.RandomState(0)
     probs = rng.rand(5, 7).astype(np.float32)
     labels = np.array([3, 0, 3, 6, 1])
@@ -437,7 +440,7 @@ def test_add_at_labels_adds_once_per_row_in_place():
 
 
 def test_softmax_cross_entropy_gradient_matches_finite_differences_in_float64():
-    from lyricnn.training import softmax_cross_entropy
+    from lyricnn.training.optim import softmax_cross_entropy
     rs = np.random.RandomState(0)
     x = rs.normal(scale=2.0, size=(5, 7))
     labels = nd.array([0, 6, 3, 3, 1], dtype="float64")
@@ -458,7 +461,7 @@ def test_softmax_cross_entropy_gradient_matches_finite_differences_in_float64():
 def test_run_epoch_step_equals_the_gluon_loss_step():
     """One run_epoch minibatch moves the weights as autograd through Gluon's loss followed
     by the book's grad_clipping and sgd does."""
-    from lyricnn.wordlm import build_word_lm
+    from lyricnn.models.word import build_word_lm
     models = []
     for _ in range(2):
         mx.random.seed(5)
@@ -494,7 +497,7 @@ def test_retain_freed_memory_sets_glibc_malloc_once_unless_the_user_chose():
     import os
     import subprocess
     import sys
-    from lyricnn.training import retain_freed_memory
+    from lyricnn.tuning import retain_freed_memory
     glibc = sys.platform.startswith("linux") and "libc.so" in (ctypes.util.find_library("c") or "")
     assert retain_freed_memory() is retain_freed_memory() is glibc
     code = "from lyricnn.training import retain_freed_memory as r; print(r())"

@@ -7,13 +7,14 @@ import pytest
 from mxnet import autograd, nd
 from mxnet.gluon import loss as gloss
 
-from lyricnn import hub
-from lyricnn.gluon_model import layer_spec
-from lyricnn.sampling import data_iter_consecutive
-from lyricnn.tokenize import EOS, PTB, UNK, read_ptb_text
-from lyricnn.training import train_epochs
-from lyricnn.wordlm import (WordCorpus, WordRNNModel, build_word_lm, evaluate_perplexity,
-                            load_ptb_corpus, stream_batches, word_corpus)
+from lyricnn.data import hub
+from lyricnn.models.gluon import layer_spec
+from lyricnn.data.sampling import data_iter_consecutive
+from lyricnn.data.tokenize import EOS, PTB, UNK, read_ptb_text
+from lyricnn.training.loop import train_epochs
+from lyricnn.data.words import WordCorpus, load_ptb_corpus, word_corpus
+from lyricnn.models.word import WordRNNModel, build_word_lm
+from lyricnn.training.evaluate import evaluate_perplexity, stream_batches
 
 TEXT = "the cat sat on the mat\nthe dog sat on the log\na cat and a dog\n"
 

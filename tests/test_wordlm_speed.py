@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from mxnet import autograd, nd
 
-from lyricnn.wordlm import WORD_CELLS, WordRNNModel, build_word_lm
+from lyricnn.models.word import WORD_CELLS, WordRNNModel, build_word_lm
 
 
 def _reference(net, X, state):

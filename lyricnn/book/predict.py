@@ -1,0 +1,26 @@
+"""TODO docstring (book.predict, from generation.py)."""
+
+from lyricnn.models.interface import GluonLM, ScratchLM
+from lyricnn.decoding.generate import generate
+
+
+def predict_rnn(prefix, num_chars, rnn, params, init_rnn_state, num_hiddens, vocab_size,
+                ctx, idx_to_char, char_to_idx, strategy="greedy", temperature=1.0,
+                top_k=None, seed=None):
+    """Continue ``prefix`` by ``num_chars`` characters with a scratch RNN (book 6.4.3).
+
+    Same signature and greedy behaviour as d2lzh; the keyword options select
+    another decoding strategy. A prefix character outside the vocabulary
+    raises ``ValueError`` naming it (d2lzh raises a bare ``KeyError``).
+    """
+    lm = ScratchLM(rnn, params, init_rnn_state, num_hiddens, vocab_size, ctx)
+    return generate(lm, prefix, num_chars, idx_to_char, char_to_idx, strategy, temperature,
+                    top_k, seed)
+
+
+def predict_rnn_gluon(prefix, num_chars, model, vocab_size, ctx, idx_to_char, char_to_idx,
+                      strategy="greedy", temperature=1.0, top_k=None, seed=None):
+    """Continue ``prefix`` with a Gluon ``RNNModel`` (book 6.5); options as ``predict_rnn``."""
+    lm = GluonLM(model, vocab_size, ctx, hybridize=False)
+    return generate(lm, prefix, num_chars, idx_to_char, char_to_idx, strategy, temperature,
+                    top_k, seed)

@@ -1,0 +1,92 @@
+"""Text generation from a trained model (book 6.4.3 and 6.5).
+
+``generate`` works on any ``lyricnn.models.LanguageModel``: after the prefix
+has been fed in, each next character is chosen from the model's logits:
+``'greedy'`` (the book: argmax) or ``'sample'`` (from the softmax at
+``temperature``, optionally restricted to the ``top_k`` most likely).
+``predict_rnn`` and ``predict_rnn_gluon`` are the book's entry points.
+"""
+import numpy as np
+from mxnet import nd
+
+from lyricnn.checks import check_choice, check_int, check_number
+
+STRATEGIES = ("greedy", "sample")
+#: Longest continuation one call may ask for. Each character is one forward
+#: step (about 1 ms for the book's models here), so a million characters is
+#: a quarter of an hour; a larger request is almost surely a typo.
+MAX_LENGTH = 1_000_000
+
+
+def _prefix_indices(prefix, char_to_idx):
+    if isinstance(prefix, (list, tuple)) and prefix and all(isinstance(t, str) for t in prefix):
+        missing = [t for t in prefix if t not in char_to_idx]
+        if missing:
+            raise ValueError(f"prefix tokens {missing!r} are not in the vocabulary")
+        return [char_to_idx[t] for t in prefix]
+    if not isinstance(prefix, str) or not prefix:
+        raise ValueError(f"prefix must be a non-empty string (or a list of word tokens), "
+                         f"got {prefix!r}")
+    missing = [c for c in prefix if c not in char_to_idx]
+    if missing:
+        raise ValueError(
+            f"prefix {prefix!r} contains character(s) {''.join(dict.fromkeys(missing))!r} "
+            "that are not in the vocabulary; use characters from the training corpus")
+    return [char_to_idx[c] for c in prefix]
+
+
+def check_decoding(strategy, temperature, top_k, seed=None):
+    """Validate the decoding options; return ``(temperature, top_k)`` as Python numbers."""
+    check_choice("strategy", strategy, STRATEGIES)
+    temperature = check_number("temperature", temperature, 0,
+                               hint="0 is greedy, 1 the model's own distribution")
+    if top_k is not None:
+        top_k = check_int("top_k", top_k, 1)
+    if seed is not None:
+        check_int("seed", seed, 0)
+    return temperature, top_k
+
+
+def choose_next(logits, strategy="greedy", temperature=1.0, top_k=None, rng=None):
+    """Pick the next index from ``logits: (V,)`` (NumPy).
+
+    ``'sample'`` draws from ``softmax(logits / temperature)`` over the ``top_k``
+    largest logits; temperature 0 or ``top_k=1`` is greedy.
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    if strategy == "greedy" or temperature == 0 or top_k == 1:
+        return int(np.argmax(logits))
+    candidates = np.arange(len(logits))
+    if top_k is not None and top_k < len(logits):
+        candidates = np.argpartition(-logits, top_k - 1)[:top_k]
+    z = logits[candidates] / temperature
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    rng = rng if rng is not None else np.random.default_rng(np.random.randint(2**31))
+    return int(candidates[rng.choice(len(candidates), p=p)])
+
+
+def generate(lm, prefix, num_chars, idx_to_char, char_to_idx, strategy="greedy",
+             temperature=1.0, top_k=None, seed=None, sep=""):
+    """Feed ``prefix`` one character at a time to ``lm``, then extend it by ``num_chars``.
+
+    A word-level model takes ``prefix`` as a list of tokens and generates
+    ``num_chars`` tokens; the result joins the tokens with ``sep`` (``" "``
+    for words).
+
+    ``seed`` makes ``'sample'`` repeatable (each call uses it afresh); without
+    it the draw comes from NumPy's global generator.
+    """
+    temperature, top_k = check_decoding(strategy, temperature, top_k, seed)
+    num_chars = check_int("num_chars", num_chars, 0, MAX_LENGTH)
+    output = _prefix_indices(prefix, char_to_idx)
+    rng = np.random.default_rng(seed) if seed is not None else None
+    state = lm.begin_state(1)
+    for t in range(num_chars + len(prefix) - 1):
+        Y, state = lm(nd.array([[output[t]]], ctx=lm.ctx), state)   # Y: (1, V)
+        if t >= len(prefix) - 1:
+            if strategy == "greedy":
+                output.append(int(Y[0].argmax(axis=0).asscalar()))
+            else:
+                output.append(choose_next(Y[0].asnumpy(), strategy, temperature, top_k, rng))
+    return sep.join(idx_to_char[i] for i in output)

@@ -1,0 +1,214 @@
+"""The one language-model interface: what training, checkpoints, scoring, generation and the CLI use.
+
+A ``LanguageModel`` maps a minibatch of indices to next-character logits::
+
+    logits, state = lm(X, state)   # X: (batch, num_steps); logits: (num_steps * batch, V)
+
+``logits`` is time-major (row ``t * batch + b`` is step ``t`` of sequence
+``b``), as the book's ``nd.concat(*outputs, dim=0)``. Two implementations:
+
+* ``ScratchLM``: a book-style cell function (``rnn``, ``gru``, ``lstm``,
+  ``deep_*``, or one a reader writes in a notebook) and its parameter list;
+* ``GluonLM``: a Gluon ``RNNModel`` (book 6.5).
+
+``build_lm`` makes a fresh one by name (``MODELS``), the way the CLI and
+checkpoints do. The optimizer (``lyricnn.training.clipped_sgd``) and
+decoding (``lyricnn.generation.generate``) are functions over this interface.
+"""
+import functools
+
+from mxnet import nd
+
+from lyricnn.context import resolve_ctx
+from lyricnn.book.deep import (
+    deep_gru, deep_gru_sequence, deep_lstm, deep_lstm_sequence, deep_rnn, deep_rnn_sequence)
+from lyricnn.book.gated import gru, gru_sequence, lstm, lstm_sequence
+from lyricnn.models.onehot import to_onehot
+from lyricnn.book.scratch import rnn, rnn_sequence
+from lyricnn.models.tracing import TracedForward
+
+#: lyricnn's book-form cells -> their fast forms (same numbers; ``lyricnn.cells``).
+#: Any other cell function, e.g. one written in a notebook, runs on one-hot inputs.
+FAST_FORMS = {rnn: rnn_sequence, gru: gru_sequence, lstm: lstm_sequence,
+              deep_rnn: deep_rnn_sequence, deep_gru: deep_gru_sequence,
+              deep_lstm: deep_lstm_sequence}
+
+
+class LanguageModel:
+    """The interface. Subclasses set ``vocab_size`` and ``ctx`` and implement the methods."""
+
+    vocab_size: int
+    ctx: object
+
+    def begin_state(self, batch_size):
+        """The zero state for ``batch_size`` sequences: a tuple (or list) of NDArrays."""
+        raise NotImplementedError
+
+    def forward(self, X, state):
+        """``X: (batch, num_steps)`` -> ``(logits (num_steps * batch, V), new state)``."""
+        raise NotImplementedError
+
+    def __call__(self, X, state):
+        return self.forward(X, state)
+
+    def named_parameters(self):
+        """``{name: NDArray}`` of every parameter, under the names checkpoint files use."""
+        raise NotImplementedError
+
+    def weights(self):
+        """The trainable arrays, in a fixed order."""
+        raise NotImplementedError
+
+    def gradients(self):
+        """Their gradients, in the same order."""
+        raise NotImplementedError
+
+    def replicate(self, ctxs):
+        """The model on each device of ``ctxs`` (the first is ``self.ctx``), for
+        ``lyricnn.parallel.DataParallel``: ``[self, copy on ctxs[1], …]``, each a
+        ``LanguageModel`` with its own weights and gradients on its device."""
+        raise NotImplementedError
+
+    def load_named_parameters(self, arrays):
+        """Copy ``arrays`` (``{name: NDArray}``) into the parameters, all or nothing.
+
+        ``ValueError`` naming the missing or unexpected names, or the first
+        shape that differs, before anything is copied.
+        """
+        own = self.named_parameters()
+        missing, unexpected = sorted(set(own) - set(arrays)), sorted(set(arrays) - set(own))
+        if missing or unexpected:
+            raise ValueError(f"parameter names differ: missing {missing}, unexpected "
+                             f"{unexpected}; the architecture differs")
+        for name, array in own.items():
+            if arrays[name].shape != array.shape:
+                raise ValueError(f"parameter {name!r} has shape {arrays[name].shape}, the model "
+                                 f"needs {array.shape}; the vocabulary size or the "
+                                 "architecture differs")
+        for name, array in own.items():
+            array[:] = arrays[name].as_in_context(self.ctx)
+
+
+def sequence_forward(cell, vocab_size, sparse_inputs=True, trace=True):
+    """``(X, state, params) -> (logits (num_steps*batch, V), state)`` for a book-style ``cell``.
+
+    lyricnn's own cells run their fast form (``FAST_FORMS``); any other
+    function is run on one-hot inputs as the book does. With ``trace``,
+    training records either once per input shape and replays the record as
+    one MXNet graph (``lyricnn.tracing``; a reader's cell on dense one-hot
+    inputs, as the book's: MXNet cannot run the sparse product's gradient
+    inside a graph). Measured per epoch, book configuration, 2 vCPUs
+    (benchmarks/bench_speed.py, docs/RESULTS.md): the GRU's fast form 0.564 s
+    replayed against 0.842 as written, the LSTM's 0.700 against 0.898; the
+    RNN's (one fused kernel already) is unchanged. Outside
+    training, and with ``trace=False``, it runs as written; with
+    ``sparse_inputs`` on CSR arrays (``to_onehot(..., sparse=True)``):
+    the same values, but the cell's ``nd.dot(X, W_xh)`` becomes MXNet's sparse
+    row gather instead of a dense product. Outputs are identical; the input
+    weights' gradients equal the dense ones to float rounding (about 2e-8
+    relative at the book's sizes: the sparse product sums rows in another
+    order). Speed: docs/RESULTS.md. ``False`` for a cell that needs dense inputs.
+    """
+    if cell in FAST_FORMS:
+        return TracedForward(FAST_FORMS[cell]) if trace else FAST_FORMS[cell]
+
+    def one_hot_forward(X, state, params, sparse=sparse_inputs):
+        outputs, state = cell(to_onehot(X, vocab_size, sparse=sparse), state, params)
+        return nd.concat(*outputs, dim=0), state
+
+    if not trace:
+        return one_hot_forward
+    return TracedForward(one_hot_forward, record=functools.partial(one_hot_forward, sparse=False))
+
+
+class ScratchLM(LanguageModel):
+    """A from-scratch cell function and its parameter list as a ``LanguageModel``.
+
+    ``cell(inputs, state, params)`` is a book-style step function;
+    ``init_state(batch_size, num_hiddens, ctx)`` its zero state; ``names``
+    the checkpoint names of ``params`` (default ``param0``, ``param1``, …);
+    ``sparse_inputs``, ``trace``: see ``sequence_forward``.
+    """
+
+    def __init__(self, cell, params, init_state, num_hiddens, vocab_size, ctx, names=None,
+                 sparse_inputs=True, trace=True):
+        self.cell, self.params, self.init_state = cell, list(params), init_state
+        self.num_hiddens, self.vocab_size, self.ctx = num_hiddens, vocab_size, ctx
+        self.names = list(names) if names is not None else [f"param{i}" for i in
+                                                            range(len(self.params))]
+        if len(self.names) != len(self.params):
+            raise ValueError(f"{len(self.names)} names for {len(self.params)} parameters")
+        self.sparse_inputs, self.trace = sparse_inputs, trace
+        self._forward = sequence_forward(cell, vocab_size, sparse_inputs, trace)
+
+    def begin_state(self, batch_size):
+        return self.init_state(batch_size, self.num_hiddens, self.ctx)
+
+    def forward(self, X, state):
+        return self._forward(X, state, self.params)
+
+    def named_parameters(self):
+        return dict(zip(self.names, self.params))
+
+    def replicate(self, ctxs):
+        copies = []
+        for ctx in ctxs[1:]:
+            params = [p.copyto(ctx) for p in self.params]
+            for p in params:
+                p.attach_grad()
+            copies.append(ScratchLM(self.cell, params, self.init_state, self.num_hiddens,
+                                    self.vocab_size, ctx, self.names, self.sparse_inputs,
+                                    self.trace))
+        return [self] + copies
+
+    def weights(self):
+        return self.params
+
+    def gradients(self):
+        return [p.grad for p in self.params]
+
+
+class GluonLM(LanguageModel):
+    """An initialised Gluon ``RNNModel`` as a ``LanguageModel``.
+
+    ``hybridize`` (default) compiles it once (``static_alloc``/``static_shape``:
+    one memory plan reused every minibatch).
+    """
+
+    def __init__(self, model, vocab_size, ctx, hybridize=True):
+        # None: MXNet's current context, named now (forward enters its scope).
+        self.model, self.vocab_size, self.ctx = model, vocab_size, resolve_ctx(ctx)
+        if hybridize:
+            model.hybridize(static_alloc=True, static_shape=True)
+        self._params = [p for p in model.collect_params().values() if p.grad_req != "null"]
+
+    def begin_state(self, batch_size):
+        return self.model.begin_state(batch_size=batch_size, ctx=self.ctx)
+
+    def forward(self, X, state):
+        # A hybridized block reads each Parameter on the *current* context
+        # (Parameter.data() without ctx), so a model on several devices must be
+        # called inside its own device's scope.
+        with self.ctx:
+            return self.model(X, state)
+
+    def named_parameters(self):
+        return {name: p.data(self.ctx) for name, p in self.model.named_parameters().items()}
+
+    def weights(self):
+        return [p.data(self.ctx) for p in self._params]
+
+    def gradients(self):
+        return [p.grad(self.ctx) for p in self._params]
+
+    def replicate(self, ctxs):
+        # Gluon keeps one array per device in each Parameter. reset_ctx would
+        # start every device from the *average* of the arrays it already has
+        # (stale after a load into self.ctx alone), so self.ctx's values are
+        # set on every device instead.
+        for p in self.model.collect_params().values():
+            value = p.data(self.ctx).copy()
+            p.reset_ctx(list(ctxs))
+            p.set_data(value)
+        return [self] + [GluonLM(self.model, self.vocab_size, ctx, hybridize=False)
+                         for ctx in ctxs[1:]]

@@ -1,0 +1,33 @@
+"""One-hot encoding of a minibatch (book 6.4.1)."""
+from mxnet import nd
+
+from lyricnn.checks import check_int
+
+
+def to_onehot(X, size, sparse=False):
+    """Encode ``X: (batch, num_steps)`` as a list of ``num_steps`` arrays ``(batch, size)``.
+
+    Step ``t`` of the list is ``one_hot(X[:, t])``: the per-time-step inputs an
+    RNN consumes in order.  (lyricnn's own models avoid materialising these:
+    ``one_hot(x) · W`` is just a row gather ``W[x]``.)  ``size`` (the
+    vocabulary size) is checked here: MXNet's ``one_hot`` answers a bad depth
+    with a C++ stack trace.
+
+    ``sparse=True`` returns the same values as CSR arrays, one ``one_hot`` for
+    all steps: ``nd.dot(X_t, W)`` then runs MXNet's sparse kernel, a row
+    gather, instead of a dense ``(batch, V) x (V, h)`` product: the same
+    outputs, and gradients equal to float rounding. The training loop feeds
+    a reader's own cell these (``lyricnn.models.ScratchLM``).
+    """
+    size = check_int("size", size, hint="size is the vocabulary size (vocab_size)")
+    if not isinstance(X, nd.NDArray) or X.ndim != 2:
+        shape = getattr(X, "shape", None)
+        raise ValueError(f"X must be a 2-D NDArray (batch_size, num_steps), got "
+                         f"{type(X).__name__}" + (f" of shape {shape}" if shape else ""))
+    if not sparse:
+        return [nd.one_hot(x, size) for x in X.T]  # num_steps x (batch, size)
+    steps = nd.one_hot(X.T, size)                 # (num_steps, batch, size)
+    if X.shape[1] == 1:
+        return [steps[0].tostype("csr")]
+    # one split, not num_steps slices
+    return [s.tostype("csr") for s in nd.split(steps, X.shape[1], axis=0, squeeze_axis=True)]

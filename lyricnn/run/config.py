@@ -1,0 +1,533 @@
+"""The one source of a run's configuration: fields, defaults, checks, CLI flags.
+
+``RunConfig`` is what a checkpoint saves (``config.json``): enough to rebuild
+the model and repeat or resume its training.  Its field names are the book's
+argument names (``num_hiddens``, ``num_steps``, ``batch_size``, ``lr``,
+``clipping_theta``, ...) and its defaults the book's (6.4.5, 6.5): 256 hidden
+units, 35 steps, batch 32, lr 1e2, clipping 1e-2, the first 10000 characters.
+
+``TrainSettings`` holds the book's other training arguments (``num_epochs``,
+``pred_period``, ``pred_len``).  They are *not* saved: they say how long to
+train and how often to log, not what the model is, so a resumed run may
+change them (``--epochs`` is how far a resumed run goes).
+
+Every field carries, in its ``metadata["option"]``, its help text, its checks
+(through ``lyricnn.checks``) and the old short flag spellings, from which
+``add_config_arguments`` generates the command-line flags::
+
+    --num-hiddens (alias --hidden)   --num-steps (--steps)   --batch-size (--batch)
+    --clipping-theta (--clip)        --num-layers (--layers) --num-epochs (--epochs)
+    --pred-period (--period)
+
+So the CLI, the examples and the checkpoint cannot disagree on a name, a
+default or a range.  Two fields are derived, never flags: ``vocab_size`` and
+``corpus_sha1`` come from the corpus (``with_corpus``).
+
+No MXNet import here: the model names (``lyricnn.models.MODELS``) and the
+default sampler are looked up only when needed.
+"""
+import argparse
+import dataclasses
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Tuple
+
+import numpy as np
+
+from lyricnn.checks import check_choice, check_int, check_number
+
+__all__ = ["RunConfig", "TrainSettings", "Option", "add_config_arguments", "flag_of",
+           "text_sha1", "SAMPLERS", "FLOAT32_MAX", "MAX_SEED", "model_names"]
+
+SAMPLERS = ("random", "consecutive")
+TOKENS = ("char", "word")
+TOKENIZERS = ("whitespace", "jieba")
+#: ``--corpus ptb``: word-level Penn Treebank of the data hub (its train/valid/test files).
+PTB_CORPUS = "ptb"
+#: Fields that only word-level runs use (a character-level run keeps their defaults).
+WORD_FIELDS = ("tokenizer", "embed_size", "dropout", "tied", "lr_decay", "decay_from")
+#: A word-level run's defaults where they differ from the book's character-level ones:
+#: word_language_model's (Gluon LSTM, 200 units, 35 steps, batch 20, lr 20, clipping 0.25,
+#: lr / 4 when the validation perplexity stops improving), and the whole corpus.
+WORD_DEFAULTS = {"model": "lstm", "num_hiddens": 200, "num_steps": 35, "batch_size": 20,
+                 "lr": 20.0, "clipping_theta": 0.25, "lr_decay": 4.0, "num_chars": None,
+                 "sampler": "consecutive"}
+#: Word-level TrainSettings defaults: word_language_model's 40 epochs, a log line each epoch.
+WORD_TRAIN_DEFAULTS = {"num_epochs": 40, "pred_period": 1, "pred_len": 20}
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: MXNet, NumPy and Python seeds agree only below 2**32 (above, MXNet wraps around).
+MAX_SEED = 2**32 - 1
+
+
+def text_sha1(text):
+    """SHA-1 of ``text`` in UTF-8: identifies the exact corpus a checkpoint was trained on."""
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def model_names():
+    """``lyricnn.models.MODELS``, imported on first use (it loads MXNet)."""
+    from lyricnn.models.build import MODELS
+    return tuple(MODELS)
+
+
+def _default_sampler(model):
+    from lyricnn.models.build import default_sampler
+    return default_sampler(model)
+
+
+# -- per-field checks (through lyricnn.checks) ----------------------------------
+
+def _positive_int(name, value):
+    return check_int(name, value, 1)
+
+
+def _float32_positive(name, value):
+    """A positive number that MXNet's float32 optimizer sees as neither 0 nor inf."""
+    value = check_number(name, value, 0, FLOAT32_MAX, low_open=True)
+    if np.float32(value) == 0:
+        raise ValueError(f"{name} must be at least {float(np.float32(1e-45)):.3g} (it becomes "
+                         f"0 in float32, MXNet's precision, and nothing would train), "
+                         f"got {value!r}")
+    return value
+
+
+def _seed(name, value):
+    return check_int(name, value, 0, MAX_SEED)
+
+
+def _model(name, value):
+    return check_choice(name, value, model_names())
+
+
+def _sampler(name, value):
+    return check_choice(name, value, SAMPLERS)
+
+
+def _corpus(name, value):
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ValueError(f"{name} must be a file path, 'ptb', or None (the Jay Chou lyrics), "
+                         f"got {value!r}")
+    return value
+
+
+def _num_chars(name, value):
+    return None if value is None else check_int(name, value, 1, hint="None keeps the whole text")
+
+
+def _fraction(name, value):
+    value = check_number(name, value, 0)
+    if value >= 1:
+        raise ValueError(f"{name} must be a number >= 0 and < 1, got {value!r}")
+    return value
+
+
+def _tokens(name, value):
+    return check_choice(name, value, TOKENS)
+
+
+def _tokenizer(name, value):
+    return check_choice(name, value, TOKENIZERS)
+
+
+def _embed_size(name, value):
+    return check_int(name, value, 0, hint="0 means the same as --num-hiddens")
+
+
+def _dropout(name, value):
+    value = check_number(name, value, 0, hint="the probability of dropping a unit")
+    if value >= 1:
+        raise ValueError(f"{name} must be a number >= 0 and < 1 (the probability of dropping a "
+                         f"unit), got {value!r}")
+    return value
+
+
+def _boolean(name, value):
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
+def _lr_decay(name, value):
+    return check_number(name, value, 1, FLOAT32_MAX, hint="1 keeps the learning rate")
+
+
+def _pred_len(name, value):
+    from lyricnn.decoding.generate import MAX_LENGTH
+    return check_int(name, value, 0, MAX_LENGTH)
+
+
+def _vocab_size(name, value):
+    return check_int(name, value, 1, hint="it is the number of distinct characters of the "
+                                         "corpus; an empty corpus has none")
+
+
+def _sha1(name, value):
+    if not isinstance(value, str) or len(value) != 40 or \
+            any(c not in "0123456789abcdef" for c in value):
+        raise ValueError(f"{name} must be 40 lowercase hex digits, got {value!r}")
+    return value
+
+
+# -- parsing command-line text (the check then judges the value) ------------------
+
+class _All:
+    """Marker for ``--num-chars all``: given, meaning ``None`` (argparse's None is 'not given')."""
+
+    def __repr__(self):
+        return "'all'"
+
+
+_ALL = _All()
+
+
+def _int_text(text):
+    try:
+        return int(text)
+    except ValueError:
+        return text  # the check names the field and says what it must be
+
+
+def _float_text(text):
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _num_chars_text(text):
+    """``'all'`` or ``0``: the whole file (``None`` once parsed); otherwise a positive count."""
+    if text.strip().lower() in ("all", "0"):
+        return _ALL
+    return _int_text(text)
+
+
+@dataclass(frozen=True)
+class Option:
+    """How a field is checked and how it appears on the command line.
+
+    ``check(name, value) -> value`` raises ``ValueError`` naming the field;
+    ``parse(text) -> value`` turns a flag's text into what ``check`` judges;
+    ``flag=False``: derived, no flag; ``choices``: a callable giving the
+    allowed values (shown in ``--help``).
+    """
+
+    help: str
+    check: Callable
+    parse: Callable = str
+    aliases: Tuple[str, ...] = ()
+    metavar: Optional[str] = None
+    choices: Optional[Callable] = None
+    flag: bool = True
+    switch: bool = False  # a flag without a value: given means True
+
+
+def _field(default, help, check, **option):
+    return field(default=default, metadata={"option": Option(help, check, **option)})
+
+
+def flag_of(name):
+    """The command-line flag of field ``name``: ``num_hiddens`` -> ``--num-hiddens``."""
+    return "--" + name.replace("_", "-")
+
+
+class _Config:
+    """What ``RunConfig`` and ``TrainSettings`` share: checks, dict and argparse round trips."""
+
+    def validate(self, derived=True):
+        """Check every field through its ``Option.check``; return ``self``.
+
+        ``derived=False`` skips the fields computed from the corpus
+        (``vocab_size``, ``corpus_sha1``), for a config checked before the
+        corpus is read.  Raises ``ValueError`` naming the first bad field.
+        """
+        for f in dataclasses.fields(self):
+            option = f.metadata["option"]
+            if derived or option.flag:
+                option.check(f.name, getattr(self, f.name))
+        return self
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def options(cls):
+        """``{field name: Option}`` in declaration order."""
+        return {f.name: f.metadata["option"] for f in dataclasses.fields(cls)}
+
+    @classmethod
+    def defaults(cls):
+        return {f.name: f.default for f in dataclasses.fields(cls)}
+
+    @classmethod
+    def given(cls, args):
+        """``{field: value}`` of the flags given on the command line (``None`` = not given).
+
+        ``num_chars`` given as ``all`` is ``None`` like "not given": it is reported
+        through ``args.num_chars_all``, set by the flag's type.
+        """
+        given = {}
+        for name, option in cls.options().items():
+            if not option.flag or not hasattr(args, name):
+                continue
+            value = getattr(args, name)
+            if value is _ALL:
+                given[name] = None
+            elif value is not None:
+                given[name] = value
+        return given
+
+    @classmethod
+    def from_args(cls, args, defaults=None, **values):
+        """The config of parsed flags (see ``add_config_arguments``), defaults for the rest.
+
+        ``defaults``: ``{name: value}`` replacing the class's defaults (as given
+        to ``add_config_arguments``); ``values`` set fields outright, e.g. the
+        derived ``vocab_size``.  Validated, except derived fields not given.
+        """
+        merged = {**(defaults or {}), **cls.given(args), **values}
+        return cls(**merged).validate(derived=False)
+
+
+@dataclass(frozen=True)
+class RunConfig(_Config):
+    """The model and how it is trained: saved in every checkpoint (``config.json``).
+
+    ``corpus`` is an absolute path, or ``None`` for the Jay Chou lyrics of the
+    data hub; ``num_chars`` ``None`` keeps the whole text.  ``sampler``
+    ``None`` becomes the model's default (the book's: random for the scratch
+    models, consecutive for the Gluon ones).
+    """
+
+    model: str = _field("rnn-scratch", "the language model: *-scratch are the book's "
+                        "from-scratch cells (6.4, 6.7, 6.8; deep with --num-layers, 6.9), "
+                        "rnn/gru/lstm the Gluon layers (6.5)", _model,
+                        choices=model_names)
+    num_layers: int = _field(1, "recurrent layers", _positive_int, parse=_int_text,
+                             aliases=("--layers",), metavar="N")
+    num_hiddens: int = _field(256, "hidden units per layer", _positive_int, parse=_int_text,
+                              aliases=("--hidden",), metavar="N")
+    vocab_size: int = _field(0, "distinct characters of the corpus (derived)", _vocab_size,
+                             flag=False)
+    num_steps: int = _field(35, "time steps per minibatch sequence", _positive_int,
+                            parse=_int_text, aliases=("--steps",), metavar="N")
+    batch_size: int = _field(32, "sequences per minibatch", _positive_int, parse=_int_text,
+                             aliases=("--batch",), metavar="N")
+    lr: float = _field(1e2, "learning rate of the clipped SGD", _float32_positive,
+                       parse=_float_text, metavar="X")
+    clipping_theta: float = _field(1e-2, "gradient clipping threshold theta (global L2 "
+                                   "norm)", _float32_positive, parse=_float_text,
+                                   aliases=("--clip",), metavar="X")
+    sampler: Optional[str] = _field(None, "minibatch sampler (6.3); default: random for the "
+                                    "scratch models, consecutive for the Gluon ones, as in "
+                                    "the book", _sampler, choices=lambda: SAMPLERS)
+    seed: int = _field(0, f"seed of Python's, NumPy's and MXNet's generators (0..{MAX_SEED})",
+                       _seed, parse=_int_text, metavar="N")
+    corpus: Optional[str] = _field(None, "UTF-8 .txt or .zip to train on (default: the Jay "
+                                   "Chou lyrics from the data hub)", _corpus, metavar="PATH")
+    num_chars: Optional[int] = _field(10000, "characters of the corpus to use; 'all' (or 0) "
+                                      "for the whole file", _num_chars,
+                                      parse=_num_chars_text, metavar="N|all")
+    valid_fraction: float = _field(0.0, "hold out the last F of the characters for a "
+                                   "held-out perplexity (never trained on)", _fraction,
+                                   parse=_float_text, metavar="F")
+    corpus_sha1: str = _field("", "SHA-1 of the characters trained on (derived)", _sha1,
+                              flag=False)
+    # -- word-level runs (issue 13); a character-level run keeps these defaults
+    tokens: str = _field("char", "what the model reads: characters (the book) or words "
+                         "(embedding input; word-level defaults: --model lstm --num-hiddens "
+                         "200 --num-steps 35 --batch-size 20 --lr 20 --clip 0.25 "
+                         "--lr-decay 4, the whole corpus)", _tokens, choices=lambda: TOKENS)
+    tokenizer: str = _field("whitespace", "how a word-level corpus is cut into words "
+                            "(jieba for Chinese)", _tokenizer, choices=lambda: TOKENIZERS)
+    embed_size: int = _field(0, "word embedding size (0: --num-hiddens)", _embed_size,
+                             parse=_int_text, aliases=("--embed",), metavar="N")
+    dropout: float = _field(0.0, "dropout on the embeddings, between layers and before the "
+                            "decoder (word level)", _dropout, parse=_float_text, metavar="P")
+    tied: bool = _field(False, "the decoder shares the embedding matrix (needs --embed = "
+                        "--num-hiddens)", _boolean, switch=True)
+    lr_decay: float = _field(1.0, "divide the learning rate by X when the validation "
+                             "perplexity stops improving (or every epoch after "
+                             "--decay-from); 1 keeps it", _lr_decay, parse=_float_text,
+                             metavar="X")
+    decay_from: int = _field(0, "0: anneal when validation stops improving; N: every epoch "
+                             "after epoch N (Zaremba et al.)", _seed, parse=_int_text,
+                             metavar="N")
+    # -- data-parallel runs (issue 14)
+    workers: int = _field(1, "worker processes of a distributed run (derived from the "
+                          "KVStore; a resume needs as many)", _positive_int, flag=False)
+
+    def __post_init__(self):
+        # The sampler's default depends on the model (the book's choice per chapter).
+        if self.sampler is None and isinstance(self.model, str):
+            try:
+                sampler = _default_sampler(self.model)
+            except ValueError:
+                return  # an unknown model: validate() names it
+            object.__setattr__(self, "sampler", sampler)
+
+    def validate(self, derived=True):
+        """Check every field, then how they combine; ``ValueError`` naming the flags."""
+        super().validate(derived)
+        if self.tokens == "char":
+            changed = [flag_of(n) for n in WORD_FIELDS
+                       if getattr(self, n) != RunConfig.__dataclass_fields__[n].default]
+            if changed:
+                raise ValueError(f"{', '.join(changed)} apply to word-level models: add "
+                                 "--tokens word, or drop them")
+            if self.corpus == PTB_CORPUS:
+                raise ValueError("--corpus ptb is the word-level Penn Treebank: add --tokens "
+                                 "word (a file named ptb: give its path, e.g. ./ptb)")
+            return self
+        if self.model.endswith("-scratch"):
+            raise ValueError(f"--model {self.model}: word-level models are Gluon layers with "
+                             "an embedding input; use --model rnn, gru or lstm")
+        if self.sampler != "consecutive":
+            raise ValueError("word-level models train on consecutive streams (the state is "
+                             "carried); drop --sampler or use --sampler consecutive")
+        if self.tied and self.embedding_size != self.num_hiddens:
+            raise ValueError(f"--tied shares the decoder's weight (vocab, --num-hiddens "
+                             f"{self.num_hiddens}) with the embedding (vocab, --embed "
+                             f"{self.embedding_size}), so they must be equal; set --embed "
+                             f"{self.num_hiddens} or drop --tied")
+        if self.corpus == PTB_CORPUS and (self.valid_fraction or self.num_chars is not None):
+            raise ValueError("--corpus ptb has its own train/valid/test files: drop "
+                             "--valid-fraction and --num-chars")
+        return self
+
+    @property
+    def embedding_size(self):
+        """The word embedding size: ``embed_size``, or ``num_hiddens`` when it is 0."""
+        return self.embed_size or self.num_hiddens
+
+    @property
+    def is_word(self):
+        return self.tokens == "word"
+
+    def with_corpus(self, text, vocab_size=None):
+        """This config with ``vocab_size`` and ``corpus_sha1`` derived from ``text``, checked.
+
+        ``vocab_size``: a word-level run's, from its vocabulary
+        (``lyricnn.wordlm.word_corpus_of``); default: the distinct characters.
+        """
+        if vocab_size is None:
+            vocab_size = len(dict.fromkeys(text))
+        return dataclasses.replace(self, vocab_size=vocab_size,
+                                   corpus_sha1=text_sha1(text)).validate()
+
+    @property
+    def is_random_iter(self):
+        return self.sampler == "random"
+
+    def split(self, sequence):
+        """``(training, held_out)``: the held-out part is the last ``valid_fraction``.
+
+        The tail, not a random subset: held-out characters never appear in a
+        training minibatch.  ``held_out`` is ``None`` when ``valid_fraction`` is 0.
+        """
+        if self.valid_fraction == 0:
+            return sequence, None
+        n_valid = int(round(len(sequence) * self.valid_fraction))
+        if n_valid < 2 or len(sequence) - n_valid < 2:
+            raise ValueError(
+                f"valid_fraction={self.valid_fraction} of {len(sequence)} characters leaves "
+                f"{n_valid} held-out and {len(sequence) - n_valid} training characters; "
+                "both need at least 2: choose a fraction between "
+                f"{2 / max(len(sequence), 1):.3g} and {1 - 2 / max(len(sequence), 1):.3g}")
+        return sequence[:-n_valid], sequence[-n_valid:]
+
+    def describe(self):
+        return (f"model={self.model}, num_layers={self.num_layers}, "
+                f"num_hiddens={self.num_hiddens}, vocab_size={self.vocab_size}")
+
+    @classmethod
+    def from_dict(cls, data):
+        """A validated config from ``to_dict()`` output; ``ValueError`` naming the problem."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a config must be a JSON object, got {type(data).__name__}")
+        names = [f.name for f in dataclasses.fields(cls)]
+        # Saved before word-level fields existed: those runs had their defaults.
+        # Saved before distributed runs: one worker.
+        data = {**{n: cls.__dataclass_fields__[n].default
+                   for n in ("tokens", "workers") + WORD_FIELDS}, **data}
+        unknown = sorted(set(data) - set(names))
+        missing = [n for n in names if n not in data]
+        if unknown or missing:
+            raise ValueError(f"config fields do not match this lyricnn's: unknown {unknown}, "
+                             f"missing {missing}")
+        return cls(**data).validate()
+
+    @classmethod
+    def from_args(cls, args, defaults=None, **values):
+        if getattr(args, "tokens", None) == "word":  # word-level defaults under the given flags
+            defaults = {**WORD_DEFAULTS, **(defaults or {})}
+        config = super().from_args(args, defaults, **values)
+        if config.corpus not in (None, PTB_CORPUS):  # relative to the start, saved absolute
+            config = dataclasses.replace(config, corpus=str(Path(config.corpus).resolve()))
+        return config
+
+
+@dataclass(frozen=True)
+class TrainSettings(_Config):
+    """The book's training arguments that are not part of the model: never saved.
+
+    A resumed run may change them (``--epochs 400`` continues up to epoch 400).
+    """
+
+    num_epochs: int = _field(250, "total epochs; with --resume, train up to this many",
+                             _positive_int, parse=_int_text, aliases=("--epochs",),
+                             metavar="N")
+    pred_period: int = _field(50, "print the book's log lines every N epochs",
+                              _positive_int, parse=_int_text, aliases=("--period",),
+                              metavar="N")
+    pred_len: int = _field(50, "characters generated per prefix in the log", _pred_len,
+                           parse=_int_text, metavar="N")
+
+
+def _argparse_type(name, option):
+    """argparse ``type=``: text -> checked value, or an error naming flag, value and range."""
+    def convert(text):
+        value = option.parse(text)
+        if value is _ALL:
+            return _ALL
+        try:
+            return option.check(name, value)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+    convert.__name__ = name
+    return convert
+
+
+def add_config_arguments(parser, config_class=RunConfig, defaults=None, only=None):
+    """Add one flag per field of ``config_class`` to ``parser``; return ``parser``.
+
+    Flags are ``flag_of(name)`` plus the field's aliases, with the field's
+    help, range check and choices; the help shows the default.  Parsed values
+    are ``None`` when a flag is not given (so a resume can tell what was
+    asked for): build the config with ``config_class.from_args(args)``.
+    ``defaults``: ``{name: value}`` shown instead of the class's (an example
+    with the book's 500 epochs); pass them to ``from_args`` too.  ``only``:
+    the field names to add (default: every flag field).
+    """
+    shown = {**config_class.defaults(), **(defaults or {})}
+    for name, option in config_class.options().items():
+        if not option.flag or (only is not None and name not in only):
+            continue
+        default = shown[name]
+        # A default of None is explained by the help itself (corpus, sampler).
+        help_text = option.help if default is None else f"{option.help} (default: {default})"
+        kwargs = {"dest": name, "default": None, "help": help_text}
+        if option.choices is not None:
+            # Listed, not enforced by argparse: the check's message names the field.
+            choices = option.choices()
+            kwargs["metavar"] = "{" + ",".join(choices) + "}"
+        elif option.metavar:
+            kwargs["metavar"] = option.metavar
+        if option.switch:
+            kwargs.update(action="store_const", const=True)
+            kwargs.pop("metavar", None)
+        else:
+            kwargs["type"] = _argparse_type(name, option)
+        parser.add_argument(flag_of(name), *option.aliases, **kwargs)
+    return parser
+

@@ -1,0 +1,270 @@
+"""TODO docstring (run.store, from checkpoint.py)."""
+import errno
+import json
+import logging
+import math
+import os
+import shutil
+from pathlib import Path
+
+
+from lyricnn.checks import is_integer, is_real
+from lyricnn.fileio import fsync_path
+
+try:  # advisory locks: POSIX only
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
+log = logging.getLogger(__name__)
+
+
+FORMAT = 2
+CONFIG, VOCAB, PARAMS, HISTORY, RNG, CORPUS, MANIFEST = (
+    "config.json", "vocab.json", "params.params", "history.json", "rng.json", "corpus.txt",
+    "manifest.json")
+#: The files the manifest covers, in the order they are written.
+DATA_FILES = (CONFIG, VOCAB, PARAMS, HISTORY, RNG, CORPUS)
+FILES = DATA_FILES + (MANIFEST,)
+#: A reader retries this often when a save replaces the folder while it reads.
+READ_ATTEMPTS = 5
+
+FIX = "restore the folder from a backup, or train again with --force"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, incomplete, corrupted, or does not match its own files."""
+
+
+class NotACheckpoint(CheckpointError):
+    """The path given holds no checkpoint at all (a file, or a folder without one)."""
+
+
+class CheckpointLocked(RuntimeError):
+    """Another process is writing this checkpoint."""
+
+
+def _error(folder, name, problem, fix=FIX):
+    return CheckpointError(f"checkpoint {folder}: {name}: {problem}; {fix}")
+
+
+def _is_int(value, low, high):
+    return is_integer(value) and low <= value <= high
+
+
+def _is_number(value):
+    return is_real(value) and math.isfinite(value)
+
+
+# -- the lock -----------------------------------------------------------------------
+
+def lock_path(path):
+    path = Path(path)
+    return path.with_name(f".{path.name}.lock")
+
+
+class CheckpointLock:
+    """An exclusive advisory lock on the checkpoint at ``path`` (``.NAME.lock`` beside it).
+
+    ``acquire`` fails at once with ``CheckpointLocked`` naming the holder's
+    pid if another process writes this checkpoint.  The lock dies with the
+    process (a killed writer never leaves it held); the file stays.
+    """
+
+    def __init__(self, path):
+        self.path = writable_path(path)
+        self.file = lock_path(self.path)
+        self._fd = None
+
+    @property
+    def held(self):
+        return self._fd is not None
+
+    def acquire(self):
+        if self._fd is not None:
+            return self
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.file, os.O_RDWR | os.O_CREAT, 0o666)
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as err:
+                holder = os.read(fd, 32).decode("ascii", "replace").strip() or "?"
+                os.close(fd)
+                if err.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    raise
+                raise CheckpointLocked(
+                    f"{self.path} is being written by another lyricnn process (pid "
+                    f"{holder}, lock {self.file}); wait for it to finish or choose another "
+                    "--out") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+        self._fd = fd
+        return self
+
+    def release(self):
+        if self._fd is not None:
+            os.close(self._fd)  # closing releases the flock
+            self._fd = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def writable_path(path):
+    """``path``, or the folder it links to: a symlinked checkpoint is written through.
+
+    A dangling link is refused: writing would replace the link by a folder.
+    """
+    path = Path(path).absolute()
+    if path.is_symlink():
+        target = path.resolve()
+        if not target.is_dir() and target.exists():
+            raise CheckpointError(f"{path} is a symlink to {target}, which is not a folder; "
+                                  "remove the link or point it at a folder")
+        if not target.exists():
+            raise CheckpointError(f"{path} is a symlink to {target}, which does not exist; "
+                                  "create that folder or remove the link")
+        return target
+    return path
+
+
+# -- writing ------------------------------------------------------------------------
+
+def backup_path(path):
+    """Where the previous checkpoint waits while the new one is renamed into place."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.old")
+
+
+def _temp_prefix(path):
+    return f".{Path(path).name}.tmp-"
+
+
+def is_checkpoint(path):
+    """Whether ``path`` is a checkpoint folder, complete or damaged (a config or a manifest)."""
+    return (Path(path) / CONFIG).is_file() or (Path(path) / MANIFEST).is_file()
+
+
+def _swap_in(tmp, path):
+    """Rename ``tmp`` to ``path``, keeping the old ``path`` until that succeeded."""
+    backup = backup_path(path)
+    if path.exists():
+        if backup.exists():  # ``path`` is complete (recover ran), so the backup can go
+            _remove(backup)
+        os.rename(path, backup)
+    os.rename(tmp, path)
+    fsync_path(path.parent)
+    if backup.exists():
+        _remove(backup)
+
+
+def _remove(folder):
+    if folder.is_symlink() or folder.is_file():
+        folder.unlink()
+    else:
+        shutil.rmtree(folder)
+
+
+# -- reading ------------------------------------------------------------------------
+
+def _read_folder(folder):
+    """``{name: bytes}`` of every file present, read through one directory handle.
+
+    If a writer renames the folder away meanwhile, the handle still reads the
+    folder opened; a file deleted under it shows as missing (a retry follows).
+    """
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
+    dir_fd = os.open(folder, flags)
+    try:
+        contents = {}
+        for name in FILES:
+            try:
+                fd = os.open(name, os.O_RDONLY, dir_fd=dir_fd)
+            except FileNotFoundError:
+                continue
+            with os.fdopen(fd, "rb") as f:
+                contents[name] = f.read()
+        return contents, os.fstat(dir_fd).st_ino
+    finally:
+        os.close(dir_fd)
+
+
+def _created(folder):
+    """The manifest's save time of ``folder``: -1 without a readable manifest, 0 for format 1."""
+    try:
+        data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        created = data["created_ns"]
+        return created if _is_int(created, 0, 2**63) else -1
+    except FileNotFoundError:
+        try:
+            config = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
+            return 0 if config.get("format") == 1 else -1
+        except (OSError, ValueError, AttributeError):
+            return -1
+    except (OSError, ValueError, KeyError, TypeError):
+        return -1
+
+
+def _leftovers(path):
+    """``.NAME.old`` and ``.NAME.tmp-*`` beside ``path``: what interrupted saves leave."""
+    parent, prefix = path.parent, _temp_prefix(path)
+    if not parent.is_dir():
+        return []
+    found = [p for p in parent.iterdir()
+             if p.name == backup_path(path).name or p.name.startswith(prefix)]
+    return sorted(found)
+
+
+def _newest(path):
+    """The folder with the newest complete-looking checkpoint among ``path`` and leftovers.
+
+    For a symlinked ``path`` the leftovers are beside its target, where saves write.
+    """
+    real = path.resolve() if path.is_symlink() else path
+    candidates = ([path] if is_checkpoint(path) else []) + \
+        [p for p in _leftovers(real) if p.is_dir() and not p.is_symlink()]
+    dated = [(_created(p), p != path, p) for p in candidates]
+    # The folder itself wins a tie; a temp folder without a manifest never wins.
+    dated = [d for d in dated if d[0] >= 0 or d[2] == path]
+    if not dated:
+        return None
+    return max(dated, key=lambda d: (d[0], not d[1]))[2]
+
+
+def find_checkpoint(path):
+    """The checkpoint folder for ``path``: ``path`` itself or ``path/checkpoint``.
+
+    A run directory written by the CLI holds its checkpoint in ``checkpoint/``.
+    If an interrupted save left a newer complete checkpoint beside it (or
+    none in place), that one is returned, with a warning.  Raises
+    ``FileNotFoundError`` if ``path`` does not exist, ``CheckpointError`` if it
+    holds no checkpoint.
+    """
+    path = Path(path)
+    if not path.exists() and not path.is_symlink() and not _leftovers(path.absolute()):
+        raise FileNotFoundError(f"checkpoint folder {str(path)!r} does not exist")
+    if path.exists() and not path.is_dir():
+        raise NotACheckpoint(f"{path} is a file, not a checkpoint folder; give the run "
+                             "folder (or its checkpoint/ folder)")
+    for candidate in (path, path / "checkpoint"):
+        candidate = candidate.absolute()
+        newest = _newest(candidate)
+        if newest is not None:
+            if newest != candidate:
+                log.warning("%s: an interrupted save left a newer complete checkpoint in %s; "
+                            "using it (the next training run puts it in place)",
+                            candidate, newest.name)
+            return newest
+    raise NotACheckpoint(f"{path} holds no lyricnn checkpoint (no {CONFIG}); give the run "
+                         "folder that `lyricnn train --out` wrote")
+
+
+def _replaced(folder, inode):
+    try:
+        return inode is None or os.stat(folder).st_ino != inode
+    except OSError:
+        return True

@@ -1,0 +1,318 @@
+"""Gradient clipping, perplexity and the training loop (book 6.4.4-6.4.5, 6.5).
+
+One loop, ``train_epochs``, trains any ``lyricnn.models.LanguageModel``;
+the book's ``train_and_predict_rnn`` (scratch) and
+``train_and_predict_rnn_gluon`` wrap it and print the book's log lines
+through ``book_print``. Unlike d2lzh it:
+
+* detaches the carried state for real (``s.detach()`` returns a new array;
+  d2lzh throws it away);
+* never calls ``math.exp`` on an overflowing loss (perplexity becomes ``inf``)
+  and stops with ``TrainingDiverged`` when the loss itself is NaN or infinite;
+* clips and updates all parameters in two fused operators, and synchronises
+  with the device once per epoch instead of twice per minibatch;
+* returns a ``History`` of per-epoch perplexity and seconds.
+"""
+import functools
+import time
+from dataclasses import asdict, dataclass, field
+
+import mxnet as mx
+import numpy as np
+from mxnet import autograd, nd
+
+from lyricnn.checks import check_int, check_number
+from lyricnn.metrics import perplexity
+from lyricnn.training.parallel import DataParallel
+from lyricnn.data.sampling import data_iter_consecutive, data_iter_random
+from lyricnn.checks import check_indices
+from lyricnn.training.evaluate import EVAL_BATCH_SIZE, _as_indices, evaluate_loss, evaluate_perplexity, stream_batches, word_batches
+from lyricnn.training.optim import _loss_and_unscaled_gradient, clipped_sgd
+from lyricnn.tuning import retain_freed_memory
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+class TrainingInterrupted(RuntimeError):
+    """``should_stop()`` asked training to stop; ``epoch`` epochs were completed."""
+
+    def __init__(self, epoch):
+        super().__init__(f"training interrupted after epoch {epoch}")
+        self.epoch = epoch
+
+
+@dataclass
+class History:
+    """Per-epoch record: ``epoch[i]`` had training ``perplexity[i]``, held-out
+    ``valid_perplexity[i]`` (``None`` without a held-out set), took ``seconds[i]``
+    and trained at learning rate ``lr[i]``."""
+
+    epoch: list = field(default_factory=list)
+    perplexity: list = field(default_factory=list)
+    seconds: list = field(default_factory=list)
+    valid_perplexity: list = field(default_factory=list)
+    lr: list = field(default_factory=list)
+
+    def append(self, epoch, perplexity, seconds, valid_perplexity=None, lr=None):
+        self.epoch.append(epoch)
+        self.perplexity.append(perplexity)
+        self.seconds.append(seconds)
+        self.valid_perplexity.append(valid_perplexity)
+        self.lr.append(lr)
+
+    def to_dict(self):
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data):
+        data = {k: list(v) for k, v in data.items()}
+        data.setdefault("lr", [None] * len(data.get("epoch", ())))  # before lr was recorded
+        return cls(**data)
+
+    def __repr__(self):
+        if not self.epoch:
+            return "History(empty)"
+        return (f"History({len(self.epoch)} epochs, last perplexity "
+                f"{self.perplexity[-1]:.4f}, {np.mean(self.seconds):.3f} s/epoch)")
+
+
+
+def _detach(state):
+    return type(state)(s.detach() for s in state)
+
+
+def run_epoch(lm, batches, carry_state, lr, clipping_theta, should_stop=None, on_batch=None):
+    """Train ``lm`` over ``batches`` once; return the mean cross-entropy per token.
+
+    ``lm``: a ``LanguageModel``, or a ``lyricnn.parallel.DataParallel`` of
+    one on several devices or workers (each minibatch then split along its
+    batch axis, gradients summed, one identical update on every replica).
+    With ``carry_state`` (consecutive sampling) the state is made once and
+    detached before every minibatch, so no gradient flows into the previous
+    one; otherwise (random sampling) it is remade for every minibatch.
+    ``should_stop()`` is polled after every minibatch; ``True`` returns ``None``.
+    ``on_batch(tokens)`` is called after every minibatch with its number of
+    target tokens (progress, tokens/s); it must not synchronise the device.
+
+    The gradient arrays hold the gradient of the minibatch's *summed* loss,
+    as Gluon's ``Trainer.step(batch_size)`` expects; the update divides by the
+    token count (``clipped_sgd``'s ``grad_scale``).
+
+    The first call makes glibc's malloc keep freed memory (``retain_freed_memory``).
+    """
+    retain_freed_memory()
+    par = lm if isinstance(lm, DataParallel) else DataParallel(lm)
+    states = None
+    sums, tokens = [[] for _ in par.replicas], 0   # sums[d]: device d's loss sums
+    previous_loss = None
+    for X, Y in batches:                     # X, Y: (batch, num_steps)
+        if previous_loss is not None:
+            # MXNet runs operators asynchronously: Python queues this minibatch while the
+            # previous one computes. Waiting here for the previous minibatch's loss (the
+            # end of its forward pass) bounds that lead to about one minibatch, so that
+            # on_batch counts computed tokens and should_stop() is seen within a minibatch.
+            # (The samplers' batches reach the device without waiting: batch_to_device.)
+            previous_loss.wait_to_read()
+        shards = par.split(X, Y)             # one (X_d, Y_d) per device of this worker
+        if states is None or not carry_state:
+            states = [rep.begin_state(Xd.shape[0]) for rep, (Xd, _) in zip(par.replicas, shards)]
+        else:
+            states = [_detach(s) for s in states]
+        for d, (rep, (Xd, Yd)) in enumerate(zip(par.replicas, shards)):
+            with autograd.record():
+                logits, states[d] = rep(Xd, states[d])    # (num_steps * rows, V), time-major
+            # softmax_cross_entropy's gradient times the whole minibatch's tokens (the
+            # update divides; clipped_sgd's grad_scale): the devices' gradients sum to its gradient.
+            l, dlogits = _loss_and_unscaled_gradient(logits, Yd.T.reshape((-1,)))
+            previous_loss = l
+            logits.backward(dlogits)
+            if par.serial:
+                nd.waitall()
+            # Weighted by the shard's tokens: a stream's last chunk may be shorter.
+            sums[d].append(l * Yd.size)
+            tokens += Yd.size
+        par.reduce_gradients()
+        par.update(functools.partial(clipped_sgd, grad_scale=1.0 / Y.size),  # all workers' tokens
+                   lr, clipping_theta)
+        if on_batch is not None:
+            on_batch(Y.size)
+        if should_stop is not None and should_stop():
+            return None
+    # One synchronisation per epoch.
+    loss_sum = sum(float(nd.concat(*device_sums, dim=0).asnumpy().astype(np.float64).sum())
+                   for device_sums in sums)
+    loss_sum, tokens = par.total(loss_sum, tokens)
+    return loss_sum / tokens
+
+
+def mxnet_seed(seed, epoch, rank=0):
+    """The MXNet seed in force after ``epoch`` epochs of a run seeded with ``seed``.
+
+    ``rank``: worker ``rank`` of a distributed run (worker 0 is the single
+    process's), so that the workers' dropout masks differ. Modulo 2**32: MXNet
+    keeps the low 32 bits of a seed, so larger values would alias another
+    run's seeds.
+    """
+    return (seed + epoch + (rank << 20)) % 2**32
+
+
+def _check_finite(epoch, mean_loss, lr, clipping_theta):
+    if not np.isfinite(mean_loss):
+        raise TrainingDiverged(
+            f"epoch {epoch}: the training loss became {mean_loss}; the model diverged. "
+            f"Use a smaller learning rate (lr={lr}) or clip the gradients "
+            f"(clipping_theta={clipping_theta}).")
+
+
+def train_epochs(lm, corpus_indices, is_random_iter, num_steps, batch_size, lr,
+                 clipping_theta, epochs, history=None, valid_indices=None, on_epoch_end=None,
+                 *, seed=None, should_stop=None, batches=None, evaluate=None, schedule=None,
+                 on_batch=None, ctx=None, kvstore=None):
+    """Train ``lm`` (a ``LanguageModel``) for each epoch number in ``epochs``.
+
+    ``epochs`` is an iterable of 1-based epoch numbers, e.g. ``range(11, 51)``
+    to resume after epoch 10. After each epoch the training (and, with
+    ``valid_indices``, held-out) perplexity, the seconds and the learning rate
+    are appended to ``history`` and ``on_epoch_end(epoch, history)`` is called.
+
+    ``seed``: reseed MXNet with ``mxnet_seed(seed, epoch)`` after every epoch.
+    MXNet cannot save its generator's state, so this is what makes a resumed
+    run (Python and NumPy states restored, MXNet reseeded with
+    ``mxnet_seed(seed, last_epoch)``) bit-identical to an uninterrupted one.
+    ``should_stop()``: polled after every minibatch; ``True`` raises
+    ``TrainingInterrupted`` and the partial epoch is not recorded.
+    Raises ``TrainingDiverged`` when the training loss is NaN or infinite.
+
+    The word-level trainer (``lyricnn.wordlm.train_word_lm``) replaces three
+    parts, keeping the loop: ``batches()`` one epoch's ``(X, Y)`` NDArrays
+    (default: the book's ``sampler``), ``evaluate(lm)`` the held-out
+    perplexity (default: ``evaluate_loss`` on ``valid_indices``) and
+    ``schedule(epoch, history)`` the epoch's learning rate (default ``lr``),
+    a function of the history so that a resumed run recomputes it.
+    ``on_batch(tokens)``: see ``run_epoch``.
+
+    ``ctx``: several devices (a list, or ``'cpu:0,cpu:1'``; the first is
+    ``lm.ctx``) train data-parallel; ``kvstore`` ``'dist_sync'`` adds the
+    other worker processes of a ``lyricnn launch`` job (``lyricnn.parallel``).
+    Each minibatch's ``batch_size`` rows must split evenly over devices x
+    workers. The result equals one device on the whole minibatch; ``lm``
+    holds the trained weights, and held-out perplexity is computed on it.
+    """
+    num_steps, batch_size = check_int("num_steps", num_steps), check_int("batch_size", batch_size)
+    par = DataParallel(lm, ctx, kvstore)
+    par.check_batch(batch_size)
+    history = History() if history is None else history
+    done = history.epoch[-1] if history.epoch else 0
+    if seed is not None and par.rank > 0:   # its own dropout masks from here on
+        mx.random.seed(mxnet_seed(seed, done, par.rank))
+    if batches is None:
+        check_indices("corpus_indices", corpus_indices, lm.vocab_size)
+        sampler = data_iter_random if is_random_iter else data_iter_consecutive
+
+        def batches():
+            return sampler(corpus_indices, batch_size, num_steps, lm.ctx)
+    if valid_indices is not None and evaluate is None:
+        check_indices("valid_indices", valid_indices, lm.vocab_size)
+
+        def evaluate(model):
+            return perplexity(evaluate_loss(model, valid_indices, num_steps))
+    for epoch in epochs:
+        epoch_lr = lr if schedule is None else schedule(epoch, history)
+        start = time.time()
+        mean_loss = run_epoch(par, batches(), not is_random_iter, epoch_lr, clipping_theta,
+                              should_stop, on_batch)
+        if mean_loss is None:
+            raise TrainingInterrupted(done)
+        _check_finite(epoch, mean_loss, epoch_lr, clipping_theta)
+        seconds = time.time() - start
+        valid = None if evaluate is None else evaluate(lm)
+        history.append(epoch, perplexity(mean_loss), seconds, valid, epoch_lr)
+        done = epoch
+        if seed is not None:
+            mx.random.seed(mxnet_seed(seed, epoch, par.rank))
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, history)
+    return history
+
+
+def annealed_lr(epoch, history, lr, lr_decay=1.0, decay_from=0):
+    """The learning rate of ``epoch`` under one of the two standard annealing rules.
+
+    ``decay_from`` N > 0 (Zaremba et al. 2014): ``lr`` for epochs 1..N, then
+    divided by ``lr_decay`` every epoch (``lr / lr_decay ** (epoch - N)``).
+    ``decay_from`` 0 (word_language_model): divided by ``lr_decay`` after every
+    epoch whose held-out perplexity did not improve on the best before it; it
+    reads ``history.valid_perplexity``, so a resumed run gets the same rate.
+    ``lr_decay`` 1 keeps ``lr``.
+    """
+    if lr_decay == 1:
+        return lr
+    if decay_from > 0:
+        return lr / lr_decay ** max(epoch - decay_from, 0)
+    best, plateaus = float("inf"), 0
+    for e, valid in zip(history.epoch, history.valid_perplexity):
+        if e >= epoch:
+            break
+        if valid is None:
+            raise ValueError("annealing on a plateau (decay_from=0) needs a held-out "
+                             "perplexity every epoch; give a validation split or use "
+                             "decay_from > 0")
+        if valid < best:
+            best = valid
+        else:
+            plateaus += 1
+    return lr / lr_decay ** plateaus
+
+def train_word_lm(lm, train, valid, epochs, *, batch_size=20, num_steps=35, lr=20.0,
+                  clipping_theta=0.25, lr_decay=4.0, decay_from=0, history=None,
+                  on_epoch_end=None, seed=None, should_stop=None, on_batch=None,
+                  eval_batch_size=EVAL_BATCH_SIZE, ctx=None, kvstore=None):
+    """Train a word-level ``lm`` on the ``train`` indices for each epoch number in ``epochs``.
+
+    The book's loop (``lyricnn.training.train_epochs``: clipped SGD on the
+    per-token mean cross-entropy, global-norm clipping, MXNet reseeded per
+    epoch with ``seed``) with the word-level parts: consecutive streams
+    (``word_batches``), the held-out perplexity of the whole ``valid`` split
+    after every epoch (``evaluate_perplexity``), and the learning rate of
+    ``lyricnn.training.annealed_lr`` (``decay_from=0``: divided by ``lr_decay``
+    whenever the validation perplexity does not improve; ``N``: every epoch
+    after epoch N). Returns the ``History`` (with each epoch's ``lr``).
+
+    On the per-token mean loss, Zaremba et al.'s lr 1 and clipping 5 on the
+    loss *summed* over ``num_steps`` are ``lr = num_steps`` and
+    ``clipping_theta = 5 / num_steps``.
+
+    ``ctx`` (several devices, the first ``lm.ctx``) and ``kvstore``
+    (``'dist_sync'``: worker processes) train data-parallel, as ``train_epochs``.
+    """
+    from lyricnn.training.loop import annealed_lr, train_epochs
+
+    batch_size = check_int("batch_size", batch_size)
+    num_steps = check_int("num_steps", num_steps)
+    lr = check_number("lr", lr, 0, low_open=True)
+    lr_decay = check_number("lr_decay", lr_decay, 1, hint="1 keeps the learning rate")
+    decay_from = check_int("decay_from", decay_from, 0)
+    train = _as_indices(train, lm.vocab_size)
+    next(iter(stream_batches(train, batch_size, num_steps)))   # too short: fail now
+    evaluate = None
+    if valid is not None:
+        valid = _as_indices(valid, lm.vocab_size)
+        next(iter(stream_batches(valid, eval_batch_size, num_steps)))
+
+        def evaluate(model):
+            return evaluate_perplexity(model, valid, eval_batch_size, num_steps)
+    elif lr_decay != 1 and decay_from == 0:
+        raise ValueError("lr_decay with decay_from=0 divides the learning rate when the "
+                         "validation perplexity stops improving, so it needs a valid split; "
+                         "give one, set decay_from > 0, or lr_decay=1")
+
+    def schedule(epoch, hist):
+        return annealed_lr(epoch, hist, lr, lr_decay, decay_from)
+
+    return train_epochs(lm, None, False, num_steps, batch_size, lr, clipping_theta, epochs,
+                        history, None, on_epoch_end, seed=seed, should_stop=should_stop,
+                        batches=lambda: word_batches(train, batch_size, num_steps, lm.ctx),
+                        evaluate=evaluate, schedule=schedule, on_batch=on_batch, ctx=ctx,
+                        kvstore=kvstore)
