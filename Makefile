@@ -1,13 +1,15 @@
 # Two entry points do all set-up on a fresh machine:
 #   make demo   train on the lyrics and print generated text
-#   make test   run the whole test suite
+#   make test   run the whole test suite (what CI runs)
+# and, once set up:
+#   make test-fast   the suite without the tests marked slow (about a minute)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SHARED_DATA ?= ../shared/data
 DATA_FILES := jaychou_lyrics.txt.zip ptb.zip
 
-.PHONY: test demo data bench clean
+.PHONY: test test-fast demo data bench clean
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 8) <= v <= (3, 11) else \
@@ -25,6 +27,9 @@ data:
 
 test: $(VENV)/.installed data
 	$(PY) -m pytest -q
+
+test-fast: $(VENV)/.installed data
+	$(PY) -m pytest -q -m "not slow"
 
 # The main job: the book's scratch RNN (6.4) on the lyrics, then generation from
 # the checkpoint in a fresh process.

@@ -1,11 +1,11 @@
 """Why the samplers copy one minibatch at a time: milliseconds per training step.
 
 The book's scratch RNN (vocabulary 1027, 256 hidden, batch 32, 35 steps,
-random sampling) trains through ``lyricnn.training.run_epoch`` on a corpus of
+random sampling) trains through ``lyricnn.training.loop.run_epoch`` on a corpus of
 ``--chars`` random characters, with its minibatches made three ways, each in
 a fresh process, alternating:
 
-* ``zero-copy per batch``: ``lyricnn.sampling.batch_to_device`` per
+* ``zero-copy per batch``: ``lyricnn.data.sampling.batch_to_device`` per
   minibatch (what the samplers do: ``nd.from_numpy``, no wait);
 * ``per-batch``: one ``nd.array`` copy per minibatch (the first release's
   samplers; each copy waits for the operators queued before it);

@@ -12,14 +12,14 @@ measures both settings, each run in a fresh process, alternating:
 * ``lyricnn``: lyricnn's setting (``MXNET_CPU_PARALLEL_SIZE=2147483647``);
 * ``MXNet's 200,000``: MXNet's own threshold.
 
-Two training loops (``lyricnn.training.run_epoch``), each after a warm-up
+Two training loops (``lyricnn.training.loop.run_epoch``), each after a warm-up
 and then ``asnumpy()`` of every parameter, as loading a checkpoint does (its
 check reads every parameter):
 
 * ``book RNN cell``: the book's notebook ``rnn`` cell (vocabulary 1027, 256
-  hidden, batch 32, 35 steps), replayed as one graph (``lyricnn.tracing``);
+  hidden, batch 32, 35 steps), replayed as one graph (``lyricnn.models.tracing``);
 * ``word LSTM 2x200``: Zaremba et al.'s "small" word LSTM (vocabulary
-  10,000, batch 20, 20 steps, ``lyricnn.wordlm``).
+  10,000, batch 20, 20 steps, ``lyricnn.data.words``).
 
 Prints milliseconds and context switches (``getrusage``, all threads) per
 minibatch, and the process's threads, medians over the rounds.
@@ -45,7 +45,7 @@ def worker(loop, minibatches):
     """``{"ms": …, "switches": …, "threads": …}`` per minibatch of ``loop`` in this process."""
     import resource
 
-    import lyricnn as d2l
+    from lyricnn.data.sampling import batch_to_device
     import mxnet as mx
     import numpy as np
     from mxnet import nd
@@ -54,7 +54,7 @@ def worker(loop, minibatches):
     from lyricnn.models.interface import ScratchLM
     from lyricnn.training.loop import run_epoch
     from lyricnn.models.word import build_word_lm
-    from lyricnn.training.evaluate import word_batches
+    from lyricnn.data.sampling import streams
     mx.random.seed(0)
     rng = np.random.RandomState(0)
     if loop == "book RNN cell":
@@ -66,15 +66,15 @@ def worker(loop, minibatches):
         def batches(n):
             for _ in range(n):
                 X = rng.randint(0, V, (batch, steps + 1))
-                yield (d2l.sampling.batch_to_device(X[:, :-1]),
-                       d2l.sampling.batch_to_device(X[:, 1:]))
+                yield (batch_to_device(X[:, :-1]),
+                       batch_to_device(X[:, 1:]))
     else:
         V, batch, steps = 10000, 20, 20
         lm = build_word_lm("lstm", V, 200, 200, 2, 0.0, False)
         carry = True
 
         def batches(n):
-            return word_batches(rng.randint(0, V, batch * (steps * n + 1)), batch, steps,
+            return streams(rng.randint(0, V, batch * (steps * n + 1)), batch, steps,
                                 lm.ctx)
     run_epoch(lm, batches(3), carry, 1.0, 5.0)          # warm-up (and the cell's record)
     for array in lm.named_parameters().values():

@@ -1,7 +1,7 @@
 """Data-parallel training throughput: 1 and 2 devices, 1 and 2 dist_sync workers.
 
 Each setting trains the same model on the same minibatches with
-``lyricnn.training.run_epoch`` (via ``lyricnn.parallel.DataParallel``), in
+``lyricnn.training.loop.run_epoch`` (via ``lyricnn.training.parallel.DataParallel``), in
 its own process(es), after a few untimed minibatches:
 
 * ``1 device``: one process, ``ctx=cpu``, no KVStore (the ordinary path);

@@ -109,11 +109,11 @@ def rows(section, torch_too):
         out = [("d2lzh (book's cells)", "d2lzh", "lyricnn"),
                ("d2lzh (book's cells), MXNet's defaults", "d2lzh", "reader"),
                (f"lyricnn (lyricnn.{section})", "lyricnn", "lyricnn"),
-               # lyricnn's own form run as written, not replayed (lyricnn.tracing)
+               # lyricnn's own form run as written, not replayed (lyricnn.models.tracing)
                (f"lyricnn (lyricnn.{section}, trace=False)", "lyricnn", "lyricnn"),
                ("lyricnn (book's cells)", "lyricnn", "lyricnn"),
                # the same run as written every step (CSR one-hot inputs), the default before
-               # lyricnn.tracing
+               # lyricnn.models.tracing
                ("lyricnn (book's cells, trace=False)", "lyricnn", "lyricnn")]
         torch_rows = (["PyTorch, gather in the loop", "PyTorch, gather + output hoisted"]
                       if section == "rnn" else [])

@@ -22,7 +22,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 
 SETTINGS = {
     "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},

@@ -6,8 +6,8 @@ minibatches (``batch`` consecutive streams, ``steps`` tokens each, state
 carried and detached), with mean cross-entropy, gradients clipped to a global
 norm and plain SGD, on 2 threads:
 
-* lyricnn: ``lyricnn.wordlm.build_word_lm`` trained by
-  ``lyricnn.training.run_epoch`` (the library's own loop);
+* lyricnn: ``lyricnn.models.word.build_word_lm`` trained by
+  ``lyricnn.training.loop.run_epoch`` (the library's own loop);
 * PyTorch: ``nn.Embedding`` + ``nn.LSTM`` + ``nn.Linear`` (decoder weight =
   embedding weight when tied, dropout as ``word_language_model``),
   ``torch.set_num_threads(2)``, ``CrossEntropyLoss``, ``clip_grad_norm_``, then
@@ -83,17 +83,17 @@ def run_lyricnn(cfg, vocab, warmup, minibatches, seed):
 
     from lyricnn.training.loop import run_epoch
     from lyricnn.models.word import build_word_lm
-    from lyricnn.training.evaluate import word_batches
+    from lyricnn.data.sampling import streams
     mx.random.seed(seed)
     h = cfg["hidden"]
     lm = build_word_lm("lstm", vocab, h, h, cfg["layers"], cfg["dropout"], cfg["tied"])
 
     def batches(n, seed):
-        """The library's own batching (``word_batches``) of ``_token_stream``'s rows:
+        """The library's own batching (``streams``) of ``_token_stream``'s rows:
         the stream, cut into ``batch`` columns, gives those rows back."""
         rows = np.random.RandomState(seed).randint(
             0, vocab, size=(cfg["batch"], cfg["steps"] * n + 1))
-        return word_batches(rows.reshape(-1), cfg["batch"], cfg["steps"], lm.ctx)
+        return streams(rows.reshape(-1), cfg["batch"], cfg["steps"], lm.ctx)
 
     run_epoch(lm, batches(warmup, seed), True, cfg["lr"], cfg["clip"])  # returns a float: synced
     start = time.perf_counter()

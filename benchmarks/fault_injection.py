@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lyricnn.run import checkpoint as ck, store, task
+from lyricnn.run import checkpoint as ck
 
 TINY = ["--num-chars", "1200", "--num-hiddens", "16", "--num-steps", "5", "--batch-size", "4",
         "--no-progress", "--period", "1000"]
@@ -39,7 +39,7 @@ ENV = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
 
 
 def lyricnn(*argv, **popen):
-    return subprocess.Popen([sys.executable, "-m", "lyricnn.cli", *map(str, argv)],
+    return subprocess.Popen([sys.executable, "-m", "lyricnn.cli.main", *map(str, argv)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=ENV, **popen)
 

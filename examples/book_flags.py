@@ -1,4 +1,4 @@
-"""The book's hyperparameter flags for the example scripts, from ``lyricnn.config``.
+"""The book's hyperparameter flags for the example scripts, from ``lyricnn.run.config``.
 
 The flags, their defaults (the book's) and their help come from the same
 dataclasses as the ``lyricnn`` command's and the checkpoints' config, so the
@@ -7,7 +7,8 @@ three cannot disagree: ``--num-hiddens`` (alias ``--hidden``), ``--num-steps``
 (``--clip``), ``--seed``, ``--num-epochs`` (``--epochs``), ``--pred-period``
 (``--period``), ``--pred-len``.
 """
-from lyricnn.run.config import RunConfig, TrainSettings, add_config_arguments
+from lyricnn.run.config import RunConfig, TrainSettings
+from lyricnn.run.flags import add_config_arguments
 
 BOOK_FIELDS = ("num_hiddens", "num_steps", "batch_size", "lr", "clipping_theta", "seed")
 

@@ -41,7 +41,7 @@ def main(argv=None):
     parser.add_argument("--cell", choices=["gru", "lstm", "both"], default="both",
                         help="recurrent cell: gru (6.7), lstm (6.8) or both (default)")
     parser.add_argument("--impl", choices=["scratch", "gluon", "both"], default="both",
-                        help="from scratch (lyricnn.gated), Gluon rnn.GRU/LSTM, or both (default)")
+                        help="from scratch (lyricnn.book.gated), Gluon rnn.GRU/LSTM, or both (default)")
     add_book_flags(parser, num_epochs=160, pred_period=40, layers=True)
     args = parser.parse_args(argv)
     config, train = book_config(args)

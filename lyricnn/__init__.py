@@ -4,72 +4,42 @@
 below match the book's helper package ``d2lzh``.
 
 Submodules load lazily (PEP 562): ``import lyricnn`` loads nothing but this
-file, and ``d2l.NAME`` imports the module that ``EXPORTS`` names for ``NAME``
-on first use.  So ``import lyricnn.ngram`` or ``lyricnn.tokenize`` never
-loads MXNet or matplotlib, while every name below stays ``d2l.NAME`` and
-``from lyricnn import NAME``.
+file and ``lyricnn.tuning``, and ``d2l.NAME`` imports the module that
+``EXPORTS`` names for ``NAME`` on first use.  So ``import lyricnn.ngram`` or
+``lyricnn.data.tokenize`` never loads MXNet or matplotlib, while every name
+below stays ``d2l.NAME`` and ``from lyricnn import NAME``.
+
+The packages (the README's code map draws them): ``book`` (the d2lzh names and
+trainers), ``models`` (cells, the fused kernel, scratch and Gluon models, the
+language-model interface), ``data`` (corpora, vocabularies, samplers,
+tokenisers, the data hub), ``training`` (the loop, the optimizer, held-out
+evaluation, the log, data parallelism), ``decoding`` (generation, scoring),
+``ngram`` (n-gram models), ``run`` (what a run is: config, task, checkpoint)
+and ``cli`` (the ``lyricnn`` command).
 """
-import os as _os
-import sys as _sys
-
-# MXNet 1.x sizes its OpenMP pool at half the logical CPUs (it assumes
-# hyper-threading), so on a 2-vCPU machine every operator runs on one thread;
-# with 2 the GEMMs of these models run about twice as fast.  The variable is
-# read once, when MXNet loads: set it only if MXNet is not loaded yet and the
-# user has not chosen a value (theirs always wins).
-if "mxnet" not in _sys.modules and "OMP_NUM_THREADS" not in _os.environ:
-    _os.environ["OMP_NUM_THREADS"] = str(len(_os.sched_getaffinity(0))
-                                         if hasattr(_os, "sched_getaffinity")
-                                         else _os.cpu_count() or 1)
-# How long libgomp's idle threads spin before they sleep. These models run
-# hundreds to thousands of small operators per minibatch, each an OpenMP region
-# whose threads meet at its end. libgomp's default (300,000 spins) and ACTIVE
-# collapse on a shared machine: at load 7 on 2 vCPUs the scratch RNN took 37
-# s/epoch instead of 0.6. PASSIVE (sleep at once) survives load but pays a
-# wake-up per region. A bounded spin of 1,000 is the measured middle (2 vCPUs,
-# book config, s/epoch, docs/RESULTS.md): at load ~1, lyricnn's RNN 0.35 against
-# 0.54 PASSIVE and 0.38 ACTIVE, the book's own notebook cell 0.87 against 1.19
-# PASSIVE; at load 4-8 within 0.8-1.9x of PASSIVE where ACTIVE is 7-30x slower.
-# Results do not depend on it. Like OMP_NUM_THREADS it is read once, when MXNet
-# loads; the user's OMP_WAIT_POLICY or GOMP_SPINCOUNT always wins.
-if ("mxnet" not in _sys.modules and "OMP_WAIT_POLICY" not in _os.environ
-        and "GOMP_SPINCOUNT" not in _os.environ):
-    _os.environ["GOMP_SPINCOUNT"] = "1000"
-# Copies made on the caller's thread (asnumpy, nd.array of a large array, as loading a
-# checkpoint or copying a corpus at once do) use OpenMP above MXNET_CPU_PARALLEL_SIZE
-# elements (default 200,000). libgomp gives every thread that opens a parallel region a
-# team of its own; the Python thread's team comes on top of the engine worker's, libgomp
-# then counts more threads than CPUs and cuts every idle thread's spin to 100, and each of
-# the following thousands of small operators per minibatch wakes its threads through the
-# kernel: after one asnumpy() of 1.1M floats, 1,300 context switches per minibatch instead
-# of 100 and 100-120 ms instead of 60-65 (the book's cell as one graph, 2 vCPUs;
-# benchmarks/bench_openmp_team.py, docs/RESULTS.md). Such copies stay on the caller's
-# thread alone. Read at the first large copy; the user's value wins.
-if "MXNET_CPU_PARALLEL_SIZE" not in _os.environ:
-    _os.environ["MXNET_CPU_PARALLEL_SIZE"] = str(2**31 - 1)   # int, as MXNet parses it
-# A reader's own cell gets CSR one-hot inputs (lyricnn.models.sequence_forward);
-# the gradient of nd.dot(csr, W) is row-sparse and MXNet copies it into W's dense
-# gradient, logging "Storage type fallback detected" on stderr each time. The copy
-# is the intended path, so the log is off unless the user asks for it.
-if "mxnet" not in _sys.modules and "MXNET_STORAGE_FALLBACK_LOG_VERBOSE" not in _os.environ:
-    _os.environ["MXNET_STORAGE_FALLBACK_LOG_VERBOSE"] = "0"
-
 import importlib as _importlib
 import pkgutil as _pkgutil
+
+from lyricnn import tuning as _tuning
+
+# The one process-wide change an import makes, unless LYRICNN_NO_TUNING=1: the environment
+# variables MXNet reads when it loads (lyricnn.tuning lists each with its reason). The
+# book's chapters import lyricnn before `from mxnet import nd`, so this is the last moment.
+_tuning.apply_environment()
 
 __version__ = "0.1.0"
 
 # The public names: name -> submodule that defines it.  To export a name, add
-# one line here (nothing else registers names; no import-time side effects).
-# Submodules themselves (lyricnn.gated, ...) need no entry: any submodule is
-# reachable as an attribute.  Never give a submodule the name of an export.
+# one line here (nothing else registers names).  Packages and top-level modules
+# (lyricnn.run, lyricnn.checks, ...) need no entry: they are attributes.  Never
+# give one the name of an export.
 EXPORTS = {
     # checkpoints
     "CheckpointError": "run.store",
     # configuration
     "RunConfig": "run.config",
     "TrainSettings": "run.config",
-    "add_config_arguments": "run.config",
+    "add_config_arguments": "run.flags",
     "load_checkpoint": "run.checkpoint",
     "save_checkpoint": "run.checkpoint",
     # devices and seeding
@@ -163,7 +133,7 @@ EXPORTS = {
     "evaluate_perplexity": "training.evaluate",
     "load_ptb_corpus": "data.words",
     "word_corpus": "data.words",
-    "train_word_lm": "training.loop",
+    "train_word_lm": "run.task",
 }
 
 __all__ = sorted(EXPORTS)
@@ -174,7 +144,7 @@ def __getattr__(name):
     module = EXPORTS.get(name)
     if module is not None:
         value = getattr(_importlib.import_module(f".{module}", __name__), name)
-    elif name in _submodules():
+    elif name in _submodules():   # a package or top-level module: lyricnn.run, lyricnn.checks
         value = _importlib.import_module(f".{name}", __name__)
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -183,8 +153,10 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(EXPORTS) | _submodules())
+    return sorted(set(globals()) | set(EXPORTS) | {m.split(".")[0] for m in _submodules()})
 
 
 def _submodules():
-    return {m.name for m in _pkgutil.iter_modules(__path__) if not m.name.startswith("_")}
+    """Every module and package below lyricnn, dotted (``'run.config'``), private ones left out."""
+    return {m.name[len(__name__) + 1:] for m in _pkgutil.walk_packages(__path__, f"{__name__}.")
+            if not any(part.startswith("_") for part in m.name.split("."))}

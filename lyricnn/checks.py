@@ -8,14 +8,16 @@ never meets a ``np.int64`` overflow) or raises ``ValueError`` in one format:
 
 The type is named when it is the problem (``2.5 (float)``, ``True (bool)``),
 because ``repr`` alone hides it for NumPy scalars and strings like ``'3'``.
-No MXNet import here: ``lyricnn.ngram`` and the tokenisers use these checks
+No MXNet import here: ``lyricnn.ngram.model`` and the tokenisers use these checks
 without loading MXNet.
 """
 import math
 import numbers
+
 import numpy as np
 
-__all__ = ["check_int", "check_number", "check_choice", "is_integer", "is_real"]
+__all__ = ["check_int", "check_number", "check_choice", "check_indices", "is_integer",
+           "is_real"]
 
 
 def _is_bool(value):
@@ -114,13 +116,47 @@ def check_choice(name, value, choices, *, hint=None):
         _fail(name, what, value, hint)
     return value
 
-def check_indices(name, indices, vocab_size):
-    """``ValueError`` unless every index in ``indices`` lies in ``[0, vocab_size)``."""
-    if len(indices) == 0:
-        raise ValueError(f"{name} is empty")
+
+def check_indices(name, indices, vocab_size=None):
+    """``indices`` as a flat float32 NumPy array, after checking they are token indices.
+
+    The one validator of token indices in lyricnn (samplers, training,
+    held-out evaluation): a flat sequence (list, NumPy array, NDArray or
+    iterator) of non-negative integers, integral floats allowed (the book's
+    batches are float32), below ``vocab_size`` when it is given. Float32 holds
+    every integer below 2**24 exactly, so larger indices are refused. Raises
+    ``ValueError`` naming ``name``.
+    """
+    if isinstance(indices, (str, bytes)):
+        raise ValueError(f"{name} must be a sequence of token indices, got a string; encode it "
+                         "first (load_data_jay_lyrics returns the indices)")
+    if hasattr(indices, "asnumpy"):  # an NDArray
+        indices = indices.asnumpy()
+    elif not hasattr(indices, "__len__"):  # an iterator: materialise it once
+        try:
+            indices = list(indices)
+        except TypeError:
+            raise ValueError(f"{name} must be a sequence of token indices, got "
+                             f"{indices!r:.60} ({type(indices).__name__})") from None
     arr = np.asarray(indices)
-    low, high = arr.min(), arr.max()
-    if low < 0 or high >= vocab_size or not np.all(arr == np.floor(arr)):
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be a flat sequence of token indices, got shape "
+                         f"{arr.shape}")
+    if arr.size and (arr.dtype.kind not in "iuf" or (arr.dtype.kind == "f" and not (
+            np.isfinite(arr).all() and (arr == np.round(arr)).all()))):
+        raise ValueError(f"{name} must hold integer token indices, got dtype {arr.dtype} "
+                         f"(first values {arr[:5].tolist()})")
+    if arr.size and arr.min() < 0:
+        raise ValueError(f"{name} must be >= 0, found {arr.min()!r}")
+    high = min(vocab_size, FLOAT32_EXACT) if vocab_size is not None else FLOAT32_EXACT
+    if arr.size and arr.max() >= high:
         raise ValueError(f"{name} must hold integer indices in [0, vocab_size={vocab_size}), "
-                         f"found values in [{low}, {high}]; index the corpus with the same "
-                         "vocabulary as the model")
+                         f"found values in [{arr.min()}, {arr.max()}]; index the corpus with "
+                         "the same vocabulary as the model" if vocab_size is not None else
+                         f"{name} must be below 2**24 (float32 holds integers exactly up to "
+                         f"there), found {arr.max()}")
+    return arr.astype(np.float32)
+
+
+#: Float32, the dtype of the book's batches, holds every integer below 2**24 exactly.
+FLOAT32_EXACT = 2**24

@@ -1,7 +1,7 @@
-"""TODO docstring (memory, from ngram.py)."""
+"""How much memory this process may still use: the one reader of the OS's figures, for
+the n-gram and training memory checks."""
 import logging
 import os
-
 
 
 log = logging.getLogger(__name__)

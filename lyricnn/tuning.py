@@ -1,18 +1,98 @@
-"""TODO docstring (tuning, from training.py)."""
+"""Process tuning: every process-wide setting lyricnn makes, in one place, with one opt-out.
+
+MXNet 1.x on a small CPU runs fastest with a few settings of the process it
+runs in. Each is measured; the figures, commands and machines are in
+``docs/RESULTS.md`` ("Process tuning"). The settings:
+
+============================  =========================  ================================
+setting                        value                      why (short)
+============================  =========================  ================================
+``OMP_NUM_THREADS``            the CPUs this process      MXNet sizes its OpenMP pool at
+                               may run on                 half the CPUs (it assumes
+                                                          hyper-threads): one thread on 2
+``GOMP_SPINCOUNT``             ``1000``                   libgomp's default spin collapses
+                                                          on a loaded shared machine
+``MXNET_CPU_PARALLEL_SIZE``    ``2**31 - 1``              a large copy on the Python thread
+                                                          starts a second OpenMP team that
+                                                          slows every later operator
+``MXNET_STORAGE_FALLBACK_``    ``0``                      a reader's cell on CSR one-hot
+``LOG_VERBOSE``                                           inputs falls back to dense on
+                                                          purpose; MXNet logs it each time
+glibc ``mallopt``              mmap threshold 1 GiB,      MXNet's CPU storage has no pool:
+                               trim 2 GiB, top pad        without this the heap is trimmed
+                               256 MiB                    and refaulted every minibatch
+============================  =========================  ================================
+
+Who applies them. The environment variables are read by MXNet and libgomp
+when MXNet loads (``MXNET_CPU_PARALLEL_SIZE``: at the first large copy), so
+they must be in place before it: ``import lyricnn`` applies them
+(``apply_environment``), because the book's chapters run ``import lyricnn as
+d2l`` and then ``from mxnet import nd``. The allocator setting is applied by
+the entry points that train: the ``lyricnn`` command and the book-compatible
+trainers (``retain_freed_memory``). Nothing else in lyricnn changes the process.
+
+Opting out. With ``LYRICNN_NO_TUNING=1`` in the environment, importing and
+training change no environment variable, no allocator setting and no log
+level. A value the user has set (``OMP_NUM_THREADS=…``, ``OMP_WAIT_POLICY``,
+``MALLOC_*_``, ``GLIBC_TUNABLES``) is never overridden either. None of the
+settings changes a result, only speed.
+"""
 import ctypes
 import os
 import sys
 
-
-
-
-# ------------------------------------------------------------------------ loop
-
-# mallopt(3) parameters: glibc's malloc.h.
+#: ``LYRICNN_NO_TUNING=1``: lyricnn changes nothing of the process (see the module docstring).
+OPT_OUT = "LYRICNN_NO_TUNING"
+#: An int as MXNet parses it: copies on the caller's thread never use OpenMP.
+NO_PARALLEL_COPY = str(2**31 - 1)
+#: mallopt(3) parameters (glibc's malloc.h) and lyricnn's values for them.
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
-_MALLOC_ENV = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_THRESHOLD_",
-               "GLIBC_TUNABLES")
+MALLOC_OPTIONS = ((_M_MMAP_THRESHOLD, 1 << 30), (_M_TRIM_THRESHOLD, 2**31 - 1),
+                  (_M_TOP_PAD, 1 << 28))
+#: Environment variables through which a user chooses malloc settings: theirs win.
+MALLOC_ENV = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_THRESHOLD_",
+              "GLIBC_TUNABLES")
 _malloc_settings = []
+
+
+def enabled(environ=None):
+    """``False`` when the user opted out with ``LYRICNN_NO_TUNING=1``."""
+    return (os.environ if environ is None else environ).get(OPT_OUT, "") != "1"
+
+
+def _cpus():
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count() or 1)
+
+
+def environment(environ=None, mxnet_loaded=None):
+    """``{variable: value}`` that ``apply_environment`` would set now (nothing already set).
+
+    The variables MXNet reads when it loads are left out once it is loaded:
+    setting them then would change nothing but the environment.
+    """
+    env = os.environ if environ is None else environ
+    loaded = "mxnet" in sys.modules if mxnet_loaded is None else mxnet_loaded
+    if not enabled(env):
+        return {}
+    wanted = {}
+    if not loaded:
+        if "OMP_NUM_THREADS" not in env:
+            wanted["OMP_NUM_THREADS"] = str(_cpus())
+        if "OMP_WAIT_POLICY" not in env and "GOMP_SPINCOUNT" not in env:
+            wanted["GOMP_SPINCOUNT"] = "1000"
+        if "MXNET_STORAGE_FALLBACK_LOG_VERBOSE" not in env:
+            wanted["MXNET_STORAGE_FALLBACK_LOG_VERBOSE"] = "0"
+    if "MXNET_CPU_PARALLEL_SIZE" not in env:   # read at the first large copy
+        wanted["MXNET_CPU_PARALLEL_SIZE"] = NO_PARALLEL_COPY
+    return wanted
+
+
+def apply_environment():
+    """Set ``environment()`` in ``os.environ``; return what was set. Called by ``import lyricnn``."""
+    wanted = environment()
+    os.environ.update(wanted)
+    return wanted
 
 
 def retain_freed_memory():
@@ -23,17 +103,12 @@ def retain_freed_memory():
     ``malloc``-ed and every dropped one ``free``-d, tens of megabytes per
     minibatch (the logits, their softmax, their gradient). glibc returns such
     memory to the kernel (``munmap``, heap trimming) and takes it back on the
-    next minibatch, page by page: in one process out of two or three the 2x200
-    word LM took 11,700-12,800 page faults per minibatch, and 13,700 at 2x650
-    tied, costing 30-40 ms per minibatch of ~130 (AMD EPYC 2 vCPU VM, MXNet
-    1.9.1). With large blocks taken from the heap (mmap threshold 1 GiB), the
-    heap never trimmed (trim threshold 2 GiB) and 256 MiB of headroom kept at
-    its top (which also keeps the worker threads' heaps from shrinking), every
-    process took 0-2 faults per minibatch. Freed memory then stays with the
-    process; its peak resident size did not grow (329-339 MB against 314-338
-    at 2x200, 738-740 against 719-743 at 2x650). Skipped (``False``) off
-    glibc, or when the user has chosen malloc settings through the
-    environment (``MALLOC_*_`` or ``GLIBC_TUNABLES``).
+    next minibatch, page by page: thousands of page faults per minibatch.
+    With large blocks taken from the heap, the heap never trimmed and headroom
+    kept at its top, freed memory stays with the process and its peak
+    resident size does not grow (measured: docs/RESULTS.md, "Process
+    tuning"). Skipped (``False``) off glibc, under ``LYRICNN_NO_TUNING=1``, or
+    when the user has chosen malloc settings (``MALLOC_*_``, ``GLIBC_TUNABLES``).
     """
     if not _malloc_settings:
         _malloc_settings.append(_set_malloc_options())
@@ -41,13 +116,12 @@ def retain_freed_memory():
 
 
 def _set_malloc_options():
-    if not sys.platform.startswith("linux") or any(k in os.environ for k in _MALLOC_ENV):
+    if (not enabled() or not sys.platform.startswith("linux")
+            or any(k in os.environ for k in MALLOC_ENV)):
         return False
     try:
         mallopt = ctypes.CDLL("libc.so.6").mallopt
     except (OSError, AttributeError):  # not glibc
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    options = ((_M_MMAP_THRESHOLD, 1 << 30), (_M_TRIM_THRESHOLD, 2**31 - 1),
-               (_M_TOP_PAD, 1 << 28))
-    return all([mallopt(option, value) == 1 for option, value in options])
+    return all([mallopt(option, value) == 1 for option, value in MALLOC_OPTIONS])

@@ -1,4 +1,4 @@
-"""lyricnn.checkpoint: every model round-trips; format 1 loads; integrity, crash safety, lock."""
+"""lyricnn.run.checkpoint: every model round-trips; format 1 loads; integrity, crash safety, lock."""
 import hashlib
 import json
 import os

@@ -41,13 +41,13 @@ def run(capsys, *argv):
 
 
 def run_process(cwd, *argv, hashseed="0"):
-    """``python -m lyricnn.cli`` in a fresh interpreter.
+    """``python -m lyricnn.cli.main`` in a fresh interpreter.
 
     OMP_WAIT_POLICY=PASSIVE: with MXNet's 2 OpenMP threads spinning on a busy
     2-core machine, tiny runs get 10-100x slower; the results are the same.
     """
     env = {**os.environ, "PYTHONHASHSEED": hashseed, "OMP_WAIT_POLICY": "PASSIVE"}
-    return subprocess.run([sys.executable, "-m", "lyricnn.cli", *map(str, argv)],
+    return subprocess.run([sys.executable, "-m", "lyricnn.cli.main", *map(str, argv)],
                           capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
 
 
@@ -198,11 +198,11 @@ def test_an_epoch_at_infinite_perplexity_is_a_divergence(capsys, tmp_path, monke
 
 
 def test_missing_data_hub_file_is_a_runtime_failure(capsys, tmp_path, monkeypatch):
-    import lyricnn.data.corpus as data
+    import lyricnn.run.task as task
 
     def missing(path, num_chars):
         raise FileNotFoundError("no file 'jaychou_lyrics.txt.zip' in the data folders")
-    monkeypatch.setattr(data, "load_corpus_chars", missing)
+    monkeypatch.setattr(task, "load_corpus_chars", missing)
     code, _, err = run(capsys, "train", *TINY, "--out", tmp_path)
     assert code == 1 and "jaychou_lyrics" in err and len(err.splitlines()) == 1
 
@@ -294,8 +294,8 @@ def test_resume_depends_on_the_saved_rng_state(capsys, tmp_path, monkeypatch):
     args = ["train", *RESUME, "--sampler", "random", "--seed", 2]
     assert run(capsys, *args, "--epochs", 2, "--out", tmp_path / "full")[0] == 0
     assert run(capsys, *args, "--epochs", 1, "--out", tmp_path / "part")[0] == 0
-    import lyricnn.run.checkpoint as checkpoint
-    monkeypatch.setattr(checkpoint, "restore_rng_state", lambda state: None)
+    import lyricnn.cli.rundir as rundir
+    monkeypatch.setattr(rundir, "restore_rng_state", lambda state: None)
     _perturb_global_rngs()
     assert run(capsys, "train", "--resume", tmp_path / "part", "--epochs", 2,
                "--no-progress")[0] == 0
@@ -442,7 +442,7 @@ def test_score_ranks_under_the_rnn_and_the_ngram(capsys, trained):
     assert code == 0 and out.count("# ") == 1
 
 
-# -- decoding strategies (lyricnn.generation, exposed by `lyricnn generate`) -------
+# -- decoding strategies (lyricnn.decoding.generate, exposed by `lyricnn generate`) -------
 
 def _random_logits(rs, n=30):
     return rs.normal(scale=3.0, size=n)

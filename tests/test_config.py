@@ -1,4 +1,4 @@
-"""lyricnn.config: one dataclass gives the checkpoint's fields, the CLI's flags, defaults and checks."""
+"""lyricnn.run.config: one dataclass gives the checkpoint's fields, the CLI's flags, defaults and checks."""
 import argparse
 import dataclasses
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lyricnn.run import config as cf
+from lyricnn.run import config as cf, flags
 from lyricnn.run.config import WORD_FIELDS, RunConfig, TrainSettings
 from lyricnn.models.build import GLUON_MODELS, MODELS, SCRATCH_MODELS
 
@@ -21,7 +21,7 @@ ALIASES = {"--hidden": "num_hiddens", "--steps": "num_steps", "--batch": "batch_
 def parser(*classes):
     p = argparse.ArgumentParser(exit_on_error=False)
     for cls in classes or (RunConfig, TrainSettings):
-        cf.add_config_arguments(p, cls)
+        flags.add_config_arguments(p, cls)
     return p
 
 
@@ -169,7 +169,7 @@ def test_split_holds_out_the_tail():
 
 def test_only_and_defaults_select_and_relabel_flags():
     p = argparse.ArgumentParser()
-    cf.add_config_arguments(p, TrainSettings, defaults={"num_epochs": 500},
+    flags.add_config_arguments(p, TrainSettings, defaults={"num_epochs": 500},
                             only={"num_epochs"})
     actions = [a for a in p._actions if a.dest != "help"]
     assert [a.dest for a in actions] == ["num_epochs"] and "(default: 500)" in actions[0].help

@@ -14,7 +14,8 @@ from lyricnn.book.deep import (
     deep_gru, deep_gru_sequence, deep_lstm, deep_lstm_sequence, deep_params_getter, deep_rnn,
     deep_rnn_sequence, deep_state_initializer, get_deep_params)
 from lyricnn.models.onehot import to_onehot
-from lyricnn.models.interface import sequence_forward
+from lyricnn.book.trainers import scratch_lm
+from lyricnn.models import cells
 
 V, H = 30, 8
 CELLS = {
@@ -90,10 +91,12 @@ def test_params_getter_is_zero_argument_fresh_and_on_its_context():
     assert not np.array_equal(a[0].asnumpy(), b[0].asnumpy())
 
 
-def test_fast_forms_are_registered():
-    for book, fast, _, _ in CELLS.values():
-        assert sequence_forward(book, V).forward is fast
-        assert sequence_forward(book, V, trace=False) is fast
+def test_book_cells_train_in_their_cells_fast_form():
+    for name, (book, _, _, _) in CELLS.items():
+        lm = scratch_lm(book, [], None, H, V, None)
+        assert lm.cell is cells.get_cell(name)
+        assert lm._forward.forward.func is cells.sequence   # traced in training
+        assert lm._forward.forward.args == (cells.get_cell(name),)
 
 
 @pytest.mark.parametrize("call,name", [

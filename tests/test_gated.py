@@ -14,7 +14,8 @@ from lyricnn.book.gated import (
     get_gru_params, get_lstm_params, gru, gru_sequence, init_gru_state, init_lstm_state, lstm,
     lstm_sequence)
 from lyricnn.models.onehot import to_onehot
-from lyricnn.models.interface import sequence_forward
+from lyricnn.book.trainers import FAST_FORMS, scratch_lm
+from lyricnn.models import cells
 from lyricnn.book.scratch import params_getter
 
 V, H = 40, 16
@@ -84,10 +85,11 @@ def test_bad_sizes_raise_value_error_naming_them(factory, bad):
         factory(vocab_size, num_hiddens)
 
 
-def test_fast_forms_are_registered():
-    assert sequence_forward(gru, V).forward is gru_sequence
-    assert sequence_forward(lstm, V).forward is lstm_sequence
-    assert sequence_forward(book.gru, V).forward is not gru_sequence  # a notebook cell runs one-hot
+def test_book_cells_train_in_their_cells_fast_form():
+    assert FAST_FORMS[gru] is cells.GRU and FAST_FORMS[lstm] is cells.LSTM
+    assert scratch_lm(gru, [], None, 4, V, None)._forward.forward.args == (cells.GRU,)
+    # a notebook cell runs one-hot, as in the book
+    assert scratch_lm(book.gru, [], None, 4, V, None).cell is book.gru
 
 
 # ------------------------------------------------- the gate equations, in NumPy

@@ -52,7 +52,7 @@ def test_every_export_resolves_to_its_modules_object(name):
 def test_submodules_are_attributes_and_from_imports():
     from lyricnn import ngram
     from lyricnn.data import tokenize
-    assert lyricnn.ngram is ngram is sys.modules["lyricnn.ngram"]
+    assert lyricnn.ngram.model is ngram is sys.modules["lyricnn.ngram.model"]
     assert tokenize.words("a b") == ["a", "b"]
 
 
@@ -67,18 +67,19 @@ def test_unknown_name_is_an_attribute_error():
 def test_dir_lists_exports_and_submodules():
     listing = dir(lyricnn)
     assert set(lyricnn.EXPORTS) <= set(listing)
-    assert {"ngram", "tokenize", "data", "checks", "fileio", "metrics"} <= set(listing)
+    assert {"ngram", "data", "run", "book", "checks", "fileio", "metrics"} <= set(listing)
 
 
-def test_import_lyricnn_loads_no_submodule_and_no_mxnet():
+def test_import_lyricnn_loads_only_its_tuning_and_no_mxnet():
     got = run("import json, sys, lyricnn; print(json.dumps(["
               "sorted(m for m in sys.modules if m.startswith('lyricnn.')), "
               f"{LOADED}]))")
-    assert got == [[], []]
+    assert got == [["lyricnn.tuning"], []]
 
 
-@pytest.mark.parametrize("module", ["ngram", "tokenize", "data", "hub", "checks", "fileio",
-                                    "metrics"])
+@pytest.mark.parametrize("module", ["ngram", "ngram.model", "data.tokenize", "data.corpus",
+                                    "data.words", "data.hub", "checks", "fileio", "metrics",
+                                    "memory", "run.config", "tuning"])
 def test_mxnet_free_modules_load_neither_mxnet_nor_matplotlib(module):
     assert run(f"import json, sys, lyricnn.{module}; print(json.dumps({LOADED}))") == []
 
@@ -100,25 +101,6 @@ def test_book_style_import_loads_mxnet_on_use():
             "X = d2l.to_onehot(__import__('mxnet').nd.zeros((2, 3)), 4)\n"
             f"print(json.dumps([before, {LOADED}, len(X)]))")
     assert run(code) == [[], ["mxnet"], 3]
-
-
-def test_omp_threads_set_at_import_unless_the_user_chose():
-    code = "import json, os, lyricnn; print(json.dumps(os.environ.get('OMP_NUM_THREADS')))"
-    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    assert run(code) == str(threads)
-    assert run(code, OMP_NUM_THREADS="3") == "3"
-    wait = ("import json, os, lyricnn; print(json.dumps([os.environ.get('OMP_WAIT_POLICY'), "
-            "os.environ.get('GOMP_SPINCOUNT')]))")
-    assert run(wait) == [None, "1000"]
-    assert run(wait, OMP_WAIT_POLICY="ACTIVE") == ["ACTIVE", None]
-    assert run(wait, GOMP_SPINCOUNT="5") == [None, "5"]
-
-
-def test_copies_on_the_python_thread_stay_single_threaded_unless_the_user_chose():
-    code = ("import json, os, lyricnn; "
-            "print(json.dumps(os.environ.get('MXNET_CPU_PARALLEL_SIZE')))")
-    assert run(code) == str(2**31 - 1)
-    assert run(code, MXNET_CPU_PARALLEL_SIZE="500") == "500"
 
 
 def test_star_import_gives_every_export():

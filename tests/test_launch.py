@@ -1,4 +1,4 @@
-"""lyricnn.launch: a local ps-lite job (scheduler, servers, workers) and its failures.
+"""lyricnn.training.launch: a local ps-lite job (scheduler, servers, workers) and its failures.
 
 Each job runs real MXNet processes (about 1 s of CPU each to import MXNet), so
 the jobs are few and small, and every one has a ``timeout`` so a regression
@@ -127,7 +127,7 @@ def test_a_signal_to_the_launcher_stops_everything(tmp_path, signum, code):
                       f"os.rename({str(pid_file)!r} + '.tmp', {str(pid_file)!r})\n"
                       "time.sleep(60)\n")
     launcher = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from lyricnn.launch import launch; "
+        [sys.executable, "-c", "import sys; from lyricnn.training.launch import launch; "
          f"sys.exit(launch([sys.executable, {str(script)!r}], workers=1, timeout=30, grace=1))"],
         stdout=subprocess.PIPE, text=True)
     try:

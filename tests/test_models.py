@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 from mxnet import nd
 
-import lyricnn as d2l
 from benchmarks import book_notebook as book
 from lyricnn.models import build, interface as models
 
@@ -67,12 +66,14 @@ def test_load_named_parameters_is_all_or_nothing():
         lm.load_named_parameters({k: v for k, v in kept.items() if k != "b_q"})
 
 
-def test_fast_forms_are_an_explicit_mapping():
-    assert models.sequence_forward(d2l.rnn, V).forward is d2l.rnn_sequence   # traced in training
-    assert models.sequence_forward(d2l.rnn, V, trace=False) is d2l.rnn_sequence
-    assert models.sequence_forward(d2l.deep_lstm, V).forward is d2l.deep_lstm_sequence
-    # a reader's own cell runs on one-hot inputs, as in the book
-    assert models.sequence_forward(book.rnn, V).forward is not d2l.rnn_sequence
+def test_cells_run_their_fast_form_and_book_functions_one_hot():
+    from lyricnn.models import cells
+    traced = models.sequence_forward(cells.RNN, V)            # traced in training
+    assert traced.forward.func is cells.sequence and traced.forward.args == (cells.RNN,)
+    plain = models.sequence_forward(cells.LSTM, V, trace=False)
+    assert plain.func is cells.sequence and plain.args == (cells.LSTM,)
+    # a book-style function, e.g. a reader's own cell, runs on one-hot inputs, as in the book
+    assert models.sequence_forward(book.rnn, V).forward.__name__ == "one_hot_forward"
 
 
 def test_default_sampler_is_the_books():

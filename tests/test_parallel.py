@@ -1,4 +1,4 @@
-"""lyricnn.parallel: several devices (mx.cpu(0), mx.cpu(1)) and dist_sync workers give
+"""lyricnn.training.parallel: several devices (mx.cpu(0), mx.cpu(1)) and dist_sync workers give
 the parameters of one device on the whole minibatch."""
 import os
 import subprocess
@@ -13,7 +13,7 @@ from lyricnn.models.build import build_lm
 from lyricnn.training.parallel import DataParallel, check_divisible
 from lyricnn.training.loop import run_epoch, train_epochs
 from lyricnn.models.word import build_word_lm
-from lyricnn.training.loop import train_word_lm
+from lyricnn.run.task import train_word_lm
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TWO = [mx.cpu(0), mx.cpu(1)]
@@ -197,8 +197,8 @@ def test_two_cpu_devices_at_the_books_size_do_not_hang(tmp_path):
     script = tmp_path / "run.py"
     script.write_text(
         "import mxnet as mx, lyricnn as d2l\n"
-        "from lyricnn.models import build_lm\n"
-        "from lyricnn.training import train_epochs\n"
+        "from lyricnn.models.interface import build_lm\n"
+        "from lyricnn.training.loop import train_epochs\n"
         "ci, _, _, V = d2l.load_data_jay_lyrics()\n"
         "lm = build_lm('rnn', V, 256)\n"
         "h = train_epochs(lm, ci[:32 * 35 * 6], False, 35, 32, 1e2, 1e-2, range(1, 2),\n"

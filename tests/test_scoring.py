@@ -1,4 +1,4 @@
-"""lyricnn.scoring: log P(text[1:] | text[0]) under a trained RNN, against brute force."""
+"""lyricnn.decoding.score: log P(text[1:] | text[0]) under a trained RNN, against brute force."""
 import math
 
 import mxnet as mx

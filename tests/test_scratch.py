@@ -6,6 +6,8 @@ from mxnet.gluon import loss as gloss
 
 from benchmarks import book_notebook as book
 from lyricnn.models.onehot import to_onehot
+from lyricnn.book.trainers import FAST_FORMS, scratch_lm
+from lyricnn.models import cells
 from lyricnn.models.interface import sequence_forward
 from lyricnn.book.scratch import get_params, init_rnn_state, params_getter, rnn, rnn_sequence
 
@@ -77,8 +79,9 @@ def test_fast_form_equals_the_book_one_hot_formulation(batch, steps):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
 
 
-def test_sequence_forward_uses_fast_form_for_lyricnn_rnn():
-    assert sequence_forward(rnn, V).forward is rnn_sequence
+def test_the_books_rnn_trains_in_the_rnn_cells_fast_form():
+    assert FAST_FORMS[rnn] is cells.RNN
+    assert scratch_lm(rnn, [], None, 4, V, None)._forward.forward.args == (cells.RNN,)
 
 
 def test_sequence_forward_runs_any_book_cell_on_one_hot_inputs():

@@ -1,4 +1,4 @@
-"""A reader's cell recorded once and replayed as one graph (lyricnn.tracing)."""
+"""A reader's cell recorded once and replayed as one graph (lyricnn.models.tracing)."""
 import json
 import os
 import subprocess

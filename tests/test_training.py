@@ -490,17 +490,3 @@ class _WithGrad:
 
     def __init__(self, grad):
         self.grad = grad
-
-
-def test_retain_freed_memory_sets_glibc_malloc_once_unless_the_user_chose():
-    import ctypes.util
-    import os
-    import subprocess
-    import sys
-    from lyricnn.tuning import retain_freed_memory
-    glibc = sys.platform.startswith("linux") and "libc.so" in (ctypes.util.find_library("c") or "")
-    assert retain_freed_memory() is retain_freed_memory() is glibc
-    code = "from lyricnn.training import retain_freed_memory as r; print(r())"
-    env = dict(os.environ, MALLOC_TOP_PAD_="0")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    assert out.stdout.strip() == "False", out.stderr

@@ -1,4 +1,4 @@
-"""lyricnn.wordlm: word corpus, embedding RNN model, whole-split evaluation (issue 13)."""
+"""lyricnn.data.words: word corpus, embedding RNN model, whole-split evaluation (issue 13)."""
 import math
 
 import mxnet as mx
@@ -12,9 +12,10 @@ from lyricnn.models.gluon import layer_spec
 from lyricnn.data.sampling import data_iter_consecutive
 from lyricnn.data.tokenize import EOS, PTB, UNK, read_ptb_text
 from lyricnn.training.loop import train_epochs
-from lyricnn.data.words import WordCorpus, load_ptb_corpus, word_corpus
+from lyricnn.data.tokenize.words import WordCorpus, load_ptb_corpus, word_corpus
 from lyricnn.models.word import WordRNNModel, build_word_lm
-from lyricnn.training.evaluate import evaluate_perplexity, stream_batches
+from lyricnn.data.sampling import streams
+from lyricnn.training.evaluate import evaluate_perplexity
 
 TEXT = "the cat sat on the mat\nthe dog sat on the log\na cat and a dog\n"
 
@@ -101,11 +102,16 @@ def test_ptb_corpus_facts_from_the_shared_zip():
     for split in ("valid", "test"):
         raw = read_ptb_text(split, hub.locate(PTB, download_missing=False)).split()
         assert corpus.split(split).count(unk) == raw.count(UNK) > 0
-    assert repr(corpus) == ("WordCorpus(10,000 types, whitespace tokens: train 929,589, "
+    assert repr(corpus) == ("Corpus(10,000 types, whitespace tokens: train 929,589, "
                             "valid 73,760, test 82,430)")
 
 
 # -------------------------------------------------------------------- batching
+
+def stream_batches(indices, batch_size, num_steps):
+    """``streams`` as NumPy pairs (the held-out and word-level batches)."""
+    return [(x.asnumpy(), y.asnumpy()) for x, y in streams(indices, batch_size, num_steps)]
+
 
 def test_stream_batches_hand_worked_ten_tokens():
     got = [(x.tolist(), y.tolist()) for x, y in stream_batches(range(10), 2, 3)]
@@ -126,7 +132,7 @@ def test_stream_batches_score_every_token_once_and_start_as_training_batches():
 
 
 def test_stream_batches_refuse_too_few_tokens():
-    with pytest.raises(ValueError, match=r"5 tokens cut into batch_size=3.*1 token per column"):
+    with pytest.raises(ValueError, match=r"5 tokens cut into batch_size=3.*1 token per stream"):
         stream_batches(range(5), 3, 2)
     with pytest.raises(ValueError, match=r"num_steps must be an integer >= 1, got 0"):
         stream_batches(range(5), 1, 0)
@@ -253,7 +259,7 @@ def test_evaluation_matches_a_hand_sum_over_the_stream():
 
 def test_evaluation_refuses_indices_outside_the_vocabulary():
     lm = build_word_lm("gru", 5, 3, 3)
-    with pytest.raises(ValueError, match=r"integers in \[0, vocab_size=5\).*\[0, 7\]"):
+    with pytest.raises(ValueError, match=r"integer indices in \[0, vocab_size=5\).*\[0, 7\]"):
         evaluate_perplexity(lm, [0, 1, 7, 2], 1, 2)
 
 

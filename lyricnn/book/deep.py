@@ -5,7 +5,7 @@ hidden state of the same step; the output layer reads the top layer's:
 ``H_t^(l) = cell(H_t^(l−1), H_{t−1}^(l))`` with ``H_t^(0) = X_t`` and
 ``Y_t = H_t^(L) W_hq + b_q``.
 
-Layouts (``lyricnn.cells``; with ``L = 1`` they are exactly the single-layer
+Layouts (``lyricnn.models.cells``; with ``L = 1`` they are exactly the single-layer
 models' layouts, so ``deep_gru`` with one layer computes ``gru``):
 
 * ``params``: each layer's arrays in the single-layer order, bottom layer
@@ -86,11 +86,7 @@ def deep_params_getter(cell, vocab_size, num_hiddens, num_layers, ctx=None):
 def deep_state_initializer(cell, num_layers):
     """``init_state(batch_size, num_hiddens, ctx)`` giving the zero state of ``num_layers`` layers."""
     spec = _cell(cell)
-    num_layers = check_int("num_layers", num_layers)
-
-    def init_state(batch_size, num_hiddens, ctx):
-        return spec.zero_state(num_layers, batch_size, num_hiddens, ctx)
-
+    init_state = cells.state_initializer(spec, check_int("num_layers", num_layers))
     init_state.__name__ = f"init_deep_{spec.name}_state"
     init_state.__doc__ = (f"Zero state of a {num_layers}-layer {spec.name}: "
                           f"{num_layers * spec.num_states} arrays (batch_size, num_hiddens).")

@@ -10,7 +10,7 @@ Parameters are plain NDArrays in the book's order, the state a tuple:
 with ``W_x* (V, h)``, ``W_h* (h, h)``, ``b_* (h,)``, ``W_hq (h, V)``,
 ``b_q (V,)`` and ``H, C: (batch, h)``.
 
-The recurrences are ``lyricnn.cells.gru_step`` and ``lstm_step``. As for the
+The recurrences are ``lyricnn.models.cells.gru_step`` and ``lstm_step``. As for the
 plain RNN, ``gru``/``lstm`` are the book's forms (a list of one-hot ``(batch,
 V)`` arrays in, one output per step out) and ``gru_sequence``/``lstm_sequence``
 the fast forms (indices ``(batch, num_steps)`` in, logits ``(num_steps * batch,

@@ -1,7 +1,10 @@
-"""TODO docstring (book.predict, from generation.py)."""
+"""The book's text generation: ``predict_rnn`` (6.4.3) and ``predict_rnn_gluon`` (6.5).
 
-from lyricnn.models.interface import GluonLM, ScratchLM
+Both wrap the one decoder, ``lyricnn.decoding.generate.generate``.
+"""
+from lyricnn.book.trainers import scratch_lm
 from lyricnn.decoding.generate import generate
+from lyricnn.models.interface import GluonLM
 
 
 def predict_rnn(prefix, num_chars, rnn, params, init_rnn_state, num_hiddens, vocab_size,
@@ -13,7 +16,7 @@ def predict_rnn(prefix, num_chars, rnn, params, init_rnn_state, num_hiddens, voc
     another decoding strategy. A prefix character outside the vocabulary
     raises ``ValueError`` naming it (d2lzh raises a bare ``KeyError``).
     """
-    lm = ScratchLM(rnn, params, init_rnn_state, num_hiddens, vocab_size, ctx)
+    lm = scratch_lm(rnn, params, init_rnn_state, num_hiddens, vocab_size, ctx)
     return generate(lm, prefix, num_chars, idx_to_char, char_to_idx, strategy, temperature,
                     top_k, seed)
 

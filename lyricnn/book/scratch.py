@@ -3,17 +3,17 @@
 Parameters are plain NDArrays ``[W_xh (V, h), W_hh (h, h), b_h (h,), W_hq (h, V),
 b_q (V,)]``; the state is a tuple ``(H,)`` with ``H: (batch, h)``.
 
-Two forms of the same model, both running ``lyricnn.cells.rnn_step``:
+Two forms of the same model, both running ``lyricnn.models.cells.rnn_step``:
 
 * ``rnn(inputs, state, params)`` is the book's: ``inputs`` is a list of
   ``num_steps`` one-hot arrays ``(batch, V)`` and it returns one output per step;
 * ``rnn_sequence(X, state, params)`` takes the indices ``X: (batch, num_steps)``
   and returns all logits at once, ``(num_steps * batch, V)``, time-major like
   ``nd.concat(*outputs, dim=0)``: the same numbers, computed faster
-  (``lyricnn.cells.sequence``).
+  (``lyricnn.models.cells.sequence``).
 
 ``train_and_predict_rnn`` and ``predict_rnn`` run ``rnn`` through
-``rnn_sequence`` (the mapping is ``lyricnn.models.FAST_FORMS``).
+``rnn_sequence`` (the mapping is ``lyricnn.book.trainers.FAST_FORMS``).
 """
 import functools
 
@@ -52,7 +52,7 @@ def rnn(inputs, state, params):
 
     ``inputs``: list of ``num_steps`` arrays ``(batch, V)``; returns
     ``(outputs, (H,))`` with ``outputs`` a list of ``(batch, V)`` arrays.
-    The step is ``lyricnn.cells.rnn_step``; the loop ``lyricnn.cells.unrolled``.
+    The step is ``lyricnn.models.cells.rnn_step``; the loop ``lyricnn.models.cells.unrolled``.
     """
     return cells.unrolled(cells.RNN, inputs, state, params)
 

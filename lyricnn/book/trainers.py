@@ -1,20 +1,29 @@
-"""TODO docstring (book.trainers, from training.py)."""
+"""The book's training functions (6.4.4-6.4.5, 6.5): ``grad_clipping``, ``sgd``,
+``train_and_predict_rnn`` and ``train_and_predict_rnn_gluon``.
+
+Same names, signatures and log lines as d2lzh; underneath, the one loop
+``lyricnn.training.loop.train_epochs``. Unlike d2lzh it detaches the carried
+state for real, never calls ``math.exp`` on an overflowing loss, stops with
+``TrainingDiverged`` when the loss is NaN, clips and updates all parameters
+in two fused operators, trains the book's cells in their fast form
+(``FAST_FORMS``) and returns a ``History``.
+"""
 
 import numpy as np
 from mxnet import init, nd
 
 from lyricnn.checks import check_int, check_number
 from lyricnn.context import resolve_ctx_list
-from lyricnn.decoding.generate import generate
+from lyricnn.training.log import book_logger
+from lyricnn.book.deep import deep_gru, deep_lstm, deep_rnn
+from lyricnn.book.gated import gru, lstm
+from lyricnn.book.scratch import rnn as book_rnn
+from lyricnn.models import cells
 from lyricnn.models.interface import GluonLM, ScratchLM
 from lyricnn.training.parallel import worker_info
 from lyricnn.training.loop import train_epochs
 from lyricnn.training.optim import _sum_of_squares
-
-
-def book_print(*parts):
-    """The one place where the library prints: the book's training log lines."""
-    print(*parts, flush=True)
+from lyricnn.tuning import retain_freed_memory
 
 
 # ------------------------------------------------------------------- optimizer
@@ -56,25 +65,17 @@ def check_training_args(num_epochs, num_steps, batch_size, lr, clipping_theta, p
     check_int("pred_period", pred_period)
 
 
-def book_logger(lm, pred_period, pred_len, prefixes, idx_to_char, char_to_idx):
-    """``on_epoch_end`` printing the book's lines every ``pred_period`` epochs::
+#: The book's cell functions -> the cells they compute. lyricnn trains and decodes them in
+#: the cells' fast form (the same numbers, ``lyricnn.models.cells.sequence``); any other
+#: function, e.g. one written in a notebook, runs as the book runs it, on one-hot inputs.
+FAST_FORMS = {book_rnn: cells.RNN, gru: cells.GRU, lstm: cells.LSTM,
+              deep_rnn: cells.RNN, deep_gru: cells.GRU, deep_lstm: cells.LSTM}
 
-        epoch 50, perplexity 69.879726, time 1.67 sec
-         - 分开 我想要你想你 ...
 
-    With a held-out set the first line ends in ``, valid perplexity …``.
-    """
-    def log(epoch, history):
-        if epoch % pred_period:
-            return
-        line = "epoch %d, perplexity %f, time %.2f sec" % (
-            epoch, history.perplexity[-1], history.seconds[-1])
-        if history.valid_perplexity[-1] is not None:
-            line += ", valid perplexity %f" % history.valid_perplexity[-1]
-        book_print(line)
-        for prefix in prefixes:
-            book_print(" -", generate(lm, prefix, pred_len, idx_to_char, char_to_idx))
-    return log
+def scratch_lm(rnn, params, init_rnn_state, num_hiddens, vocab_size, ctx, **options):
+    """The book's scratch model (a cell function and its parameters) as a ``ScratchLM``."""
+    return ScratchLM(FAST_FORMS.get(rnn, rnn), params, init_rnn_state, num_hiddens,
+                     vocab_size, ctx, **options)
 
 
 def train_and_predict_rnn(rnn, get_params, init_rnn_state, num_hiddens, vocab_size, ctx,
@@ -89,15 +90,16 @@ def train_and_predict_rnn(rnn, get_params, init_rnn_state, num_hiddens, vocab_si
     record replayed as one MXNet graph for every minibatch (as ``hybridize``
     does: a ``print`` in the cell runs once) unless ``trace=False``; outside
     training it gets CSR one-hot inputs unless ``sparse_inputs=False``
-    (``lyricnn.models.sequence_forward``, ``lyricnn.tracing``).
+    (``lyricnn.models.interface.sequence_forward``, ``lyricnn.models.tracing``).
     ``ctx`` may list several devices and ``kvstore='dist_sync'`` adds worker
     processes (``train_epochs``). Returns the ``History``.
     """
     check_training_args(num_epochs, num_steps, batch_size, lr, clipping_theta, pred_period)
     ctxs = resolve_ctx_list(ctx)
+    retain_freed_memory()   # lyricnn.tuning: MXNet allocates afresh every minibatch
     params = [p if p.context == ctxs[0] else _with_grad(p.copyto(ctxs[0])) for p in get_params()]
-    lm = ScratchLM(rnn, params, init_rnn_state, num_hiddens, vocab_size, ctxs[0],
-                   sparse_inputs=sparse_inputs, trace=trace)
+    lm = scratch_lm(rnn, params, init_rnn_state, num_hiddens, vocab_size, ctxs[0],
+                    sparse_inputs=sparse_inputs, trace=trace)
     return train_epochs(
         lm, corpus_indices, is_random_iter, num_steps, batch_size, lr, clipping_theta,
         range(1, num_epochs + 1), valid_indices=valid_indices,
@@ -129,6 +131,7 @@ def train_and_predict_rnn_gluon(model, num_hiddens, vocab_size, ctx, corpus_indi
     """
     check_training_args(num_epochs, num_steps, batch_size, lr, clipping_theta, pred_period)
     ctxs = resolve_ctx_list(ctx)
+    retain_freed_memory()   # lyricnn.tuning: MXNet allocates afresh every minibatch
     model.initialize(ctx=ctxs, force_reinit=True, init=init.Normal(0.01))
     # Shapes are inferred on the first call: one step materialises every parameter
     # (on every device) before the replicas read them.

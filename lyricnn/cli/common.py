@@ -1,17 +1,17 @@
-"""TODO docstring (cli.common, from cli.py)."""
-# Only the standard library at import time: the console script imports this
-# module before main() can install its signal handlers, and a Ctrl-C while
-# MXNet loads must still end in one line, not a traceback.  Importing
-# lyricnn.cli runs lyricnn/__init__.py first, which sets OMP_NUM_THREADS
-# before MXNet loads.
+"""What the subcommands share: the two error kinds, the run folder's names, common flags."""
 import argparse
-import signal
+import dataclasses
+
+from lyricnn.context import resolve_ctx
+from lyricnn.data.corpus import read_text
+from lyricnn.run.checkpoint import load_checkpoint
+from lyricnn.run.config import PTB_CORPUS
+from lyricnn.run.task import task_of
 
 BOOK_PREFIXES = ("分开", "不分开")
 PLOT_NAME = "perplexity.png"
 CHECKPOINT_NAME = "checkpoint"
 BEST_NAME = "best"
-EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 class UsageError(ValueError):
@@ -22,7 +22,7 @@ class Failure(RuntimeError):
     """A runtime failure that is not the user's flags: exit 1."""
 
 
-def _checked(check):
+def checked(check):
     """argparse ``type=`` from a ``lyricnn.checks`` call on the parsed text."""
     def convert(text):
         value = text  # neither an int nor a float: the check names what it must be
@@ -39,28 +39,28 @@ def _checked(check):
     return convert
 
 
-def _add_ctx(p):
+def add_ctx(p):
     p.add_argument("--ctx", choices=("cpu", "gpu"), default="cpu",
                    help="device; gpu falls back to the CPU with a warning (default cpu)")
 
 
-def _add_checkpoint(p, help="run directory or checkpoint directory"):
+def add_checkpoint(p, help="run directory or checkpoint directory"):
     p.add_argument("--checkpoint", required=True, metavar="DIR", help=help)
 
 
-def _flag(name):
-    from lyricnn.run.config import flag_of
-    return flag_of(name)
+def load(args):
+    """The checkpoint of ``--checkpoint`` on ``--ctx``."""
+    return load_checkpoint(args.checkpoint, resolve_ctx(args.ctx))
 
 
-def _load_corpus(config):
-    from lyricnn.run.config import PTB_CORPUS
-    from lyricnn.data.corpus import load_corpus_chars
-    from lyricnn.data.words import corpus_text_of
+def replace(config, **changes):
+    return dataclasses.replace(config, **changes)
+
+
+def corpus_text(config):
+    """The text a run of ``config`` trains on; a bad corpus file is a usage error naming it."""
     try:
-        if config.is_word:
-            return corpus_text_of(config)
-        return load_corpus_chars(config.corpus, config.num_chars)
+        return task_of(config).text(config)
     except (OSError, ValueError) as err:
         if config.corpus in (None, PTB_CORPUS):  # the data hub's file: not the user's input
             raise Failure(str(err)) from None
@@ -68,44 +68,15 @@ def _load_corpus(config):
                          else str(err)) from None
 
 
-def _word_corpus(config, text, held_out=True):
-    """The run's ``WordCorpus``; a text without words etc. is a usage error naming it."""
-    from lyricnn.data.words import word_corpus_of
+def corpus_of(config, text, held_out=True):
+    """The run's ``Corpus``; a text without words etc. is a usage error naming it."""
     try:
-        return word_corpus_of(config, text, held_out)
+        return task_of(config).corpus(config, text, held_out)
     except ValueError as err:
         raise UsageError(f"--corpus {config.corpus or 'of the data hub'}: {err}") from None
 
 
-def _prefixes(requested, vocab, text):
-    """The log's prefixes: the given ones (checked now, not after an epoch) or defaults."""
-    if requested:
-        for prefix in requested:
-            if not prefix:
-                raise UsageError("--prefix must not be empty")
-            missing = "".join(dict.fromkeys(c for c in prefix if c not in vocab))
-            if missing:
-                raise UsageError(f"--prefix {prefix!r}: character(s) {missing!r} are not in "
-                                 "the corpus")
-        return list(requested)
-    if all(c in vocab for p in BOOK_PREFIXES for c in p):
-        return list(BOOK_PREFIXES)
-    return [text[:2]]
-
-
-def _load(args):
-    from lyricnn.run.checkpoint import load_checkpoint
-    from lyricnn.context import resolve_ctx
-    return load_checkpoint(args.checkpoint, resolve_ctx(args.ctx))
-
-
-def _replace(config, **changes):
-    import dataclasses
-    return dataclasses.replace(config, **changes)
-
-
-def _read_user_text(path):
-    from lyricnn.data.corpus import read_text
+def read_user_text(path):
     try:
         return read_text(path)
     except (OSError, ValueError) as err:

@@ -1,16 +1,13 @@
-"""TODO docstring (cli.launch, from cli.py)."""
-# Only the standard library at import time: the console script imports this
-# module before main() can install its signal handlers, and a Ctrl-C while
-# MXNet loads must still end in one line, not a traceback.  Importing
-# lyricnn.cli runs lyricnn/__init__.py first, which sets OMP_NUM_THREADS
-# before MXNet loads.
+"""``lyricnn launch``: run ``lyricnn train`` on several worker processes (dist_sync)."""
 import argparse
 import sys
-from lyricnn.cli.common import UsageError, _checked
+
+from lyricnn.checks import check_int, check_number
+from lyricnn.cli.common import UsageError, checked
+from lyricnn.training.launch import launch
 
 
-def _add_launch(sub):
-    from lyricnn.checks import check_int, check_number
+def add_parser(sub):
     p = sub.add_parser(
         "launch", help="train on several worker processes (MXNet's dist_sync KVStore)",
         description="Start a scheduler, --servers parameter servers and --workers workers "
@@ -21,23 +18,21 @@ def _add_launch(sub):
                     "fails, all are stopped and its exit code is returned. Example: "
                     "lyricnn launch --workers 2 -- train --out runs/dist --epochs 50",
         epilog="Several machines: see the README (the DMLC_* variables each host needs).")
-    p.add_argument("--workers", type=_checked(lambda v: check_int("workers", v, 1)),
+    p.add_argument("--workers", type=checked(lambda v: check_int("workers", v, 1)),
                    required=True, metavar="N", help="worker processes")
-    p.add_argument("--servers", type=_checked(lambda v: check_int("servers", v, 1)), default=1,
+    p.add_argument("--servers", type=checked(lambda v: check_int("servers", v, 1)), default=1,
                    metavar="M", help="parameter-server processes (default 1)")
-    p.add_argument("--port", type=_checked(lambda v: check_int("port", v, 1, 65535)),
+    p.add_argument("--port", type=checked(lambda v: check_int("port", v, 1, 65535)),
                    metavar="P", help="the scheduler's port on 127.0.0.1 (default: a free one)")
-    p.add_argument("--timeout", type=_checked(lambda v: check_number("timeout", v, 0,
+    p.add_argument("--timeout", type=checked(lambda v: check_number("timeout", v, 0,
                                                                      low_open=True)),
                    metavar="SECONDS", help="stop every process after this long (exit 124)")
     p.add_argument("worker_command", nargs=argparse.REMAINDER, metavar="-- train ...",
                    help="the lyricnn train command each worker runs")
-    p.set_defaults(handler=cmd_launch)
+    p.set_defaults(handler=run)
 
 
-def cmd_launch(args, signals):
-    from lyricnn.training.launch import launch
-
+def run(args, signals):
     command = args.worker_command
     command = command[1:] if command[:1] == ["--"] else command
     if command[:1] != ["train"]:
@@ -52,5 +47,5 @@ def cmd_launch(args, signals):
             break
     else:
         command = command + ["--kvstore", "dist_sync"]
-    return launch([sys.executable, "-m", "lyricnn.cli"] + command, workers=args.workers,
+    return launch([sys.executable, "-m", "lyricnn.cli.main"] + command, workers=args.workers,
                   servers=args.servers, port=args.port, timeout=args.timeout)

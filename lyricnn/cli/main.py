@@ -9,7 +9,7 @@
 
 The train flags of the model and its training (``--model``, ``--num-hiddens``,
 ``--num-steps``, ``--batch-size``, ``--lr``, ``--clipping-theta``, ...) are
-generated from ``lyricnn.config.RunConfig``, the dataclass a checkpoint saves,
+generated from ``lyricnn.run.config.RunConfig``, the dataclass a checkpoint saves,
 so names, defaults, ranges and help cannot drift apart; the old short
 spellings (``--hidden``, ``--steps``, ``--batch``, ``--clip``, ``--layers``)
 still work.
@@ -24,7 +24,7 @@ Exit codes (errors are one line on stderr, never a traceback):
          command line (a --corpus that is missing, a folder, a FIFO, empty, not
          UTF-8 or a corrupt zip; a --checkpoint/--resume path that holds no
          checkpoint; a character outside the vocabulary; a request beyond its
-         limit: --length and --pred-len <= generation.MAX_LENGTH, --ngram-order
+         limit: --length and --pred-len <= decoding.generate.MAX_LENGTH, --ngram-order
          within ngram.check_order, a model that does not fit in memory)
     130  interrupted by SIGINT (Ctrl-C); 143: by SIGTERM.  Training stops at
          the next minibatch, discards the partial epoch and keeps (or, if the
@@ -34,7 +34,7 @@ stdout carries the book's log lines (``epoch 50, perplexity ...`` and
 `` - <sample>``), generated text and score tables; the progress bar and every
 other message go to stderr.
 
-A run directory (``--out``) holds ``checkpoint/`` (lyricnn.checkpoint), its
+A run directory (``--out``) holds ``checkpoint/`` (lyricnn.run.checkpoint), its
 lock file ``.checkpoint.lock``, for a run with a held-out split ``best/`` (the
 checkpoint of the epoch with the lowest validation perplexity so far, as
 word_language_model keeps; ``lyricnn evaluate --checkpoint DIR/best``) (kept after the run: deleting a lock file races
@@ -45,22 +45,23 @@ without ``--plot`` refreshes it instead of leaving a stale one).
 """
 # Only the standard library at import time: the console script imports this
 # module before main() can install its signal handlers, and a Ctrl-C while
-# MXNet loads must still end in one line, not a traceback.  Importing
-# lyricnn.cli runs lyricnn/__init__.py first, which sets OMP_NUM_THREADS
-# before MXNet loads.
+# MXNet loads must still end in one line, not a traceback. The subcommands
+# (lyricnn/cli/<command>.py, which load MXNet) are imported by main() once the
+# handlers are in place.
 import argparse
 import contextlib
+import importlib
 import logging
 import os
 import signal
 import sys
 import threading
-from lyricnn.cli.common import EXIT_SIGNAL, Failure, UsageError
-from lyricnn.cli.evaluate import _add_evaluate
-from lyricnn.cli.generate import _add_generate
-from lyricnn.cli.launch import _add_launch
-from lyricnn.cli.score import _add_score
-from lyricnn.cli.train import _add_train
+
+#: The subcommands, in --help order: each is lyricnn/cli/<name>.py with
+#: ``add_parser(subparsers)`` and ``run(args, signals) -> exit code``.
+COMMANDS = ("train", "generate", "score", "evaluate", "launch")
+#: Exit codes of the signals that stop a run (128 + the signal number, as a shell reports).
+EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 # -- signals ----------------------------------------------------------------------
@@ -142,11 +143,8 @@ def build_parser():
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="show the library's INFO messages on stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    _add_train(sub)
-    _add_generate(sub)
-    _add_score(sub)
-    _add_evaluate(sub)
-    _add_launch(sub)
+    for name in COMMANDS:
+        importlib.import_module(f"lyricnn.cli.main.{name}").add_parser(sub)
     return parser
 
 
@@ -184,8 +182,9 @@ def _error(args, message, code):
 
 
 def _run(argv, signals):
-    import mxnet as mx
+    import mxnet as mx   # after the signal handlers: see the top of this module
 
+    from lyricnn.cli.common import Failure, UsageError
     from lyricnn.run.store import CheckpointError, NotACheckpoint
     from lyricnn.training.loop import TrainingDiverged
 
@@ -241,7 +240,7 @@ def main(argv=None):
 
 
 def _in_distributed_job():
-    parallel = sys.modules.get("lyricnn.parallel")   # never loaded: not a dist worker
+    parallel = sys.modules.get("lyricnn.training.parallel")   # not loaded: not a dist worker
     return parallel is not None and parallel.in_distributed_job()
 
 

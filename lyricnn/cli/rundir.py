@@ -1,43 +1,57 @@
-"""TODO docstring (cli.rundir, from cli.py)."""
-# Only the standard library at import time: the console script imports this
-# module before main() can install its signal handlers, and a Ctrl-C while
-# MXNet loads must still end in one line, not a traceback.  Importing
-# lyricnn.cli runs lyricnn/__init__.py first, which sets OMP_NUM_THREADS
-# before MXNet loads.
+"""The run folder of ``lyricnn train``: a fresh run or a resumed one, locked, checked first.
+
+A run folder (``--out``) holds ``checkpoint/`` (``lyricnn.run.checkpoint``),
+its lock ``.checkpoint.lock``, for a run with a held-out split ``best/`` (the
+checkpoint of the epoch with the lowest validation perplexity so far) and,
+with ``--plot``, ``perplexity.png``. ``start`` and ``resume`` check everything
+the flags and the corpus can tell before they take the lock and build a model.
+"""
+import dataclasses
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from lyricnn.cli.common import BEST_NAME, CHECKPOINT_NAME, Failure, PLOT_NAME, UsageError, _flag, _load_corpus, _word_corpus
+
+from lyricnn.cli.common import (BEST_NAME, CHECKPOINT_NAME, PLOT_NAME, Failure, UsageError,
+                                corpus_of, corpus_text)
+from lyricnn.context import set_seed
+from lyricnn.memory import available_memory
+from lyricnn.run.checkpoint import load_checkpoint, recover, restore_rng_state
+from lyricnn.run.config import RunConfig, flag_of
+from lyricnn.run.store import CheckpointLock, CheckpointLocked, find_checkpoint, is_checkpoint
+from lyricnn.run.task import task_of
+from lyricnn.training.loop import History
+from lyricnn.training.parallel import check_divisible
+
 #: Share of the available memory a training run may plan to use.
 MEMORY_SHARE = 0.8
 
 
-# -- limits -----------------------------------------------------------------------
+@dataclass
+class Run:
+    """What a training run works on, fresh or resumed."""
 
-def available_memory():
-    """Bytes this process may still allocate (MemAvailable, cgroup limits), or ``None``."""
-    from lyricnn.memory import available_memory
-    return available_memory()
+    config: RunConfig
+    corpus: object        # lyricnn.run.task.Corpus: the vocabulary and the splits' indices
+    lm: object            # the LanguageModel
+    history: History
+    corpus_text: str
+    out: Path             # the run folder
+    lock: object          # the held CheckpointLock of out/checkpoint
+    fresh: bool
+    saved_epoch: int = 0  # the last epoch this process saved (0: none yet)
+    writer: bool = True   # False on the workers of rank > 0: they never write to the run
+
+    @property
+    def checkpoint(self):
+        return self.out / CHECKPOINT_NAME
+
+    @property
+    def vocab(self):
+        return self.corpus.vocab
 
 
-def training_bytes(config):
-    """A generous estimate of the memory a training run of ``config`` needs, in bytes.
-
-    Parameters with their gradients and MXNet's workspace (4 copies of
-    ``P`` float32 values), plus one minibatch's activations: the one-hot
-    inputs, logits and their gradients (about ``4 V``) and the gate values
-    (about ``6 gates h``) per layer, for ``batch_size * num_steps`` positions.
-    """
-    gates = {"rnn": 1, "gru": 3, "lstm": 4}[config.model.replace("-scratch", "")]
-    V, h, L = config.vocab_size, config.num_hiddens, config.num_layers
-    inputs = config.embedding_size if config.is_word else V  # word level: an embedding
-    params = sum(gates * h * ((inputs if layer == 0 else h) + h + 2) for layer in range(L))
-    params += h * V + V + (V * inputs if config.is_word and not config.tied else 0)
-    positions = config.batch_size * config.num_steps
-    return 4 * (4 * params + positions * (4 * V + 6 * gates * h * L))
-
-
-def _check_memory(config):
-    need, have = training_bytes(config), available_memory()
+def check_memory(config):
+    need, have = task_of(config).training_bytes(config), available_memory()
     if have is not None and need > MEMORY_SHARE * have:
         raise UsageError(
             f"this model would need about {need / 2**30:.1f} GiB ({config.describe()}, "
@@ -46,32 +60,8 @@ def _check_memory(config):
             "--num-hiddens, --num-layers, --batch-size or --num-steps")
 
 
-# -- train ------------------------------------------------------------------------
-
-@dataclass
-class _Run:
-    """What a training run works on, fresh or resumed."""
-
-    config: object  # RunConfig
-    vocab: object
-    lm: object
-    history: object
-    corpus_text: str
-    out: Path  # run directory
-    lock: object  # the held CheckpointLock of out/checkpoint
-    fresh: bool
-    saved_epoch: int = 0  # the last epoch this process saved (0: none yet)
-    words: object = None  # a word-level run's WordCorpus (lyricnn.wordlm)
-    writer: bool = True  # False on the workers of rank > 0: they never write to the run
-
-    @property
-    def checkpoint(self):
-        return self.out / CHECKPOINT_NAME
-
-
-def _check_out(out, force):
-    """Refuse a run directory that cannot hold our checkpoint, before any work is done."""
-    from lyricnn.run.store import find_checkpoint, is_checkpoint
+def check_out(out, force):
+    """Refuse a run folder that cannot hold our checkpoint, before any work is done."""
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; give a folder (it will hold "
                          f"{CHECKPOINT_NAME}/ and {PLOT_NAME})")
@@ -90,7 +80,6 @@ def _check_out(out, force):
 
 
 def _lock(path):
-    from lyricnn.run.store import CheckpointLock, CheckpointLocked
     try:
         return CheckpointLock(path).acquire()
     except CheckpointLocked as err:
@@ -98,7 +87,6 @@ def _lock(path):
 
 
 def _check_split(config, ctxs, workers):
-    from lyricnn.training.parallel import check_divisible
     check_divisible(config.batch_size, len(ctxs) * workers, len(ctxs), workers,
                     name="--batch-size")
 
@@ -110,45 +98,37 @@ class _NoLock:
         pass
 
 
-def _start(args, ctxs, workers=1, writer=True):
+def start(args, ctxs, workers=1, writer=True):
     """A fresh run: check the flags, load the corpus, lock the run, seed, build the model.
 
     ``writer`` False (a worker of rank > 0): the same model, but no lock and no
-    change to the run directory, which worker 0 owns.
+    change to the run folder, which worker 0 owns.
     """
-    import dataclasses
-
-    from lyricnn.run.task import build_model
-    from lyricnn.run.checkpoint import recover
-    from lyricnn.run.config import RunConfig
-    from lyricnn.context import set_seed
-    from lyricnn.data.corpus import Vocab
-
     config = dataclasses.replace(RunConfig.from_args(args), workers=workers)
     _check_split(config, ctxs, workers)
     out = Path(args.out) if args.out else Path("runs") / config.model
     if writer:
-        _check_out(out, args.force)
-    text = _load_corpus(config)
+        check_out(out, args.force)
+    text = corpus_text(config)
     if not text:
         raise UsageError(f"the corpus {config.corpus or 'of the data hub'} is empty: there is "
                          "nothing to train on")
-    words = None
-    if config.is_word:
-        words = _word_corpus(config, text)
-        config, vocab = config.with_corpus(text, len(words.vocab)), words.vocab
-    else:
-        config, vocab = config.with_corpus(text), Vocab.from_tokens(text)
-    _check_memory(config)
+    corpus = corpus_of(config, text)
+    config = config.with_corpus(text, len(corpus.vocab))
+    try:
+        task_of(config).check_trainable(config, corpus)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    check_memory(config)
     lock = _lock(out / CHECKPOINT_NAME) if writer else _NoLock()
     try:
         if writer:
             recover(out / CHECKPOINT_NAME)
-            _check_out(out, args.force)  # a recovered save may have produced a checkpoint
+            check_out(out, args.force)  # a recovered save may have produced a checkpoint
             _drop_stale_best(out)
         set_seed(config.seed)
-        return _Run(config, vocab, build_model(config, ctxs[0]), _new_history(), text, out,
-                    lock, True, words=words, writer=writer)
+        return Run(config, corpus, task_of(config).build_model(config, ctxs[0]), History(),
+                   text, out, lock, True, writer=writer)
     except BaseException:
         lock.release()
         raise
@@ -157,23 +137,14 @@ def _start(args, ctxs, workers=1, writer=True):
 def _drop_stale_best(out):
     """A fresh run in ``out`` (--force) replaces the old run, its best/ included: a best/
     left from it would be taken for this run's."""
-    import shutil
-
-    from lyricnn.run.store import CheckpointLock, is_checkpoint
     best = out / BEST_NAME
     if best.is_dir() and not best.is_symlink() and is_checkpoint(best):
         with CheckpointLock(best):
             shutil.rmtree(best)
 
 
-def _new_history():
-    from lyricnn.training.loop import History
-    return History()
-
-
 def _resume_target(resume):
     """The canonical checkpoint folder of ``--resume DIR`` (DIR/checkpoint or DIR)."""
-    from lyricnn.run.store import find_checkpoint
     folder = find_checkpoint(resume)  # FileNotFoundError/CheckpointError name the problem
     resume = Path(resume).absolute()
     nested = resume / CHECKPOINT_NAME
@@ -183,20 +154,17 @@ def _resume_target(resume):
     return resume
 
 
-def _resume(args, ctxs, workers=1, writer=True):
+def resume(args, ctxs, workers=1, writer=True):
     """Continue a checkpoint: its config, vocabulary, corpus, parameters and RNG states.
 
-    ``writer``: as ``_start``. A distributed run resumes with as many workers
+    ``writer``: as ``start``. A distributed run resumes with as many workers
     as it was trained with.
     """
-    from lyricnn.run.checkpoint import load_checkpoint, recover, restore_rng_state
-    from lyricnn.run.config import RunConfig
-
     source = _resume_target(args.resume)
     out = Path(args.out) if args.out else source.parent
     same = out.absolute() == source.parent.absolute() and source.name == CHECKPOINT_NAME
     if not same and writer:
-        _check_out(out, args.force)
+        check_out(out, args.force)
     lock = _lock(out / CHECKPOINT_NAME) if writer else _NoLock()
     try:
         if same and writer:
@@ -212,15 +180,15 @@ def _resume(args, ctxs, workers=1, writer=True):
         given = RunConfig.given(args)
         if "corpus" in given:
             given["corpus"] = str(Path(given["corpus"]).resolve())
-        conflicts = [f"{_flag(k)} {v} (checkpoint: {getattr(ckpt.config, k)})"
+        conflicts = [f"{flag_of(k)} {v} (checkpoint: {getattr(ckpt.config, k)})"
                      for k, v in given.items() if getattr(ckpt.config, k) != v]
         if conflicts:
             raise UsageError("cannot resume with settings that differ from the checkpoint's: "
                              + "; ".join(conflicts) + ". Drop those flags to resume")
+        corpus = corpus_of(ckpt.config, ckpt.corpus_text)
         restore_rng_state(ckpt.rng_state)
-        return _Run(ckpt.config, ckpt.vocab, ckpt.lm, ckpt.history, ckpt.corpus_text, out,
-                    lock, False, saved_epoch=ckpt.epoch if same and writer else 0,
-                    writer=writer)
+        return Run(ckpt.config, corpus, ckpt.lm, ckpt.history, ckpt.corpus_text, out, lock,
+                   False, saved_epoch=ckpt.epoch if same and writer else 0, writer=writer)
     except BaseException:
         lock.release()
         raise

@@ -1,32 +1,30 @@
-from lyricnn.cli.common import UsageError, _add_checkpoint, _add_ctx, _checked, _load
-"""TODO docstring (cli.score, from cli.py)."""
-# Only the standard library at import time: the console script imports this
-# module before main() can install its signal handlers, and a Ctrl-C while
-# MXNet loads must still end in one line, not a traceback.  Importing
-# lyricnn.cli runs lyricnn/__init__.py first, which sets OMP_NUM_THREADS
-# before MXNet loads.
+"""``lyricnn score``: rank strings by their log-probability under a checkpoint and an n-gram."""
+from lyricnn.checks import check_int
+from lyricnn.cli.common import UsageError, add_checkpoint, add_ctx, checked, load
+from lyricnn.decoding.score import scorer
+from lyricnn.metrics import perplexity
+from lyricnn.ngram.counts import check_order
+from lyricnn.ngram.model import NGramLM, rank
+from lyricnn.run.task import CHARS, task_of
 
 
-def _add_score(sub):
-    from lyricnn.checks import check_int
-
+def add_parser(sub):
     p = sub.add_parser(
         "score", help="log-probability and perplexity of strings, ranked",
         description="Rank strings by log P(text[1:] | text[0]) (natural log) under a "
                     "checkpoint and under a Kneser-Ney n-gram model fit on the "
                     "checkpoint's training text, most likely first.")
-    _add_checkpoint(p)
+    add_checkpoint(p)
     p.add_argument("texts", nargs="+", metavar="TEXT", help="strings of >= 2 characters")
     p.add_argument("--ngram-order", default=3, metavar="N",
-                   type=_checked(lambda v: check_int("ngram_order", v, 0)),
+                   type=checked(lambda v: check_int("ngram_order", v, 0)),
                    help="order of the Kneser-Ney n-gram model (default 3; 0: no n-gram; at "
                         "most the training text's length and what memory allows)")
-    _add_ctx(p)
-    p.set_defaults(handler=cmd_score)
+    add_ctx(p)
+    p.set_defaults(handler=run)
 
 
 def _print_ranking(ranked):
-    from lyricnn.metrics import perplexity
     print(f"{'rank':>4}  {'log_prob':>10}  {'perplexity':>10}  text")
     for i, (text, logp) in enumerate(ranked, start=1):
         print(f"{i:>4}  {logp:>10.4f}  {perplexity(-logp / (len(text) - 1)):>10.3f}  {text}")
@@ -37,13 +35,9 @@ def _ngram_scorer(ngram):
     return lambda text: float(ngram.token_log_probs(text)[1:].sum())
 
 
-def cmd_score(args, signals):
-    from lyricnn.ngram.model import NGramLM, rank
-    from lyricnn.ngram.counts import check_order
-    from lyricnn.decoding.score import scorer
-
-    ckpt = _load(args)
-    if ckpt.config.is_word:
+def run(args, signals):
+    ckpt = load(args)
+    if task_of(ckpt.config) is not CHARS:  # the n-gram model beside it reads characters
         raise UsageError("score ranks character strings of a character-level checkpoint; for "
                          "a word-level one use: lyricnn evaluate --checkpoint "
                          f"{args.checkpoint} --text FILE")

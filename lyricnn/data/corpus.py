@@ -13,9 +13,11 @@ import os
 import stat
 import zipfile
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
+from typing import List, Optional
 
-from lyricnn.checks import check_int
+from lyricnn.checks import check_choice, check_int
 from lyricnn.fileio import atomic_write_text
 from lyricnn.data.hub import locate
 
@@ -105,6 +107,41 @@ class Vocab:
             return cls.from_json(Path(path).read_text(encoding="utf-8"))
         except ValueError as err:  # also UnicodeDecodeError, JSONDecodeError
             raise ValueError(f"{path}: not a vocabulary file: {err}") from None
+
+
+#: The splits of a ``Corpus``.
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass(repr=False)  # the default repr would print every index of Penn Treebank
+class Corpus:
+    """A text as token indices: ``vocab`` built from ``train``; ``train``, ``valid`` and
+    ``test`` lists of indices (``None`` for a split the corpus lacks); ``tokenizer``
+    the name of what cut the text (``'char'``, ``'whitespace'`` or ``'jieba'``)."""
+
+    vocab: Vocab
+    train: List[int]
+    valid: Optional[List[int]] = None
+    test: Optional[List[int]] = None
+    tokenizer: str = "char"
+
+    def split(self, name):
+        """The indices of split ``name``; ``ValueError`` when the corpus has no such split."""
+        check_choice("split", name, SPLITS)
+        indices = getattr(self, name)
+        if indices is None:
+            raise ValueError(f"the corpus has no {name} split; build it with "
+                             f"word_corpus(..., {name}_text=...)")
+        return indices
+
+    @property
+    def vocab_size(self):
+        return len(self.vocab)
+
+    def __repr__(self):
+        sizes = ", ".join(f"{name} {len(getattr(self, name)):,}" for name in SPLITS
+                          if getattr(self, name) is not None)
+        return f"Corpus({self.vocab_size:,} types, {self.tokenizer} tokens: {sizes})"
 
 
 def _unhashable_error(name, tokens):

@@ -10,39 +10,8 @@ import mxnet as mx
 import numpy as np
 from mxnet import nd
 
-from lyricnn.checks import check_int
+from lyricnn.checks import check_indices, check_int
 from lyricnn.context import resolve_ctx
-
-
-def _as_corpus(corpus_indices):
-    """``corpus_indices`` as a 1-D float32 array (the book's dtype), shape (N,).
-
-    Float32 holds every integer below 2**24 exactly: far above any vocabulary
-    here. Indices must be non-negative integers (ints, or integral floats such
-    as an ``asnumpy()`` of the book's float32 batches).
-    """
-    if isinstance(corpus_indices, (str, bytes)):
-        raise ValueError("corpus_indices must be a sequence of token indices, got a string; "
-                         "encode it first (load_data_jay_lyrics returns the indices)")
-    if hasattr(corpus_indices, "asnumpy"):  # an NDArray
-        corpus_indices = corpus_indices.asnumpy()
-    elif not hasattr(corpus_indices, "__len__"):  # an iterator: materialise it once
-        try:
-            corpus_indices = list(corpus_indices)
-        except TypeError:
-            raise ValueError(f"corpus_indices must be a sequence of token indices, got "
-                             f"{corpus_indices!r:.60} ({type(corpus_indices).__name__})") from None
-    arr = np.asarray(corpus_indices)
-    if arr.ndim != 1:
-        raise ValueError(f"corpus_indices must be a flat sequence of token indices, got shape "
-                         f"{arr.shape}")
-    if arr.size and (arr.dtype.kind not in "iuf" or (arr.dtype.kind == "f" and not (
-            np.isfinite(arr).all() and (arr == np.round(arr)).all()))):
-        raise ValueError(f"corpus_indices must hold integer token indices, got dtype {arr.dtype} "
-                         f"(first values {arr[:5].tolist()})")
-    if arr.size and arr.min() < 0:
-        raise ValueError(f"corpus_indices must be >= 0, found {arr.min()!r}")
-    return arr.astype(np.float32)
 
 
 def batch_to_device(values, ctx=None):
@@ -79,7 +48,7 @@ def _check_args(corpus_indices, batch_size, num_steps, ctx, consecutive):
     # None stays None (MXNet's current context at each batch, as in the book);
     # 'cpu'/'gpu' become contexts; anything else is a ValueError naming ctx.
     ctx = None if ctx is None else resolve_ctx(ctx)
-    corpus = _as_corpus(corpus_indices)
+    corpus = check_indices("corpus_indices", corpus_indices)
     if consecutive:  # batch_size rows of at least num_steps + 1 tokens
         min_len, sampler = batch_size * (num_steps + 1), "data_iter_consecutive"
     else:  # batch_size windows plus the label of the last one
@@ -123,16 +92,38 @@ def data_iter_consecutive(corpus_indices, batch_size, num_steps, ctx=None):
     The corpus is split into ``batch_size`` contiguous rows; batch ``i`` holds
     columns ``i*num_steps … (i+1)*num_steps - 1``, so row ``r`` of a batch
     continues row ``r`` of the previous one and the hidden state can be carried.
+    As the book, only whole chunks of ``num_steps``: ``streams(..., last=False)``.
     """
-    args = _check_args(corpus_indices, batch_size, num_steps, ctx, consecutive=True)
-    return _consecutive_batches(*args)
+    corpus, batch_size, num_steps, ctx = _check_args(corpus_indices, batch_size, num_steps,
+                                                     ctx, consecutive=True)
+    return _streams(corpus, batch_size, num_steps, ctx, last=False)
 
 
-def _consecutive_batches(corpus, batch_size, num_steps, ctx):
+def streams(indices, batch_size, num_steps, ctx=None, last=True):
+    """The corpus as ``batch_size`` consecutive streams, ``num_steps`` at a time.
+
+    The one stream batcher: the book's consecutive sampler (``last=False``:
+    whole chunks only), word-level training and every held-out evaluation
+    (``last=True``: a final shorter chunk too, so every token of the trimmed
+    streams but the first of each is a target exactly once). The tail that
+    does not fill a stream is dropped. Yields ``(X, Y)`` NDArrays
+    ``(batch_size, steps)`` on ``ctx``.
+    """
+    batch_size, num_steps = check_int("batch_size", batch_size), check_int("num_steps", num_steps)
+    corpus = check_indices("indices", indices)
+    if len(corpus) // batch_size < 2:
+        raise ValueError(f"a split of {len(corpus)} tokens cut into batch_size={batch_size} "
+                         f"streams leaves {len(corpus) // batch_size} token per stream, need at "
+                         "least 2; use a smaller batch_size")
+    return _streams(corpus, batch_size, num_steps, None if ctx is None else resolve_ctx(ctx),
+                    last)
+
+
+def _streams(corpus, batch_size, num_steps, ctx, last):
     batch_len = len(corpus) // batch_size
-    rows = corpus[:batch_size * batch_len].reshape((batch_size, batch_len))
-    epoch_size = (batch_len - 1) // num_steps
-    for i in range(epoch_size):
-        i = i * num_steps
-        yield (batch_to_device(rows[:, i:i + num_steps], ctx),
-               batch_to_device(rows[:, i + 1:i + num_steps + 1], ctx))
+    rows = corpus[:batch_size * batch_len].reshape((batch_size, batch_len))  # (batch, len)
+    end = batch_len - 1 if last else (batch_len - 1) // num_steps * num_steps
+    for i in range(0, end, num_steps):
+        steps = min(num_steps, batch_len - 1 - i)
+        yield (batch_to_device(rows[:, i:i + steps], ctx),
+               batch_to_device(rows[:, i + 1:i + 1 + steps], ctx))

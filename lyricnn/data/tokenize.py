@@ -1,7 +1,7 @@
 """Tokenisation: text -> list of tokens (book 6.1 语言模型, 6.3 数据集).
 
 The book models lyrics one character at a time; the n-gram models of
-``lyricnn.ngram`` work on any token sequence, so this module offers three ways
+``lyricnn.ngram.model`` work on any token sequence, so this module offers three ways
 to cut a text:
 
 - ``chars``: every character is a token, spaces included (the book's choice);

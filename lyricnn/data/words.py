@@ -1,73 +1,32 @@
-"""Word-level language models (issue 13): corpus, embedding RNN model, whole-split evaluation.
+"""Word-level corpora: tokens per line plus ``<eos>``, the vocabulary from the training split.
 
-The groundwork for word-level Penn Treebank, in the standard setup of
-Mikolov's PTB, Zaremba et al. and PyTorch's ``word_language_model``:
-
-* ``word_corpus``/``load_ptb_corpus``: tokens per line plus ``<eos>`` at each
-  line end, the vocabulary from the training split only (first-appearance
-  order, so indices depend only on the text), words of valid/test outside it
-  mapped to ``<unk>``;
-* ``WordRNNModel``: Embedding -> Dropout -> Gluon RNN/GRU/LSTM stack (dropout
-  between layers) -> Dropout -> Dense decoder, optionally tied to the
-  embedding; ``build_word_lm`` wraps it as a ``lyricnn.models.GluonLM``, so
-  ``lyricnn.training.train_epochs`` trains it like any other model;
-* ``evaluate_perplexity``: the whole split as ``batch_size`` consecutive
-  streams with the state carried, every token scored exactly once.
-
-No MXNet call happens before the arguments are checked.
+The standard setup of Mikolov's Penn Treebank, Zaremba et al. and PyTorch's
+``word_language_model``: ``word_corpus``/``load_ptb_corpus`` cut every line
+into words (whitespace, or jieba for Chinese) and add ``<eos>`` at each line
+end; the vocabulary comes from the training split only, in first-appearance
+order (so indices depend only on the text); words of the held-out splits
+outside it become ``<unk>``. Which text a run reads and how it is split is
+the word task's (``lyricnn.run.task``).
 """
 from collections import Counter
-from dataclasses import dataclass
-from typing import List, Optional
 
 
 from lyricnn.checks import check_choice, check_int
-from lyricnn.data.corpus import Vocab
+from lyricnn.data.corpus import Corpus, Vocab
 from lyricnn.data.tokenize import EOS, PTB_SPLITS, UNK, read_ptb_text, segment, words
 
 WORD_TOKENIZERS = ("whitespace", "jieba")
-SPLITS = ("train", "valid", "test")
 
 
-# ---------------------------------------------------------------------- corpus
-
-@dataclass(repr=False)  # the default repr would print every index of PTB
-class WordCorpus:
-    """A word-indexed corpus: ``vocab`` (a ``lyricnn.data.Vocab``) built from ``train``;
-    ``train``/``valid``/``test`` lists of indices (``None`` for a split not given);
-    ``tokenizer`` the name of the tokenizer that cut the text."""
-
-    vocab: Vocab
-    train: List[int]
-    valid: Optional[List[int]]
-    test: Optional[List[int]]
-    tokenizer: str
-
-    def split(self, name):
-        """The indices of split ``name``; ``ValueError`` when the corpus has no such split."""
-        check_choice("split", name, SPLITS)
-        indices = getattr(self, name)
-        if indices is None:
-            raise ValueError(f"the corpus has no {name} split; build it with "
-                             f"word_corpus(..., {name}_text=...)")
-        return indices
-
-    @property
-    def vocab_size(self):
-        return len(self.vocab)
-
-    def __repr__(self):
-        sizes = ", ".join(f"{name} {len(getattr(self, name)):,}" for name in SPLITS
-                          if getattr(self, name) is not None)
-        return (f"WordCorpus({self.vocab_size:,} types, {self.tokenizer} tokens: "
-                f"{sizes})")
+#: A word-level corpus is a ``lyricnn.data.corpus.Corpus`` (the name kept for the API).
+WordCorpus = Corpus
 
 
 def tokenize_lines(text, tokenizer="whitespace", eos=True):
     """Words of ``text``, line by line, with ``EOS`` after every non-blank line when ``eos``.
 
     ``'whitespace'`` splits on whitespace (PTB); ``'jieba'`` segments Chinese
-    with jieba (``lyricnn.tokenize.segment``) and drops its whitespace tokens.
+    with jieba (``lyricnn.data.tokenize.segment``) and drops its whitespace tokens.
     """
     check_choice("tokenizer", tokenizer, WORD_TOKENIZERS)
     if tokenizer == "whitespace":
@@ -152,7 +111,7 @@ def word_corpus(train_text, valid_text=None, test_text=None, tokenizer="whitespa
                          f"({vocab.idx_to_token!r}); a language model needs at least 2: "
                          "use a longer text, eos=True or unk=True")
     indexed = {name: _index(name, toks, vocab) for name, toks in tokens.items()}
-    return WordCorpus(vocab, indexed["train_text"], indexed.get("valid_text"),
+    return Corpus(vocab, indexed["train_text"], indexed.get("valid_text"),
                       indexed.get("test_text"), tokenizer)
 
 
@@ -161,46 +120,3 @@ def load_ptb_corpus(path=None):
     its folder): 10,000 types including ``<unk>`` and ``<eos>``, train/valid/test."""
     texts = {split: read_ptb_text(split, path) for split in PTB_SPLITS}
     return word_corpus(texts["train"], texts["valid"], texts["test"], "whitespace", eos=True)
-
-
-def encode_words(words_, vocab, name="text"):
-    """Indices of ``words_`` in ``vocab``: unknown words become ``<unk>`` when the
-    vocabulary has it, otherwise ``ValueError`` naming the first one."""
-    return _index(name, list(words_), vocab)
-
-
-def corpus_text_of(config):
-    """The text a word-level run trains on (what its checkpoint keeps): PTB's training
-    file for ``corpus='ptb'``, else the corpus file (``num_chars`` characters if set)."""
-    from lyricnn.run.config import PTB_CORPUS
-    from lyricnn.data.corpus import read_text
-    if config.corpus == PTB_CORPUS:
-        return read_ptb_text("train")
-    if config.corpus is None:
-        from lyricnn.data.corpus import load_corpus_chars
-        return load_corpus_chars(None, config.num_chars)
-    text = read_text(config.corpus)
-    return text if config.num_chars is None else text[:config.num_chars]
-
-
-def word_corpus_of(config, text, held_out=True):
-    """The ``WordCorpus`` of a word-level run ``config`` trained on ``text``.
-
-    PTB (``config.corpus == 'ptb'``): ``text`` is the training file; valid and
-    test are the data hub's files. Any other text: its lines, the last
-    ``valid_fraction`` of them held out as the valid split (no test split).
-    The vocabulary comes from the training part only. ``held_out=False``
-    skips reading/tokenising the held-out splits (a checkpoint's vocabulary).
-    """
-    from lyricnn.run.config import PTB_CORPUS
-    if config.corpus == PTB_CORPUS:
-        if not held_out:
-            return word_corpus(text, tokenizer="whitespace")
-        return word_corpus(text, read_ptb_text("valid"), read_ptb_text("test"), "whitespace")
-    lines = text.splitlines(keepends=True)
-    if config.valid_fraction:
-        train_lines, valid_lines = config.split(lines)
-    else:
-        train_lines, valid_lines = lines, None
-    valid_text = "".join(valid_lines) if valid_lines and held_out else None
-    return word_corpus("".join(train_lines), valid_text, None, config.tokenizer)

@@ -1,6 +1,6 @@
 """Text generation from a trained model (book 6.4.3 and 6.5).
 
-``generate`` works on any ``lyricnn.models.LanguageModel``: after the prefix
+``generate`` works on any ``lyricnn.models.interface.LanguageModel``: after the prefix
 has been fed in, each next character is chosen from the model's logits:
 ``'greedy'`` (the book: argmax) or ``'sample'`` (from the softmax at
 ``temperature``, optionally restricted to the ``top_k`` most likely).

@@ -11,8 +11,8 @@ with the hidden state carried along the whole text, exactly as generation
 feeds a prefix.  ``perplexity_of`` is ``exp(-mean)`` over those ``T - 1``
 characters, the quantity the training log reports per epoch.
 
-``lm`` is any ``lyricnn.models.LanguageModel``; ``scorer``
-turns one into the callable ``lyricnn.ngram.rank`` takes.
+``lm`` is any ``lyricnn.models.interface.LanguageModel``; ``scorer``
+turns one into the callable ``lyricnn.ngram.model.rank`` takes.
 """
 import numpy as np
 from mxnet import nd
@@ -72,5 +72,5 @@ def perplexity_of(lm, text, char_to_idx):
 
 
 def scorer(lm, char_to_idx):
-    """``text -> log_prob(lm, text, char_to_idx)``, for ``lyricnn.ngram.rank``."""
+    """``text -> log_prob(lm, text, char_to_idx)``, for ``lyricnn.ngram.model.rank``."""
     return lambda text: log_prob(lm, text, char_to_idx)

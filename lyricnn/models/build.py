@@ -1,4 +1,6 @@
-"""TODO docstring (models.build, from models.py)."""
+"""The models a run names (``--model``): ``build_lm`` makes a fresh one, initialised the
+book's way. Scratch models are ``ScratchLM`` over ``lyricnn.models.cells``; Gluon
+ones ``GluonLM`` over ``RNNModel``."""
 
 from mxnet import init, nd
 from mxnet.gluon import rnn as gluon_rnn
@@ -6,8 +8,6 @@ from mxnet.gluon import rnn as gluon_rnn
 from lyricnn.models import cells
 from lyricnn.checks import check_choice, check_int
 from lyricnn.context import resolve_ctx
-from lyricnn.book.deep import (
-    deep_gru, deep_lstm, deep_rnn, deep_state_initializer)
 from lyricnn.models.gluon import RNNModel
 from lyricnn.models.interface import GluonLM, ScratchLM
 
@@ -45,9 +45,8 @@ def build_lm(model, vocab_size, num_hiddens, num_layers=1, ctx=None):
     ctx = resolve_ctx(ctx)
     if model in SCRATCH_MODELS:
         cell = cells.get_cell(model[:-len("-scratch")])
-        fn = {"rnn": deep_rnn, "gru": deep_gru, "lstm": deep_lstm}[cell.name]
-        return ScratchLM(fn, cells.init_params(cell, vocab_size, num_hiddens, num_layers, ctx),
-                         deep_state_initializer(cell.name, num_layers), num_hiddens, vocab_size,
+        return ScratchLM(cell, cells.init_params(cell, vocab_size, num_hiddens, num_layers, ctx),
+                         cells.state_initializer(cell, num_layers), num_hiddens, vocab_size,
                          ctx, names=scratch_param_names(cell, num_layers))
     net = RNNModel(_GLUON_LAYERS[model](num_hiddens, num_layers=num_layers), vocab_size)
     net.initialize(ctx=ctx, init=init.Normal(0.01))

@@ -28,7 +28,7 @@ The state is a flat tuple, layer by layer: ``(H_1, …, H_L)``, or
 **The fused kernel.** MXNet's ``RNN`` operator runs a whole sequence, every
 layer, forward and backward, in one oneDNN call. Its ``rnn_tanh`` and ``lstm``
 modes compute exactly the RNN and LSTM equations above, so ``sequence`` hands
-the RNN and the LSTM to it (``lyricnn.fused``) unless ``fused=False``; tests
+the RNN and the LSTM to it (``lyricnn.models.fused``) unless ``fused=False``; tests
 check that both routes give the same outputs and gradients (to 1e-5) as the
 book's code. Its ``gru`` mode applies the reset gate after the hidden product,
 ``R ⊙ (H W_hh + b)``, which is not the book's GRU, so the GRU always runs
@@ -153,6 +153,13 @@ LSTM = Cell("lstm", "ifoc", lstm_step, 2, fused_mode="lstm", fused_order=(0, 1, 
 CELLS = {"rnn": RNN, "gru": GRU, "lstm": LSTM}
 
 
+def state_initializer(cell, num_layers):
+    """``init_state(batch_size, num_hiddens, ctx)``: the zero state of ``num_layers`` layers."""
+    def init_state(batch_size, num_hiddens, ctx):
+        return cell.zero_state(num_layers, batch_size, num_hiddens, ctx)
+    return init_state
+
+
 def get_cell(name):
     """``'rnn'``, ``'gru'`` or ``'lstm'`` -> its ``Cell``."""
     if name not in CELLS:
@@ -266,7 +273,7 @@ def sequence(cell, X, state, params, fused="auto"):
     ``fused``: ``True`` runs the RNN and the LSTM on MXNet's fused kernel,
     ``False`` runs ``cell.step`` step by step (always so for the GRU), and
     ``'auto'`` (the default) takes the kernel where it is measured faster
-    (``lyricnn.fused.worth_it``: the book's RNN yes, the book's LSTM, whose
+    (``lyricnn.models.fused.worth_it``: the book's RNN yes, the book's LSTM, whose
     four gates are as wide as the vocabulary, no).
     """
     layers, (W_hq, b_q) = split_params(cell, params)
@@ -283,7 +290,7 @@ def sequence(cell, X, state, params, fused="auto"):
 def _python_layers(cell, X, states, layers):
     """Every layer through ``cell.step``; returns the top layer's ``(T·batch, h)`` and the state."""
     batch_size, num_steps = X.shape
-    new_state = []
+    new_state, below = [], None   # below: the previous layer's (T·batch, h) outputs
     for l, p in enumerate(layers):
         if l == 0:
             XW = gather(X, cell.input_weights(p))
@@ -299,5 +306,5 @@ def _python_layers(cell, X, states, layers):
 
 
 __all__ = ["Cell", "RNN", "GRU", "LSTM", "CELLS", "get_cell", "rnn_step", "gru_step",
-           "lstm_step", "init_params", "split_params", "split_state", "unrolled", "sequence",
+           "lstm_step", "init_params", "state_initializer", "split_params", "split_state", "unrolled", "sequence",
            "gather", "linear"]

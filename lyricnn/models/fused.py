@@ -8,9 +8,9 @@ product whose result is just a column lookup. So both callers look the
 columns up first (``Embedding``, whose gradient lands in the real weight) and
 hand the kernel an identity as layer 1's input weight:
 
-* the scratch RNN and LSTM (``lyricnn.cells.sequence``), from the book's
+* the scratch RNN and LSTM (``lyricnn.models.cells.sequence``), from the book's
   parameter lists (``scratch_layers``);
-* the Gluon ``RNNModel`` (``lyricnn.gluon_model``), from a Gluon layer's
+* the Gluon ``RNNModel`` (``lyricnn.models.gluon``), from a Gluon layer's
   parameters.
 
 Measured on the book's scratch RNN (vocabulary 1027, 256 hidden, batch 32,
@@ -41,28 +41,43 @@ def worth_it(width, vocab_size):
     return width <= MAX_WIDTH_RATIO * vocab_size
 
 
-def run(F, XW, states, weights, biases, *, mode, num_hiddens, num_layers, dropout=0.0,
+def run(F, X, states, weights, biases, *, mode, num_hiddens, num_layers, dropout=0.0,
         **lstm_clip):
-    """One ``F.RNN`` call. ``F`` is ``mxnet.nd`` or ``mxnet.sym`` (a hybrid block's ``F``).
+    """One ``F.RNN`` call: the one wrapper of MXNet's fused kernel in lyricnn.
 
-    ``XW: (T, batch, gates·h)``: layer 1's input projections, biases not added.
-    ``states``: ``[H]`` or, for the LSTM, ``[H, C]``, each ``(layers, batch, h)``.
-    ``weights``: the kernel's weights after layer 1's input weight, in its
-    order ``[W_h2h¹, W_i2h², W_h2h², …]``, each ``(gates·h, in)`` with the
-    gates in the kernel's order (LSTM ``i, f, g, o``; GRU ``r, z, n``).
-    ``biases``: ``[b_i2h¹, b_h2h¹, b_i2h², …]``, each ``(gates·h,)``.
-    Returns ``(Y (T, batch, h), new states)``.
+    ``F`` is ``mxnet.nd`` or ``mxnet.sym`` (a hybrid block's ``F``).
+    ``X: (T, batch, in)``: layer 1's input. ``states``: ``[H]`` or, for the
+    LSTM, ``[H, C]``, each ``(layers, batch, h)``. ``weights``: the kernel's
+    weights in its order ``[W_i2h¹, W_h2h¹, W_i2h², W_h2h², …]``, each ``(gates·h,
+    in)`` with the gates in the kernel's order (LSTM ``i, f, g, o``; GRU ``r, z,
+    n``); a caller that has already projected layer 1's input passes
+    ``identity(F, biases[0])`` as ``W_i2h¹``. ``biases``: ``[b_i2h¹, b_h2h¹,
+    b_i2h², …]``, each ``(gates·h,)``. Returns ``(Y (T, batch, h), new states)``.
+
+    The kernel reads one flat parameter vector. Concatenated as 1-D arrays (as
+    Gluon's layer does) MXNet copies it element by element; every weight and
+    bias holds a multiple of ``gates·h`` elements, so the same bytes are
+    concatenated as ``(-1, gates·h)`` blocks, row by row, and reshaped once
+    (measured on both callers: docs/RESULTS.md, "One F.RNN wrapper").
     """
-    # The kernel still multiplies by this identity (width = gates x hidden: a (T·batch, width) x (width,
-    # width) product), far cheaper than the (V, width) one-hot product it replaces
-    # whenever width < V. Made from an input rather than by nd.eye, so that
-    # lyricnn.tracing can record it (a record holds no value for an array made
-    # from nothing); its gradient is zero.
-    eye = F.diag(F.ones_like(biases[0]))      # (width, width)
-    flat = F.concat(*[a.reshape((-1,)) for a in [eye] + list(weights) + list(biases)], dim=0)
-    out = F.RNN(XW, flat, *states, state_size=num_hiddens, num_layers=num_layers, mode=mode,
-                p=dropout, state_outputs=True, **lstm_clip)
+    width = GATES[mode] * num_hiddens
+    flat = F.concat(*[a.reshape((-1, width)) for a in list(weights) + list(biases)], dim=0)
+    out = F.RNN(X, flat.reshape((-1,)), *states, state_size=num_hiddens, num_layers=num_layers,
+                mode=mode, p=dropout, state_outputs=True, **lstm_clip)
     return out[0], list(out[1:])
+
+
+def identity(F, bias):
+    """The ``(width, width)`` identity, ``width = bias.shape[0]``, as layer 1's input weight
+    of inputs already projected.
+
+    The kernel still multiplies by it (a ``(T·batch, width) x (width, width)``
+    product), far cheaper than the ``(V, width)`` one-hot product it replaces
+    whenever ``width < V``. Made from an input rather than by ``nd.eye``, so that
+    ``lyricnn.models.tracing`` can record it (a record holds no value for an array
+    made from nothing); its gradient is zero.
+    """
+    return F.diag(F.ones_like(bias))
 
 
 def _concat(arrays, dim):
@@ -73,7 +88,7 @@ def scratch_layers(cell, X, states, layers):
     """The scratch cell's layers through the kernel: ``(Y (T·batch, h), flat state)``.
 
     ``X: (batch, T)`` indices; ``states``: per-layer state tuples; ``layers``:
-    per-layer book parameter lists (``lyricnn.cells``). The book's RNN bias
+    per-layer book parameter lists (``lyricnn.models.cells``). The book's RNN bias
     ``b_h`` is the kernel's input bias and its hidden bias is zero; the LSTM's
     gates are reordered from the book's ``i, f, o, c`` to the kernel's ``i, f, g, o``.
     """
@@ -94,7 +109,7 @@ def scratch_layers(cell, X, states, layers):
     XW = nd.Embedding(X.T, W_x1, input_dim=W_x1.shape[0], output_dim=width)  # (T, batch, width)
     # Flat per-layer states -> the kernel's (layers, batch, h) arrays, one per kind (H, C).
     kinds = [nd.stack(*[s[k] for s in states], axis=0) for k in range(cell.num_states)]
-    Y, out = run(nd, XW, kinds, weights, biases, mode=cell.fused_mode, num_hiddens=h,
-                 num_layers=len(layers))
+    Y, out = run(nd, XW, kinds, [identity(nd, biases[0])] + weights, biases,
+                 mode=cell.fused_mode, num_hiddens=h, num_layers=len(layers))
     per_layer = [[o[l] for o in out] for l in range(len(layers))]
     return Y.reshape((-3, 0)), tuple(s for layer_state in per_layer for s in layer_state)

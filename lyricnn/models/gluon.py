@@ -50,6 +50,22 @@ def layer_spec(layer):
                    "lstm_state_clip_nan": layer._lstm_state_clip_nan})
 
 
+def kernel_parameters(w, num_layers):
+    """``(weights, biases)`` of a Gluon layer's arrays ``w`` (``layer_parameters``' names) in
+    the order of ``fused.run``: layer by layer, ``i2h`` then ``h2h``."""
+    order = [(l, g) for l in range(num_layers) for g in ("i2h", "h2h")]
+    return ([w[f"l{l}_{g}_weight"] for l, g in order], [w[f"l{l}_{g}_bias"] for l, g in order])
+
+
+def check_state_shapes(layer, state, batch_size):
+    """The check a Gluon recurrent ``layer`` makes of its ``state``, with the same message
+    (the kernel lyricnn calls instead would fail with a shape assertion)."""
+    for s, info in zip(state, layer.state_info(batch_size)):
+        if s.shape != info["shape"]:
+            raise ValueError(f"Invalid recurrent state shape. Expecting {info['shape']}, "
+                             f"got {s.shape}.")
+
+
 def layer_parameters(layer):
     """``{'l0_i2h_weight': Parameter, …}``: a layer's own parameters by structural name."""
     return {name[len(layer.prefix):]: p for name, p in layer.params.items()}
@@ -81,7 +97,7 @@ class RNNModel(nn.HybridBlock):
     one column of ``W`` per character. With ``'auto'`` (the default) the model
     reads those columns by index (an ``Embedding`` lookup on ``Wᵀ``, whose
     gradient lands in ``W`` itself) and runs MXNet's fused kernel on them
-    (``lyricnn.fused``) whenever that is clearly less work: a unidirectional
+    (``lyricnn.models.fused``) whenever that is clearly less work: a unidirectional
     ``rnn.RNN``/``GRU``/``LSTM`` with ``gates * hidden <= 0.8 * vocab_size``.
     Same parameters, same outputs (to float rounding), same checkpoints.
     ``False`` always feeds one-hot vectors to the layer, as the book does;
@@ -146,7 +162,7 @@ class RNNModel(nn.HybridBlock):
         spec, params = self._spec, layer_parameters(self.rnn)
         if F is nd:
             ctx = inputs.context
-            self._check_state_shapes(state, inputs.shape[0])
+            check_state_shapes(self.rnn, state, inputs.shape[0])
             w = {name: p.data(ctx) for name, p in params.items()}
         else:
             w = {name: p.var() for name, p in params.items()}
@@ -154,19 +170,11 @@ class RNNModel(nn.HybridBlock):
         # (num_steps, batch) indices -> (num_steps, batch, width) columns of W.
         columns = F.Embedding(F.transpose(inputs), F.transpose(w["l0_i2h_weight"]),
                               input_dim=self.vocab_size, output_dim=width)
-        weights = [w["l0_h2h_weight"]] + [w[f"l{l}_{g}_weight"] for l in range(1, spec.num_layers)
-                                          for g in ("i2h", "h2h")]
-        biases = [w[f"l{l}_{g}_bias"] for l in range(spec.num_layers) for g in ("i2h", "h2h")]
+        weights, biases = kernel_parameters(w, spec.num_layers)
+        weights[0] = fused.identity(F, biases[0])   # the columns are layer 1's projections
         return fused.run(F, columns, state, weights, biases, mode=spec.mode,
                          num_hiddens=spec.num_hiddens, num_layers=spec.num_layers,
                          dropout=spec.dropout, **spec.lstm_clip)
-
-    def _check_state_shapes(self, state, batch_size):
-        """The check the layer itself makes, with the same message."""
-        for s, info in zip(state, self.rnn.state_info(batch_size)):
-            if s.shape != info["shape"]:
-                raise ValueError(f"Invalid recurrent state shape. Expecting {info['shape']}, "
-                                 f"got {s.shape}.")
 
     def begin_state(self, *args, **kwargs):
         """The recurrent layer's zero state, e.g. ``begin_state(batch_size=32, ctx=ctx)``."""

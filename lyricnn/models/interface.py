@@ -12,26 +12,17 @@ A ``LanguageModel`` maps a minibatch of indices to next-character logits::
 * ``GluonLM``: a Gluon ``RNNModel`` (book 6.5).
 
 ``build_lm`` makes a fresh one by name (``MODELS``), the way the CLI and
-checkpoints do. The optimizer (``lyricnn.training.clipped_sgd``) and
-decoding (``lyricnn.generation.generate``) are functions over this interface.
+checkpoints do. The optimizer (``lyricnn.training.optim.clipped_sgd``) and
+decoding (``lyricnn.decoding.generate.generate``) are functions over this interface.
 """
 import functools
 
 from mxnet import nd
 
 from lyricnn.context import resolve_ctx
-from lyricnn.book.deep import (
-    deep_gru, deep_gru_sequence, deep_lstm, deep_lstm_sequence, deep_rnn, deep_rnn_sequence)
-from lyricnn.book.gated import gru, gru_sequence, lstm, lstm_sequence
+from lyricnn.models import cells
 from lyricnn.models.onehot import to_onehot
-from lyricnn.book.scratch import rnn, rnn_sequence
 from lyricnn.models.tracing import TracedForward
-
-#: lyricnn's book-form cells -> their fast forms (same numbers; ``lyricnn.cells``).
-#: Any other cell function, e.g. one written in a notebook, runs on one-hot inputs.
-FAST_FORMS = {rnn: rnn_sequence, gru: gru_sequence, lstm: lstm_sequence,
-              deep_rnn: deep_rnn_sequence, deep_gru: deep_gru_sequence,
-              deep_lstm: deep_lstm_sequence}
 
 
 class LanguageModel:
@@ -65,7 +56,7 @@ class LanguageModel:
 
     def replicate(self, ctxs):
         """The model on each device of ``ctxs`` (the first is ``self.ctx``), for
-        ``lyricnn.parallel.DataParallel``: ``[self, copy on ctxs[1], …]``, each a
+        ``lyricnn.training.parallel.DataParallel``: ``[self, copy on ctxs[1], …]``, each a
         ``LanguageModel`` with its own weights and gradients on its device."""
         raise NotImplementedError
 
@@ -90,12 +81,14 @@ class LanguageModel:
 
 
 def sequence_forward(cell, vocab_size, sparse_inputs=True, trace=True):
-    """``(X, state, params) -> (logits (num_steps*batch, V), state)`` for a book-style ``cell``.
+    """``(X, state, params) -> (logits (num_steps*batch, V), state)`` for a scratch ``cell``.
 
-    lyricnn's own cells run their fast form (``FAST_FORMS``); any other
-    function is run on one-hot inputs as the book does. With ``trace``,
+    ``cell`` is one of lyricnn's ``cells.Cell`` (RNN, GRU, LSTM: run in their
+    fast form, ``cells.sequence``) or a book-style function
+    ``cell(inputs, state, params) -> (outputs, state)``, such as one a reader
+    writes in a notebook, run on one-hot inputs as the book does. With ``trace``,
     training records either once per input shape and replays the record as
-    one MXNet graph (``lyricnn.tracing``; a reader's cell on dense one-hot
+    one MXNet graph (``lyricnn.models.tracing``; a reader's cell on dense one-hot
     inputs, as the book's: MXNet cannot run the sparse product's gradient
     inside a graph). Measured per epoch, book configuration, 2 vCPUs
     (benchmarks/bench_speed.py, docs/RESULTS.md): the GRU's fast form 0.564 s
@@ -109,8 +102,9 @@ def sequence_forward(cell, vocab_size, sparse_inputs=True, trace=True):
     relative at the book's sizes: the sparse product sums rows in another
     order). Speed: docs/RESULTS.md. ``False`` for a cell that needs dense inputs.
     """
-    if cell in FAST_FORMS:
-        return TracedForward(FAST_FORMS[cell]) if trace else FAST_FORMS[cell]
+    if isinstance(cell, cells.Cell):
+        fast = functools.partial(cells.sequence, cell)
+        return TracedForward(fast) if trace else fast
 
     def one_hot_forward(X, state, params, sparse=sparse_inputs):
         outputs, state = cell(to_onehot(X, vocab_size, sparse=sparse), state, params)
@@ -122,9 +116,9 @@ def sequence_forward(cell, vocab_size, sparse_inputs=True, trace=True):
 
 
 class ScratchLM(LanguageModel):
-    """A from-scratch cell function and its parameter list as a ``LanguageModel``.
+    """A from-scratch cell and its parameter list as a ``LanguageModel``.
 
-    ``cell(inputs, state, params)`` is a book-style step function;
+    ``cell``: a ``cells.Cell`` or a book-style function (``sequence_forward``);
     ``init_state(batch_size, num_hiddens, ctx)`` its zero state; ``names``
     the checkpoint names of ``params`` (default ``param0``, ``param1``, …);
     ``sparse_inputs``, ``trace``: see ``sequence_forward``.

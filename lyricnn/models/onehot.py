@@ -17,7 +17,7 @@ def to_onehot(X, size, sparse=False):
     all steps: ``nd.dot(X_t, W)`` then runs MXNet's sparse kernel, a row
     gather, instead of a dense ``(batch, V) x (V, h)`` product: the same
     outputs, and gradients equal to float rounding. The training loop feeds
-    a reader's own cell these (``lyricnn.models.ScratchLM``).
+    a reader's own cell these (``lyricnn.models.interface.ScratchLM``).
     """
     size = check_int("size", size, hint="size is the vocabulary size (vocab_size)")
     if not isinstance(X, nd.NDArray) or X.ndim != 2:

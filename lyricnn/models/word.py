@@ -1,4 +1,11 @@
-"""TODO docstring (models.word, from wordlm.py)."""
+"""The word-level model: Embedding -> Dropout -> Gluon RNN/GRU/LSTM stack -> Dropout -> Dense.
+
+The model of Zaremba et al. and PyTorch's ``word_language_model``, optionally
+with the decoder tied to the embedding; ``build_word_lm`` wraps it as a
+``GluonLM``, so the one loop trains it like any other model. Its recurrent
+layer runs through lyricnn's one wrapper of MXNet's fused kernel
+(``lyricnn.models.fused.run``), as the character-level ``RNNModel`` does.
+"""
 
 from mxnet import init, nd
 from mxnet.gluon import nn
@@ -6,9 +13,10 @@ from mxnet.gluon import rnn as gluon_rnn
 
 from lyricnn.checks import check_choice, check_int, check_number
 from lyricnn.context import resolve_ctx
-from lyricnn.models.gluon import layer_parameters, layer_spec
+from lyricnn.models import fused
+from lyricnn.models.gluon import check_state_shapes, kernel_parameters, layer_parameters, layer_spec
 from lyricnn.models.interface import GluonLM
-#: ``'rnn'`` is Gluon's default (ReLU) RNN, as ``lyricnn.models``; ``'rnn_tanh'`` the classic one.
+#: ``'rnn'`` is Gluon's default (ReLU) RNN, as ``lyricnn.models.interface``; ``'rnn_tanh'`` the classic one.
 WORD_CELLS = ("rnn", "rnn_tanh", "gru", "lstm")
 #: Zaremba et al. and word_language_model draw the weights from U(-0.1, 0.1).
 INIT_SCALE = 0.1
@@ -47,7 +55,7 @@ def _recurrent_layer(cell, num_hiddens, num_layers, dropout, input_size):
 class WordRNNModel(nn.HybridBlock):
     """Embedding -> Dropout -> RNN/GRU/LSTM stack -> Dropout -> Dense over the vocabulary.
 
-    Same contract as ``lyricnn.gluon_model.RNNModel``: ``inputs (batch,
+    Same contract as ``lyricnn.models.gluon.RNNModel``: ``inputs (batch,
     num_steps)`` indices, ``state`` from ``begin_state``; returns logits
     ``(num_steps * batch, vocab_size)``, row ``t * batch + b`` for step ``t``
     of sequence ``b``, and the new state. ``dropout`` applies to the
@@ -85,33 +93,18 @@ class WordRNNModel(nn.HybridBlock):
 
     def _recurrent(self, F, emb, state):
         """``self.rnn(emb, state)``: the same ``RNN`` operator on the same parameters,
-        flattened in 2-D blocks.
-
-        The Gluon layer concatenates its per-layer weights into the operator's one
-        flat vector on every call as 1-D arrays, which MXNet copies element by
-        element: 7.7 ms forward + 5.4 ms backward at 2x200 and 106 ms at 2x650
-        per minibatch (AMD EPYC 2 vCPU, MXNet 1.9.1). Every weight and bias has
-        a multiple of ``gates * hidden`` elements, so the same bytes concatenated
-        as ``(-1, gates * hidden)`` blocks take 2.8 ms and 13.6 ms.
-        """
+        through lyricnn's one wrapper of the kernel (``fused.run``, whose parameter
+        layout is faster than the Gluon layer's own)."""
         spec, params = self._spec, layer_parameters(self.rnn)
         if F is nd:
-            for s, info in zip(state, self.rnn.state_info(emb.shape[1])):
-                if s.shape != info["shape"]:  # the check (and message) of the layer itself
-                    raise ValueError(f"Invalid recurrent state shape. Expecting "
-                                     f"{info['shape']}, got {s.shape}.")
+            check_state_shapes(self.rnn, state, emb.shape[1])
             w = {name: p.data(emb.context) for name, p in params.items()}
         else:
             w = {name: p.var() for name, p in params.items()}
-        width = spec.gates * spec.num_hiddens
-        # The operator's order: every weight (layer by layer, i2h then h2h), then every bias.
-        order = [f"l{l}_{g}_{kind}" for kind in ("weight", "bias")
-                 for l in range(spec.num_layers) for g in ("i2h", "h2h")]
-        flat = F.concat(*[w[name].reshape((-1, width)) for name in order], dim=0)
-        out = F.RNN(emb, flat.reshape((-1,)), *state, state_size=spec.num_hiddens,
-                    num_layers=spec.num_layers, mode=spec.mode, p=spec.dropout,
-                    state_outputs=True, **spec.lstm_clip)
-        return out[0], [out[i] for i in range(1, len(state) + 1)]
+        weights, biases = kernel_parameters(w, spec.num_layers)
+        return fused.run(F, emb, state, weights, biases, mode=spec.mode,
+                         num_hiddens=spec.num_hiddens, num_layers=spec.num_layers,
+                         dropout=spec.dropout, **spec.lstm_clip)
 
     def begin_state(self, *args, **kwargs):
         """The recurrent layer's zero state, e.g. ``begin_state(batch_size=20, ctx=ctx)``."""
@@ -135,7 +128,7 @@ class WordRNNModel(nn.HybridBlock):
 
 def build_word_lm(cell, vocab_size, embed_size, num_hiddens, num_layers=1, dropout=0.0,
                   tied=False, ctx=None):
-    """A fresh ``WordRNNModel`` as a ``lyricnn.models.GluonLM``.
+    """A fresh ``WordRNNModel`` as a ``lyricnn.models.interface.GluonLM``.
 
     Weights ~ U(-0.1, 0.1) (Zaremba et al.) from MXNet's generator, biases
     zero (MXNet's initialisers zero every ``*bias``, as word_language_model

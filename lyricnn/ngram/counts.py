@@ -1,4 +1,6 @@
-"""TODO docstring (ngram.counts, from ngram.py)."""
+"""N-gram counting (book 6.1) and its memory bound: ``NGramCounts`` holds every level's
+counts, context totals and continuation counts as sorted integer arrays;
+``check_order`` refuses an order the text or the memory cannot hold."""
 import itertools
 import logging
 

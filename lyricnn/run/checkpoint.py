@@ -5,8 +5,8 @@ A checkpoint is one directory (format 2)::
     config.json    {"format": 2, "config": RunConfig.to_dict()}: model, num_layers,
                    num_hiddens, vocab_size, num_steps, batch_size, lr,
                    clipping_theta, sampler, seed, corpus, num_chars,
-                   valid_fraction, corpus_sha1 (lyricnn.config)
-    vocab.json     the Vocab (first-appearance order of corpus.txt, lyricnn.data)
+                   valid_fraction, corpus_sha1 (lyricnn.run.config)
+    vocab.json     the Vocab (first-appearance order of corpus.txt, lyricnn.data.corpus)
     params.params  ``nd.save`` of ``lm.named_parameters()``, for every model
     history.json   the History: per-epoch perplexities and seconds
     rng.json       Python ``random`` and NumPy states after the last epoch,
@@ -64,7 +64,6 @@ the model's ``load_named_parameters`` gets the parameters under the new
 names.  The next save writes format 2.
 """
 import contextlib
-import hashlib
 import json
 import logging
 import math
@@ -80,25 +79,21 @@ import mxnet as mx
 import numpy as np
 from mxnet import nd
 
-from lyricnn.checks import is_integer, is_real
 from lyricnn.run.config import RunConfig, text_sha1
 from lyricnn.data.corpus import Vocab
 from lyricnn.fileio import atomic_write_bytes, current_umask, fsync_path
 from lyricnn.training.loop import History, mxnet_seed
 
-try:  # advisory locks: POSIX only
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None
-from lyricnn.run.format1 import _NONFINITE, _format1_constant, _format1_parameter_names, upgrade_format1
-from lyricnn.run.store import CONFIG, CORPUS, CheckpointError, CheckpointLock, DATA_FILES, FIX, FORMAT, HISTORY, MANIFEST, PARAMS, READ_ATTEMPTS, RNG, VOCAB, _created, _error, _is_int, _is_number, _leftovers, _read_folder, _remove, _replaced, _swap_in, _temp_prefix, find_checkpoint, is_checkpoint, writable_path
-from lyricnn.run.task import build_model, vocab_of
+from lyricnn.run.store import CONFIG, CORPUS, CheckpointError, CheckpointLock, DATA_FILES, FORMAT, HISTORY, MANIFEST, PARAMS, READ_ATTEMPTS, RNG, VOCAB, _created, checkpoint_error, _leftovers, read_folder, _remove, _replaced, _swap_in, _temp_prefix, find_checkpoint, is_checkpoint, writable_path
+from lyricnn.run.task import vocab_of
+from lyricnn.run.parse import check_manifest, load_parameters, parse_config, parse_corpus, parse_history, parse_rng, parse_vocab
+from lyricnn.run.parse import check_rng
+from lyricnn.run.store import sha256
 
 log = logging.getLogger(__name__)
 
 
-
-def _encode_float(x):
+def encode_float(x):
     if isinstance(x, float) and not math.isfinite(x):
         return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
     return x
@@ -109,7 +104,7 @@ def _json_bytes(data):
 
 
 def _history_dict(history):
-    return {key: [_encode_float(v) for v in values]
+    return {key: [encode_float(v) for v in values]
             for key, values in history.to_dict().items()}
 
 
@@ -127,43 +122,12 @@ def capture_rng_state(mx_seed):
 
 def restore_rng_state(state):
     """Inverse of ``capture_rng_state``: set Python and NumPy, reseed MXNet."""
-    state = _check_rng(state)
+    state = check_rng(state)
     py, npy = state["python"], state["numpy"]
     random.setstate((py["version"], tuple(py["state"]), py["gauss_next"]))
     np.random.set_state((npy["name"], np.array(npy["keys"], dtype=np.uint32), npy["pos"],
                          npy["has_gauss"], npy["cached_gaussian"]))
     mx.random.seed(state["mxnet_seed"])
-
-
-def _check_rng(state):
-    """``state`` if it has ``capture_rng_state``'s shape and ranges, else ``ValueError``."""
-    def need(ok, what):
-        if not ok:
-            raise ValueError(what)
-    need(isinstance(state, dict) and set(state) == {"python", "numpy", "mxnet_seed"},
-         "expected an object with keys 'python', 'numpy', 'mxnet_seed'")
-    py, npy = state["python"], state["numpy"]
-    need(isinstance(py, dict) and set(py) == {"version", "state", "gauss_next"},
-         "'python' must have keys 'version', 'state', 'gauss_next'")
-    need(py["version"] == 3 and isinstance(py["state"], list) and len(py["state"]) == 625
-         and all(_is_int(v, 0, 2**32 - 1) for v in py["state"][:-1])
-         and _is_int(py["state"][-1], 0, 624)
-         and (py["gauss_next"] is None or _is_number(py["gauss_next"])),
-         "'python' is not a Mersenne Twister state (version 3, 625 integers)")
-    need(isinstance(npy, dict)
-         and set(npy) == {"name", "keys", "pos", "has_gauss", "cached_gaussian"},
-         "'numpy' must have keys 'name', 'keys', 'pos', 'has_gauss', 'cached_gaussian'")
-    need(npy["name"] == "MT19937" and isinstance(npy["keys"], list) and len(npy["keys"]) == 624
-         and all(_is_int(v, 0, 2**32 - 1) for v in npy["keys"])
-         and _is_int(npy["pos"], 0, 624) and npy["has_gauss"] in (0, 1)
-         and _is_number(npy["cached_gaussian"]),
-         "'numpy' is not an MT19937 state (624 keys, pos 0..624)")
-    need(_is_int(state["mxnet_seed"], 0, 2**63), "'mxnet_seed' must be an integer >= 0")
-    return state
-
-
-def _sha256(data):
-    return hashlib.sha256(data).hexdigest()
 
 
 def _params_bytes(arrays):
@@ -207,7 +171,7 @@ def _write_contents(folder, config, vocab, lm, history, corpus_text, rng_state):
     for name in DATA_FILES:
         data = _params_bytes(lm.named_parameters()) if name == PARAMS else contents[name]
         atomic_write_bytes(folder / name, data)
-        files[name] = {"sha256": _sha256(data), "bytes": len(data)}
+        files[name] = {"sha256": sha256(data), "bytes": len(data)}
     manifest = {"format": FORMAT, "created_ns": time.time_ns(),
                 "epoch": history.epoch[-1] if history.epoch else 0, "files": files}
     atomic_write_bytes(folder / MANIFEST, _json_bytes(manifest))
@@ -230,7 +194,7 @@ def _check_save_args(config, vocab, lm, history, corpus_text, rng_state):
     if lm.vocab_size != config.vocab_size:
         raise ValueError(f"the model has vocab_size={lm.vocab_size}, the config "
                          f"{config.vocab_size}")
-    _check_rng(rng_state)
+    check_rng(rng_state)
     epoch = history.epoch[-1] if history.epoch else 0
     if rng_state["mxnet_seed"] != mxnet_seed(config.seed, epoch):
         raise ValueError(f"rng_state['mxnet_seed'] is {rng_state['mxnet_seed']}, but after "
@@ -273,185 +237,6 @@ def save_checkpoint(path, config, vocab, lm, history, corpus_text, rng_state, *,
     return path
 
 
-def _refuse_constant(name):
-    raise ValueError(f"{name} is not standard JSON")
-
-
-def _parse_json(folder, name, data, strict=True):
-    """The JSON value of ``data``; ``strict``: refuse ``Infinity``/``NaN`` (format 1 wrote them)."""
-    try:
-        return json.loads(data.decode("utf-8"),
-                          parse_constant=_refuse_constant if strict else _format1_constant)
-    except (UnicodeDecodeError, ValueError) as err:
-        raise _error(folder, name, f"not valid JSON ({err})") from None
-
-
-def _manifest(folder, contents):
-    """The verified manifest of a format-2 folder, or ``CheckpointError``."""
-    if MANIFEST not in contents:
-        raise _error(folder, MANIFEST, "missing: the save that wrote this folder did not "
-                     "finish, or the file was deleted")
-    manifest = _parse_json(folder, MANIFEST, contents[MANIFEST])
-    files = manifest.get("files") if isinstance(manifest, dict) else None
-    if not (isinstance(files, dict) and set(files) == set(DATA_FILES)
-            and all(isinstance(v, dict) and isinstance(v.get("sha256"), str)
-                    and _is_int(v.get("bytes"), 0, 2**63) for v in files.values())
-            and _is_int(manifest.get("created_ns"), 0, 2**63)
-            and manifest.get("format") == FORMAT):
-        raise _error(folder, MANIFEST, f"not a format-{FORMAT} manifest (expected format, "
-                     f"created_ns and the sha256 and size of {list(DATA_FILES)})")
-    for name in DATA_FILES:
-        if name not in contents:
-            raise _error(folder, name, "missing (listed in the manifest)")
-        data, entry = contents[name], files[name]
-        if len(data) != entry["bytes"] or _sha256(data) != entry["sha256"]:
-            raise _error(folder, name, f"does not match its checksum in {MANIFEST} ("
-                         f"{len(data)} bytes, {entry['bytes']} saved): the file was changed "
-                         "or corrupted after it was saved")
-    return manifest
-
-
-def _parse_config(folder, contents):
-    """``(RunConfig, format)`` from ``config.json``."""
-    if CONFIG not in contents:
-        raise _error(folder, CONFIG, "missing")
-    data = _parse_json(folder, CONFIG, contents[CONFIG])
-    if not isinstance(data, dict) or "config" not in data or "format" not in data:
-        raise _error(folder, CONFIG, "expected an object with 'format' and 'config'")
-    fmt = data["format"]
-    if fmt not in (1, FORMAT):
-        newer = _is_int(fmt, FORMAT + 1, 2**31)
-        raise _error(folder, CONFIG, f"format {fmt!r} is not one this lyricnn reads (1, "
-                     f"{FORMAT})", "upgrade lyricnn" if newer else FIX)
-    try:
-        raw = upgrade_format1(data["config"]) if fmt == 1 else data["config"]
-        return RunConfig.from_dict(raw), fmt
-    except (TypeError, ValueError) as err:
-        raise _error(folder, CONFIG, str(err)) from None
-
-
-def _parse_vocab(folder, contents, config, corpus_text):
-    data = _parse_json(folder, VOCAB, contents[VOCAB])
-    tokens = data.get("idx_to_token") if isinstance(data, dict) else None
-    if not isinstance(tokens, list) or not all(isinstance(t, str) and t for t in tokens):
-        raise _error(folder, VOCAB, "expected {\"idx_to_token\": [characters...]}")
-    try:
-        vocab = Vocab(tokens)
-    except ValueError as err:
-        raise _error(folder, VOCAB, str(err)) from None
-    if len(vocab) != config.vocab_size:
-        raise _error(folder, VOCAB, f"has {len(vocab)} tokens but the model ({CONFIG}) "
-                     f"has vocab_size={config.vocab_size}: they come from different runs")
-    expected = vocab_of(config, corpus_text)
-    if expected != vocab:
-        i = next((i for i, (a, b) in enumerate(zip(vocab.idx_to_token, expected.idx_to_token))
-                  if a != b), min(len(vocab), len(expected)))
-        got = vocab.idx_to_token[i] if i < len(vocab) else "nothing"
-        want = expected.idx_to_token[i] if i < len(expected) else "nothing"
-        raise _error(folder, VOCAB, f"is not the vocabulary of {CORPUS}: index {i} is "
-                     f"{got!r}, the corpus gives {want!r}")
-    return vocab
-
-
-def _parse_corpus(folder, contents, config):
-    try:
-        text = contents[CORPUS].decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise _error(folder, CORPUS, f"not UTF-8 text ({err})") from None
-    if text_sha1(text) != config.corpus_sha1:
-        raise _error(folder, CORPUS, f"does not match the sha1 in {CONFIG}: it is not the "
-                     "text the model was trained on")
-    return text
-
-
-def _decode_float(value, allow_none):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, str) and value in _NONFINITE:
-        return _NONFINITE[value]
-    if is_real(value):
-        return float(value)
-    raise ValueError(f"expected a number{' or null' if allow_none else ''}, got {value!r}")
-
-
-def _parse_history(folder, contents, fmt):
-    data = _parse_json(folder, HISTORY, contents[HISTORY], strict=fmt == FORMAT)
-    keys = ("epoch", "perplexity", "seconds", "valid_perplexity", "lr")
-    try:
-        if isinstance(data, dict) and "lr" not in data and isinstance(data.get("epoch"), list):
-            data["lr"] = [None] * len(data["epoch"])  # saved before the rate was recorded
-        if not isinstance(data, dict) or set(data) != set(keys):
-            raise ValueError(f"expected an object with the lists {list(keys)}")
-        if not all(isinstance(data[k], list) for k in keys) or \
-                len({len(data[k]) for k in keys}) != 1:
-            raise ValueError(f"{list(keys)} must be lists of one length")
-        if data["epoch"] != list(range(1, len(data["epoch"]) + 1)) or \
-                not all(is_integer(e) for e in data["epoch"]):
-            raise ValueError(f"'epoch' must be 1, 2, ..., n, got {data['epoch'][:5]!r}...")
-        perplexity = [_decode_float(v, False) for v in data["perplexity"]]
-        valid = [_decode_float(v, True) for v in data["valid_perplexity"]]
-        seconds = [_decode_float(v, False) for v in data["seconds"]]
-        lrs = [_decode_float(v, True) for v in data["lr"]]
-        if any(v is not None and not (0 < v < math.inf) for v in lrs):
-            raise ValueError("a learning rate in 'lr' is not a positive finite number")
-        if any(not (p >= 1) for p in perplexity):
-            raise ValueError("a perplexity is below 1 or nan")
-        if any(v is not None and not (v >= 1) for v in valid):
-            raise ValueError("a held-out perplexity is below 1 or nan")
-        if any(not (0 <= s < math.inf) for s in seconds):
-            raise ValueError("'seconds' must be finite and >= 0")
-    except ValueError as err:
-        raise _error(folder, HISTORY, str(err)) from None
-    return History(epoch=list(data["epoch"]), perplexity=perplexity, seconds=seconds,
-                   valid_perplexity=valid, lr=lrs)
-
-
-def _parse_rng(folder, contents, config, epoch):
-    data = _parse_json(folder, RNG, contents[RNG])
-    try:
-        _check_rng(data)
-    except ValueError as err:
-        raise _error(folder, RNG, str(err)) from None
-    if data["mxnet_seed"] != mxnet_seed(config.seed, epoch):
-        raise _error(folder, RNG, f"mxnet_seed is {data['mxnet_seed']}, but after epoch "
-                     f"{epoch} ({HISTORY}) with seed {config.seed} ({CONFIG}) it is "
-                     f"{mxnet_seed(config.seed, epoch)}")
-    return data
-
-
-def _mxnet_message(err):
-    """The informative last line of an MXNet error (its text starts with a C++ trace)."""
-    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
-    line = lines[-1] if lines else type(err).__name__
-    return line[len("MXNetError: "):] if line.startswith("MXNetError: ") else line
-
-
-def _load_parameters(folder, contents, config, fmt, ctx):
-    try:
-        arrays = nd.load_frombuffer(contents[PARAMS])
-    except mx.base.MXNetError as err:
-        raise _error(folder, PARAMS, f"not an MXNet parameter file ({_mxnet_message(err)})") \
-            from None
-    if not isinstance(arrays, dict) or not arrays:
-        raise _error(folder, PARAMS, "expected named arrays (nd.save of a dict)")
-    for name, array in arrays.items():
-        if not np.isfinite(array.asnumpy()).all():
-            raise _error(folder, PARAMS, f"{name!r} holds NaN or infinite values (saved from "
-                         "a diverged run, or corrupted)")
-    # Building initialises (and so draws from MXNet's generator) before the
-    # saved values overwrite the parameters; restore_rng_state reseeds MXNet.
-    lm = build_model(config, ctx)
-    if fmt == 1:
-        arrays = _format1_parameter_names(arrays)
-    try:
-        lm.load_named_parameters({k: v.as_in_context(lm.ctx) for k, v in arrays.items()})
-    except ValueError as err:
-        raise _error(folder, PARAMS, f"does not fit the model of {CONFIG} "
-                     f"({config.describe()}): {err}",
-                     "the checkpoint's files come from different runs: " + FIX) from None
-    return lm
-
-
 @dataclass
 class Checkpoint:
     """A loaded checkpoint; ``lm`` is ready to predict, score or train on."""
@@ -478,10 +263,10 @@ class Checkpoint:
 def _verified(folder):
     """Whether ``folder`` holds a complete checkpoint whose files match its manifest."""
     try:
-        contents, _ = _read_folder(folder)
-        config, fmt = _parse_config(folder, contents)
+        contents, _ = read_folder(folder)
+        config, fmt = parse_config(folder, contents)
         if fmt == FORMAT:
-            _manifest(folder, contents)
+            check_manifest(folder, contents)
         return True
     except (OSError, CheckpointError):
         return False
@@ -531,7 +316,7 @@ def load_checkpoint(path, ctx=None, vocab=None):
     for attempt in range(READ_ATTEMPTS):
         folder, inode = find_checkpoint(path), None
         try:
-            contents, inode = _read_folder(folder)
+            contents, inode = read_folder(folder)
             return _load(folder, contents, ctx, vocab)
         except (CheckpointError, FileNotFoundError, NotADirectoryError):
             # A save replaced the folder while we read it: read the new one.
@@ -544,21 +329,21 @@ def load_checkpoint(path, ctx=None, vocab=None):
 def _load(folder, contents, ctx, expected_vocab):
     # Checksums first: a damaged file is reported as damaged, not as its symptom.
     if MANIFEST in contents:
-        _manifest(folder, contents)
-    config, fmt = _parse_config(folder, contents)
+        check_manifest(folder, contents)
+    config, fmt = parse_config(folder, contents)
     if fmt == FORMAT and MANIFEST not in contents:
-        _manifest(folder, contents)  # names the missing manifest
+        check_manifest(folder, contents)  # names the missing manifest
     for name in DATA_FILES:
         if name not in contents:
-            raise _error(folder, name, "missing: the checkpoint is incomplete")
-    corpus_text = _parse_corpus(folder, contents, config)
-    vocab = _parse_vocab(folder, contents, config, corpus_text)
+            raise checkpoint_error(folder, name, "missing: the checkpoint is incomplete")
+    corpus_text = parse_corpus(folder, contents, config)
+    vocab = parse_vocab(folder, contents, config, corpus_text)
     if expected_vocab is not None and expected_vocab != vocab:
         raise CheckpointError(_vocab_mismatch(vocab, expected_vocab))
-    history = _parse_history(folder, contents, fmt)
+    history = parse_history(folder, contents, fmt)
     epoch = history.epoch[-1] if history.epoch else 0
-    rng_state = _parse_rng(folder, contents, config, epoch)
-    lm = _load_parameters(folder, contents, config, fmt, ctx)
+    rng_state = parse_rng(folder, contents, config, epoch)
+    lm = load_parameters(folder, contents, config, fmt, ctx)
     return Checkpoint(folder, config, vocab, lm, history, rng_state, corpus_text, fmt)
 
 

@@ -13,7 +13,7 @@ change them (``--epochs`` is how far a resumed run goes).
 
 Every field carries, in its ``metadata["option"]``, its help text, its checks
 (through ``lyricnn.checks``) and the old short flag spellings, from which
-``add_config_arguments`` generates the command-line flags::
+``add_config_arguments`` generates the command-line flags (``lyricnn.run.flags``)::
 
     --num-hiddens (alias --hidden)   --num-steps (--steps)   --batch-size (--batch)
     --clipping-theta (--clip)        --num-layers (--layers) --num-epochs (--epochs)
@@ -23,22 +23,22 @@ So the CLI, the examples and the checkpoint cannot disagree on a name, a
 default or a range.  Two fields are derived, never flags: ``vocab_size`` and
 ``corpus_sha1`` come from the corpus (``with_corpus``).
 
-No MXNet import here: the model names (``lyricnn.models.MODELS``) and the
+No MXNet import here: the model names (``lyricnn.models.build.MODELS``) and the
 default sampler are looked up only when needed.
 """
-import argparse
 import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Tuple
+from typing import Optional
 
 import numpy as np
 
 from lyricnn.checks import check_choice, check_int, check_number
+from lyricnn.run.flags import ALL, Option, flag_of, float_text, int_text, num_chars_text
 
-__all__ = ["RunConfig", "TrainSettings", "Option", "add_config_arguments", "flag_of",
-           "text_sha1", "SAMPLERS", "FLOAT32_MAX", "MAX_SEED", "model_names"]
+__all__ = ["RunConfig", "TrainSettings", "text_sha1", "SAMPLERS", "FLOAT32_MAX", "MAX_SEED",
+           "LEVEL_DEFAULTS", "LEVEL_TRAIN_DEFAULTS", "model_names"]
 
 SAMPLERS = ("random", "consecutive")
 TOKENS = ("char", "word")
@@ -47,14 +47,22 @@ TOKENIZERS = ("whitespace", "jieba")
 PTB_CORPUS = "ptb"
 #: Fields that only word-level runs use (a character-level run keeps their defaults).
 WORD_FIELDS = ("tokenizer", "embed_size", "dropout", "tied", "lr_decay", "decay_from")
-#: A word-level run's defaults where they differ from the book's character-level ones:
-#: word_language_model's (Gluon LSTM, 200 units, 35 steps, batch 20, lr 20, clipping 0.25,
-#: lr / 4 when the validation perplexity stops improving), and the whole corpus.
-WORD_DEFAULTS = {"model": "lstm", "num_hiddens": 200, "num_steps": 35, "batch_size": 20,
-                 "lr": 20.0, "clipping_theta": 0.25, "lr_decay": 4.0, "num_chars": None,
-                 "sampler": "consecutive"}
-#: Word-level TrainSettings defaults: word_language_model's 40 epochs, a log line each epoch.
-WORD_TRAIN_DEFAULTS = {"num_epochs": 40, "pred_period": 1, "pred_len": 20}
+#: The one table of each token level's defaults where they differ from the fields' (the
+#: book's, character level). Words: word_language_model's (Gluon LSTM, 200 units, 35
+#: steps, batch 20, lr 20, clipping 0.25, lr / 4 when the validation perplexity stops
+#: improving, 40 epochs, a log line each epoch) and the whole corpus.
+LEVEL_DEFAULTS = {
+    "char": {},
+    "word": {"model": "lstm", "num_hiddens": 200, "num_steps": 35, "batch_size": 20,
+             "lr": 20.0, "clipping_theta": 0.25, "lr_decay": 4.0, "num_chars": None,
+             "sampler": "consecutive"},
+}
+#: ``TrainSettings`` defaults per level, likewise.
+LEVEL_TRAIN_DEFAULTS = {
+    "char": {},
+    "word": {"num_epochs": 40, "pred_period": 1, "pred_len": 20},
+}
+WORD_DEFAULTS = LEVEL_DEFAULTS["word"]
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 #: MXNet, NumPy and Python seeds agree only below 2**32 (above, MXNet wraps around).
 MAX_SEED = 2**32 - 1
@@ -66,7 +74,7 @@ def text_sha1(text):
 
 
 def model_names():
-    """``lyricnn.models.MODELS``, imported on first use (it loads MXNet)."""
+    """``lyricnn.models.build.MODELS``, imported on first use (it loads MXNet)."""
     from lyricnn.models.build import MODELS
     return tuple(MODELS)
 
@@ -169,66 +177,9 @@ def _sha1(name, value):
     return value
 
 
-# -- parsing command-line text (the check then judges the value) ------------------
-
-class _All:
-    """Marker for ``--num-chars all``: given, meaning ``None`` (argparse's None is 'not given')."""
-
-    def __repr__(self):
-        return "'all'"
-
-
-_ALL = _All()
-
-
-def _int_text(text):
-    try:
-        return int(text)
-    except ValueError:
-        return text  # the check names the field and says what it must be
-
-
-def _float_text(text):
-    try:
-        return float(text)
-    except ValueError:
-        return text
-
-
-def _num_chars_text(text):
-    """``'all'`` or ``0``: the whole file (``None`` once parsed); otherwise a positive count."""
-    if text.strip().lower() in ("all", "0"):
-        return _ALL
-    return _int_text(text)
-
-
-@dataclass(frozen=True)
-class Option:
-    """How a field is checked and how it appears on the command line.
-
-    ``check(name, value) -> value`` raises ``ValueError`` naming the field;
-    ``parse(text) -> value`` turns a flag's text into what ``check`` judges;
-    ``flag=False``: derived, no flag; ``choices``: a callable giving the
-    allowed values (shown in ``--help``).
-    """
-
-    help: str
-    check: Callable
-    parse: Callable = str
-    aliases: Tuple[str, ...] = ()
-    metavar: Optional[str] = None
-    choices: Optional[Callable] = None
-    flag: bool = True
-    switch: bool = False  # a flag without a value: given means True
-
-
 def _field(default, help, check, **option):
     return field(default=default, metadata={"option": Option(help, check, **option)})
 
-
-def flag_of(name):
-    """The command-line flag of field ``name``: ``num_hiddens`` -> ``--num-hiddens``."""
-    return "--" + name.replace("_", "-")
 
 
 class _Config:
@@ -271,7 +222,7 @@ class _Config:
             if not option.flag or not hasattr(args, name):
                 continue
             value = getattr(args, name)
-            if value is _ALL:
+            if value is ALL:
                 given[name] = None
             elif value is not None:
                 given[name] = value
@@ -303,34 +254,34 @@ class RunConfig(_Config):
                         "from-scratch cells (6.4, 6.7, 6.8; deep with --num-layers, 6.9), "
                         "rnn/gru/lstm the Gluon layers (6.5)", _model,
                         choices=model_names)
-    num_layers: int = _field(1, "recurrent layers", _positive_int, parse=_int_text,
+    num_layers: int = _field(1, "recurrent layers", _positive_int, parse=int_text,
                              aliases=("--layers",), metavar="N")
-    num_hiddens: int = _field(256, "hidden units per layer", _positive_int, parse=_int_text,
+    num_hiddens: int = _field(256, "hidden units per layer", _positive_int, parse=int_text,
                               aliases=("--hidden",), metavar="N")
     vocab_size: int = _field(0, "distinct characters of the corpus (derived)", _vocab_size,
                              flag=False)
     num_steps: int = _field(35, "time steps per minibatch sequence", _positive_int,
-                            parse=_int_text, aliases=("--steps",), metavar="N")
-    batch_size: int = _field(32, "sequences per minibatch", _positive_int, parse=_int_text,
+                            parse=int_text, aliases=("--steps",), metavar="N")
+    batch_size: int = _field(32, "sequences per minibatch", _positive_int, parse=int_text,
                              aliases=("--batch",), metavar="N")
     lr: float = _field(1e2, "learning rate of the clipped SGD", _float32_positive,
-                       parse=_float_text, metavar="X")
+                       parse=float_text, metavar="X")
     clipping_theta: float = _field(1e-2, "gradient clipping threshold theta (global L2 "
-                                   "norm)", _float32_positive, parse=_float_text,
+                                   "norm)", _float32_positive, parse=float_text,
                                    aliases=("--clip",), metavar="X")
     sampler: Optional[str] = _field(None, "minibatch sampler (6.3); default: random for the "
                                     "scratch models, consecutive for the Gluon ones, as in "
                                     "the book", _sampler, choices=lambda: SAMPLERS)
     seed: int = _field(0, f"seed of Python's, NumPy's and MXNet's generators (0..{MAX_SEED})",
-                       _seed, parse=_int_text, metavar="N")
+                       _seed, parse=int_text, metavar="N")
     corpus: Optional[str] = _field(None, "UTF-8 .txt or .zip to train on (default: the Jay "
                                    "Chou lyrics from the data hub)", _corpus, metavar="PATH")
     num_chars: Optional[int] = _field(10000, "characters of the corpus to use; 'all' (or 0) "
                                       "for the whole file", _num_chars,
-                                      parse=_num_chars_text, metavar="N|all")
+                                      parse=num_chars_text, metavar="N|all")
     valid_fraction: float = _field(0.0, "hold out the last F of the characters for a "
                                    "held-out perplexity (never trained on)", _fraction,
-                                   parse=_float_text, metavar="F")
+                                   parse=float_text, metavar="F")
     corpus_sha1: str = _field("", "SHA-1 of the characters trained on (derived)", _sha1,
                               flag=False)
     # -- word-level runs (issue 13); a character-level run keeps these defaults
@@ -341,17 +292,17 @@ class RunConfig(_Config):
     tokenizer: str = _field("whitespace", "how a word-level corpus is cut into words "
                             "(jieba for Chinese)", _tokenizer, choices=lambda: TOKENIZERS)
     embed_size: int = _field(0, "word embedding size (0: --num-hiddens)", _embed_size,
-                             parse=_int_text, aliases=("--embed",), metavar="N")
+                             parse=int_text, aliases=("--embed",), metavar="N")
     dropout: float = _field(0.0, "dropout on the embeddings, between layers and before the "
-                            "decoder (word level)", _dropout, parse=_float_text, metavar="P")
+                            "decoder (word level)", _dropout, parse=float_text, metavar="P")
     tied: bool = _field(False, "the decoder shares the embedding matrix (needs --embed = "
                         "--num-hiddens)", _boolean, switch=True)
     lr_decay: float = _field(1.0, "divide the learning rate by X when the validation "
                              "perplexity stops improving (or every epoch after "
-                             "--decay-from); 1 keeps it", _lr_decay, parse=_float_text,
+                             "--decay-from); 1 keeps it", _lr_decay, parse=float_text,
                              metavar="X")
     decay_from: int = _field(0, "0: anneal when validation stops improving; N: every epoch "
-                             "after epoch N (Zaremba et al.)", _seed, parse=_int_text,
+                             "after epoch N (Zaremba et al.)", _seed, parse=int_text,
                              metavar="N")
     # -- data-parallel runs (issue 14)
     workers: int = _field(1, "worker processes of a distributed run (derived from the "
@@ -408,7 +359,7 @@ class RunConfig(_Config):
         """This config with ``vocab_size`` and ``corpus_sha1`` derived from ``text``, checked.
 
         ``vocab_size``: a word-level run's, from its vocabulary
-        (``lyricnn.wordlm.word_corpus_of``); default: the distinct characters.
+        (``lyricnn.run.task``); default: the distinct characters.
         """
         if vocab_size is None:
             vocab_size = len(dict.fromkeys(text))
@@ -459,8 +410,9 @@ class RunConfig(_Config):
 
     @classmethod
     def from_args(cls, args, defaults=None, **values):
-        if getattr(args, "tokens", None) == "word":  # word-level defaults under the given flags
-            defaults = {**WORD_DEFAULTS, **(defaults or {})}
+        # The level's defaults under the given flags.
+        level = LEVEL_DEFAULTS.get(getattr(args, "tokens", None) or "char", {})
+        defaults = {**level, **(defaults or {})}
         config = super().from_args(args, defaults, **values)
         if config.corpus not in (None, PTB_CORPUS):  # relative to the start, saved absolute
             config = dataclasses.replace(config, corpus=str(Path(config.corpus).resolve()))
@@ -475,59 +427,10 @@ class TrainSettings(_Config):
     """
 
     num_epochs: int = _field(250, "total epochs; with --resume, train up to this many",
-                             _positive_int, parse=_int_text, aliases=("--epochs",),
+                             _positive_int, parse=int_text, aliases=("--epochs",),
                              metavar="N")
     pred_period: int = _field(50, "print the book's log lines every N epochs",
-                              _positive_int, parse=_int_text, aliases=("--period",),
+                              _positive_int, parse=int_text, aliases=("--period",),
                               metavar="N")
     pred_len: int = _field(50, "characters generated per prefix in the log", _pred_len,
-                           parse=_int_text, metavar="N")
-
-
-def _argparse_type(name, option):
-    """argparse ``type=``: text -> checked value, or an error naming flag, value and range."""
-    def convert(text):
-        value = option.parse(text)
-        if value is _ALL:
-            return _ALL
-        try:
-            return option.check(name, value)
-        except ValueError as err:
-            raise argparse.ArgumentTypeError(str(err)) from None
-    convert.__name__ = name
-    return convert
-
-
-def add_config_arguments(parser, config_class=RunConfig, defaults=None, only=None):
-    """Add one flag per field of ``config_class`` to ``parser``; return ``parser``.
-
-    Flags are ``flag_of(name)`` plus the field's aliases, with the field's
-    help, range check and choices; the help shows the default.  Parsed values
-    are ``None`` when a flag is not given (so a resume can tell what was
-    asked for): build the config with ``config_class.from_args(args)``.
-    ``defaults``: ``{name: value}`` shown instead of the class's (an example
-    with the book's 500 epochs); pass them to ``from_args`` too.  ``only``:
-    the field names to add (default: every flag field).
-    """
-    shown = {**config_class.defaults(), **(defaults or {})}
-    for name, option in config_class.options().items():
-        if not option.flag or (only is not None and name not in only):
-            continue
-        default = shown[name]
-        # A default of None is explained by the help itself (corpus, sampler).
-        help_text = option.help if default is None else f"{option.help} (default: {default})"
-        kwargs = {"dest": name, "default": None, "help": help_text}
-        if option.choices is not None:
-            # Listed, not enforced by argparse: the check's message names the field.
-            choices = option.choices()
-            kwargs["metavar"] = "{" + ",".join(choices) + "}"
-        elif option.metavar:
-            kwargs["metavar"] = option.metavar
-        if option.switch:
-            kwargs.update(action="store_const", const=True)
-            kwargs.pop("metavar", None)
-        else:
-            kwargs["type"] = _argparse_type(name, option)
-        parser.add_argument(flag_of(name), *option.aliases, **kwargs)
-    return parser
-
+                           parse=int_text, metavar="N")

@@ -1,17 +1,7 @@
-"""TODO docstring (run.format1, from checkpoint.py)."""
-import logging
+"""Checkpoint format 1 (lyricnn before the config rework): its field names and parameter
+names, upgraded when such a checkpoint is loaded. The next save writes format 2."""
 import math
 import re
-
-
-
-try:  # advisory locks: POSIX only
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None
-
-log = logging.getLogger(__name__)
-
 
 
 # -- format 1 ---------------------------------------------------------------------
@@ -33,7 +23,7 @@ def upgrade_format1(config):
     return {FORMAT1_RENAMES.get(key, key): value for key, value in config.items()}
 
 
-def _format1_parameter_names(arrays):
+def format1_parameter_names(arrays):
     """Format-1 parameter names -> format 2's (``lm.named_parameters()``'s).
 
     The scratch RNN was saved as ``W_xh, W_hh, b_h, W_hq, b_q``, its names
@@ -49,8 +39,8 @@ def _format1_parameter_names(arrays):
 
 # -- JSON: standard only ------------------------------------------------------------
 
-_NONFINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
+NONFINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
 
 
-def _format1_constant(name):
-    return _NONFINITE[name.lower().replace("inity", "")]  # Infinity -> inf, NaN -> nan
+def format1_constant(name):
+    return NONFINITE[name.lower().replace("inity", "")]  # Infinity -> inf, NaN -> nan

@@ -1,5 +1,8 @@
-"""TODO docstring (run.store, from checkpoint.py)."""
+"""Where checkpoints live on disk: file names, the writer's lock, atomic folder swaps,
+finding the newest complete checkpoint after a crash. What the files hold is
+``lyricnn.run.checkpoint``'s."""
 import errno
+import hashlib
 import json
 import logging
 import math
@@ -44,15 +47,15 @@ class CheckpointLocked(RuntimeError):
     """Another process is writing this checkpoint."""
 
 
-def _error(folder, name, problem, fix=FIX):
+def checkpoint_error(folder, name, problem, fix=FIX):
     return CheckpointError(f"checkpoint {folder}: {name}: {problem}; {fix}")
 
 
-def _is_int(value, low, high):
+def is_int_in(value, low, high):
     return is_integer(value) and low <= value <= high
 
 
-def _is_number(value):
+def is_number(value):
     return is_real(value) and math.isfinite(value)
 
 
@@ -171,7 +174,7 @@ def _remove(folder):
 
 # -- reading ------------------------------------------------------------------------
 
-def _read_folder(folder):
+def read_folder(folder):
     """``{name: bytes}`` of every file present, read through one directory handle.
 
     If a writer renames the folder away meanwhile, the handle still reads the
@@ -198,7 +201,7 @@ def _created(folder):
     try:
         data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
         created = data["created_ns"]
-        return created if _is_int(created, 0, 2**63) else -1
+        return created if is_int_in(created, 0, 2**63) else -1
     except FileNotFoundError:
         try:
             config = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
@@ -268,3 +271,7 @@ def _replaced(folder, inode):
         return inode is None or os.stat(folder).st_ino != inode
     except OSError:
         return True
+
+
+def sha256(data):
+    return hashlib.sha256(data).hexdigest()

@@ -1,38 +1,374 @@
-"""TODO docstring (run.task, from checkpoint.py)."""
-import logging
+"""The task of a run: everything that depends on the token level, decided here and only here.
 
+A run reads characters (the book) or words (``--tokens word``). ``task_of(config)``
+returns the one object that knows, for that level:
 
-from lyricnn.data.corpus import Vocab
+================  ========================================  =========================================
+                  ``CHARS`` (the book, 6.3-6.9)             ``WORDS`` (PTB, word_language_model)
+================  ========================================  =========================================
+corpus text       the first ``num_chars`` characters,       PTB's training file, or the corpus file
+                  newlines as spaces                        (its first ``num_chars`` characters)
+vocabulary        characters, first-appearance order        words of the training part, ``<unk>``
+held-out split    the last ``valid_fraction`` of the text   PTB's valid and test files, or the last
+                                                            ``valid_fraction`` of the lines
+model             ``models.build.build_lm``                 ``models.word.build_word_lm``
+minibatches       the book's sampler (6.3)                  consecutive streams (6.3.3), the last
+                                                            chunk shorter
+held-out reading  one stream                                ``EVAL_BATCH_SIZE`` streams
+learning rate     constant                                  ``annealed_lr`` (``lr_decay``)
+tokens joined by  nothing                                   a space (whitespace tokenizer)
+================  ========================================  =========================================
+
+The defaults of each level are one table, ``lyricnn.run.config.LEVEL_DEFAULTS``.
+The CLI, checkpoints and examples go through a task; none of them asks which
+level a run is.
+"""
+from lyricnn.data.corpus import Corpus, Vocab, load_corpus_chars, read_text
+from lyricnn.data.sampling import data_iter_consecutive, data_iter_random, streams
+from lyricnn.data.tokenize import UNK, read_ptb_text
+from lyricnn.data.tokenize.words import tokenize_lines, word_corpus
 from lyricnn.models.build import build_lm
+from lyricnn.models.word import build_word_lm
+from lyricnn.training.log import book_logger, book_print
+from lyricnn.checks import check_indices, check_int, check_number
+from lyricnn.run.config import PTB_CORPUS, WORD_DEFAULTS
+from lyricnn.training.evaluate import EVAL_BATCH_SIZE, evaluate_perplexity
+from lyricnn.training.loop import annealed_lr, train_epochs
 
-try:  # advisory locks: POSIX only
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None
+#: The book's prefixes (6.4.5), logged when the corpus has their characters.
+BOOK_PREFIXES = ("分开", "不分开")
 
-log = logging.getLogger(__name__)
-
+__all__ = ["Task", "CHARS", "WORDS", "task_of", "build_model", "vocab_of", "train",
+           "train_word_lm"]
 
 
-# -- models -------------------------------------------------------------------------
+class Task:
+    """The interface; ``CHARS`` and ``WORDS`` are its two instances."""
 
-def build_model(config, ctx=None):
-    """A freshly initialised language model for ``config`` (``models.build_lm``, or
-    ``wordlm.build_word_lm`` for a word-level config)."""
-    config.validate()
-    if config.is_word:
-        from lyricnn.models.word import build_word_lm
+    name: str            # the value of ``RunConfig.tokens``
+    unit: str            # what a token is, in messages: 'characters' or 'words'
+    eval_batch_size: int  # streams a held-out split is read as
+
+    def text(self, config):
+        """The text a run of ``config`` trains on (what its checkpoint keeps as corpus.txt)."""
+        raise NotImplementedError
+
+    def corpus(self, config, text, held_out=True):
+        """The ``Corpus`` of ``text``; ``held_out=False`` skips the held-out splits."""
+        raise NotImplementedError
+
+    def vocab(self, config, text):
+        """The vocabulary a run of ``config`` builds from ``text``."""
+        return self.corpus(config, text, held_out=False).vocab
+
+    def build_model(self, config, ctx=None):
+        """A freshly initialised ``LanguageModel`` for ``config``."""
+        raise NotImplementedError
+
+    def batches(self, config, train, ctx):
+        """``() -> iterator of (X, Y)``: one epoch's minibatches of the ``train`` indices."""
+        raise NotImplementedError
+
+    def carries_state(self, config):
+        """Whether the recurrent state runs on from one minibatch to the next."""
+        return config.sampler == "consecutive"
+
+    def schedule(self, config):
+        """``(epoch, history) -> lr``, or ``None`` for the constant ``config.lr``."""
+        return None
+
+    def evaluator(self, config, indices):
+        """``lm -> perplexity`` of the held-out ``indices`` (``None`` without them)."""
+        if indices is None:
+            return None
+        batch = max(1, min(self.eval_batch_size, len(indices) // 2))
+        return lambda lm: evaluate_perplexity(lm, indices, batch, config.num_steps)
+
+    def tokens(self, config, text, eos=False):
+        """``text`` cut into this level's tokens: a prefix, or (``eos``: an ``<eos>`` after
+        each line of words) a file to score."""
+        raise NotImplementedError
+
+    def encode(self, config, vocab, text, name="text", eos=False):
+        """Indices of ``text``; ``ValueError`` naming the tokens ``vocab`` lacks. Words
+        outside the vocabulary become ``<unk>`` when it has one (the word models' stated
+        policy, as Penn Treebank's); a character outside it is an error."""
+        tokens = self.tokens(config, text, eos)
+        if not tokens:
+            raise ValueError(f"{name} has no {self.unit}")
+        missing = list(dict.fromkeys(t for t in tokens if t not in vocab))
+        if missing and UNK in vocab:
+            tokens = [t if t in vocab else UNK for t in tokens]
+        elif missing:
+            raise ValueError(f"{name}: {self.unit} {missing[:20]!r} are not in the corpus the "
+                             f"model was trained on; use {self.unit} of its vocabulary")
+        return vocab.to_indices(tokens)
+
+    def separator(self, config):
+        """What joins generated tokens into text."""
+        return ""
+
+    #: The progress bar of training counts epochs (characters) or tokens (words: an epoch
+    #: of Penn Treebank takes minutes, and tokens/s is the figure to watch).
+    counts_tokens = False
+
+    def log_prefixes(self, requested, vocab, text):
+        """The prefixes continued in the training log (``ValueError`` for a bad one)."""
+        return []
+
+    def epoch_logger(self, lm, settings, vocab, prefixes, train_tokens):
+        """``on_epoch_end(epoch, history)`` printing this level's training log on stdout."""
+        raise NotImplementedError
+
+    def check_trainable(self, config, corpus):
+        """``ValueError`` naming the flags when ``corpus`` cannot feed one epoch of ``config``."""
+        n = len(corpus.train)
+        if config.sampler == "consecutive":
+            need = config.batch_size * (config.num_steps + 1)
+        else:
+            need = config.batch_size * config.num_steps + 1
+        if n < need:
+            raise ValueError(
+                f"one minibatch of --batch-size {config.batch_size} x --num-steps "
+                f"{config.num_steps} needs at least {need:,} {self.unit}, but the training "
+                f"text has {n:,}; use a longer corpus (or --num-chars all), or a smaller "
+                "--batch-size or --num-steps")
+        if corpus.valid is not None and len(corpus.valid) < 2:
+            raise ValueError(f"the held-out split has {len(corpus.valid)} {self.unit}, "
+                             "perplexity needs at least 2: use a larger --valid-fraction")
+
+    def training_bytes(self, config):
+        """A generous estimate of the memory training ``config`` needs, in bytes.
+
+        Parameters with their gradients and MXNet's workspace (4 copies of ``P``
+        float32 values), plus one minibatch's activations: the inputs, logits
+        and their gradients (about ``4 V``) and the gate values (about ``6
+        gates h``) per layer, for ``batch_size * num_steps`` positions.
+        """
+        gates = {"rnn": 1, "gru": 3, "lstm": 4}[config.model.replace("-scratch", "")]
+        V, h, L = config.vocab_size, config.num_hiddens, config.num_layers
+        inputs, extra = self._input_size(config)
+        params = sum(gates * h * ((inputs if layer == 0 else h) + h + 2) for layer in range(L))
+        params += h * V + V + extra
+        positions = config.batch_size * config.num_steps
+        return 4 * (4 * params + positions * (4 * V + 6 * gates * h * L))
+
+    def _input_size(self, config):
+        """``(layer 1's input width, parameters outside the layers and the decoder)``."""
+        return config.vocab_size, 0
+
+
+class _Chars(Task):
+    name, unit, eval_batch_size = "char", "characters", 1
+
+    def text(self, config):
+        return load_corpus_chars(config.corpus, config.num_chars)
+
+    def corpus(self, config, text, held_out=True):
+        vocab = Vocab.from_tokens(text)
+        train, valid = config.split(vocab.to_indices(text))
+        return Corpus(vocab, train, valid if held_out else None)
+
+    def build_model(self, config, ctx=None):
+        config.validate()
+        return build_lm(config.model, config.vocab_size, config.num_hiddens, config.num_layers,
+                        ctx=ctx)
+
+    def batches(self, config, train, ctx):
+        sampler = data_iter_random if config.sampler == "random" else data_iter_consecutive
+        return lambda: sampler(train, config.batch_size, config.num_steps, ctx)
+
+    def tokens(self, config, text, eos=False):
+        return list(text.replace("\n", " ").replace("\r", " "))
+
+    def log_prefixes(self, requested, vocab, text):
+        if requested:
+            for prefix in requested:
+                if not prefix:
+                    raise ValueError("--prefix must not be empty")
+                missing = "".join(dict.fromkeys(c for c in prefix if c not in vocab))
+                if missing:
+                    raise ValueError(f"--prefix {prefix!r}: character(s) {missing!r} are not "
+                                     "in the corpus")
+            return list(requested)
+        if all(c in vocab for p in BOOK_PREFIXES for c in p):
+            return list(BOOK_PREFIXES)
+        return [text[:2]]
+
+    def epoch_logger(self, lm, settings, vocab, prefixes, train_tokens):
+        """The book's lines every ``pred_period`` epochs (``book_logger``)."""
+        return book_logger(lm, settings.pred_period, settings.pred_len, prefixes,
+                           vocab.idx_to_token, vocab.token_to_idx)
+
+
+class _Words(Task):
+    name, unit, eval_batch_size = "word", "words", EVAL_BATCH_SIZE
+
+    def text(self, config):
+        if config.corpus == PTB_CORPUS:
+            return read_ptb_text("train")
+        text = load_corpus_chars(None, None) if config.corpus is None else read_text(
+            config.corpus)
+        return text if config.num_chars is None else text[:config.num_chars]
+
+    def corpus(self, config, text, held_out=True):
+        if config.corpus == PTB_CORPUS:
+            if not held_out:
+                words = word_corpus(text, tokenizer="whitespace")
+            else:
+                words = word_corpus(text, read_ptb_text("valid"), read_ptb_text("test"),
+                                    "whitespace")
+        else:
+            lines = text.splitlines(keepends=True)
+            train, valid = config.split(lines) if config.valid_fraction else (lines, None)
+            valid = "".join(valid) if valid and held_out else None
+            words = word_corpus("".join(train), valid, None, config.tokenizer)
+        return words
+
+    def build_model(self, config, ctx=None):
+        config.validate()
         return build_word_lm(config.model, config.vocab_size, config.embedding_size,
                              config.num_hiddens, config.num_layers, config.dropout,
                              config.tied, ctx)
-    return build_lm(config.model, config.vocab_size, config.num_hiddens, config.num_layers,
-                    ctx=ctx)
+
+    def batches(self, config, train, ctx):
+        return lambda: streams(train, config.batch_size, config.num_steps, ctx, last=True)
+
+    def schedule(self, config):
+        def lr(epoch, history):
+            return annealed_lr(epoch, history, config.lr, config.lr_decay, config.decay_from)
+        return lr
+
+    def tokens(self, config, text, eos=False):
+        return tokenize_lines(text, config.tokenizer, eos=eos)
+
+    def separator(self, config):
+        return " " if config.tokenizer == "whitespace" else ""
+
+    counts_tokens = True
+
+    def log_prefixes(self, requested, vocab, text):
+        if requested:
+            raise ValueError("--prefix continues text in a character-level run's log; for a "
+                             "word-level run use lyricnn generate")
+        return []
+
+    def epoch_logger(self, lm, settings, vocab, prefixes, train_tokens):
+        """One line per ``pred_period`` epochs (and the last): the book's fields, then the
+        learning rate and the training speed."""
+        def log(epoch, history):
+            if epoch % settings.pred_period and epoch != settings.num_epochs:
+                return
+            valid = history.valid_perplexity[-1]
+            held = "" if valid is None else f", valid perplexity {valid:.2f}"
+            seconds = history.seconds[-1]
+            book_print(f"epoch {epoch}, perplexity {history.perplexity[-1]:.2f}{held}, lr "
+                       f"{history.lr[-1]:.4g}, time {seconds:.1f} sec, "
+                       f"{train_tokens / seconds:,.0f} tokens/s")
+        return log
+
+    def check_trainable(self, config, corpus):
+        n = len(corpus.train)
+        if n // config.batch_size < 2:
+            raise ValueError(f"the training split has {n:,} words: cut into --batch-size "
+                             f"{config.batch_size} streams that leaves fewer than 2 per "
+                             "stream; use a smaller --batch-size or a longer corpus")
+        if corpus.valid is not None and len(corpus.valid) // self.eval_batch_size < 2:
+            raise ValueError(f"the valid split has {len(corpus.valid)} words, fewer than "
+                             f"{2 * self.eval_batch_size} (it is read as "
+                             f"{self.eval_batch_size} streams); use a larger --valid-fraction "
+                             "or a longer corpus")
+        if corpus.valid is None and config.lr_decay != 1 and config.decay_from == 0:
+            raise ValueError(f"--lr-decay {config.lr_decay:g} anneals when the validation "
+                             "perplexity stops improving, but this corpus has no valid split: "
+                             "give --valid-fraction, --decay-from N, or --lr-decay 1")
+
+    def _input_size(self, config):
+        tied = config.tied
+        return config.embedding_size, 0 if tied else config.vocab_size * config.embedding_size
 
 
-def vocab_of(config, corpus_text):
-    """The vocabulary a run of ``config`` builds from ``corpus_text``: its characters in
-    first-appearance order, or (word level) the words of its training part."""
-    if config.is_word:
-        from lyricnn.data.words import word_corpus_of
-        return word_corpus_of(config, corpus_text, held_out=False).vocab
-    return Vocab.from_tokens(corpus_text)
+CHARS, WORDS = _Chars(), _Words()
+TASKS = {task.name: task for task in (CHARS, WORDS)}
+
+
+def task_of(config):
+    """The ``Task`` of ``config.tokens``."""
+    return TASKS[config.tokens]
+
+
+def build_model(config, ctx=None):
+    """A freshly initialised language model for ``config`` (its task's ``build_model``)."""
+    return task_of(config).build_model(config, ctx)
+
+
+def vocab_of(config, text):
+    """The vocabulary a run of ``config`` builds from ``text`` (its task's ``vocab``)."""
+    return task_of(config).vocab(config, text)
+
+
+def train(config, lm, corpus, epochs, **loop):
+    """Train ``lm`` on ``corpus.train`` for each epoch number in ``epochs``, as ``config``
+    says: the task's minibatches, held-out evaluation of ``corpus.valid`` and learning rate,
+    through the one loop ``lyricnn.training.loop.train_epochs``. ``loop``: its keyword
+    arguments (``history``, ``on_epoch_end``, ``seed``, ``should_stop``, ``on_batch``,
+    ``ctx``, ``kvstore``). Returns the ``History``.
+    """
+    task = task_of(config)
+    task.check_trainable(config, corpus)
+    train_ = check_indices("train", corpus.train, lm.vocab_size)
+    valid = None if corpus.valid is None else check_indices("valid", corpus.valid, lm.vocab_size)
+    return train_epochs(lm, None, not task.carries_state(config), config.num_steps,
+                        config.batch_size, config.lr, config.clipping_theta, epochs,
+                        batches=task.batches(config, train_, lm.ctx),
+                        evaluate=task.evaluator(config, valid), schedule=task.schedule(config),
+                        **loop)
+
+
+def train_word_lm(lm, train, valid, epochs, *, batch_size=WORD_DEFAULTS["batch_size"],
+                  num_steps=WORD_DEFAULTS["num_steps"], lr=WORD_DEFAULTS["lr"],
+                  clipping_theta=WORD_DEFAULTS["clipping_theta"],
+                  lr_decay=WORD_DEFAULTS["lr_decay"], decay_from=0, history=None,
+                  on_epoch_end=None, seed=None, should_stop=None, on_batch=None,
+                  eval_batch_size=EVAL_BATCH_SIZE, ctx=None, kvstore=None):
+    """Train a word-level ``lm`` on the ``train`` indices for each epoch number in ``epochs``.
+
+    The word task's training (``train``) with its pieces given as arguments:
+    consecutive streams, the perplexity of the whole ``valid`` split after every
+    epoch, and the learning rate of ``annealed_lr`` (``decay_from=0``: divided
+    by ``lr_decay`` whenever the validation perplexity does not improve; ``N``:
+    every epoch after epoch N). Defaults: ``lyricnn.run.config.LEVEL_DEFAULTS``.
+    Returns the ``History`` (with each epoch's ``lr``).
+
+    On the per-token mean loss, Zaremba et al.'s lr 1 and clipping 5 on the
+    loss *summed* over ``num_steps`` are ``lr = num_steps`` and
+    ``clipping_theta = 5 / num_steps``.
+    """
+    batch_size = check_int("batch_size", batch_size)
+    num_steps = check_int("num_steps", num_steps)
+    lr = check_number("lr", lr, 0, low_open=True)
+    lr_decay = check_number("lr_decay", lr_decay, 1, hint="1 keeps the learning rate")
+    decay_from = check_int("decay_from", decay_from, 0)
+    eval_batch_size = check_int("eval_batch_size", eval_batch_size)
+    train = check_indices("train", train, lm.vocab_size)
+    next(iter(streams(train, batch_size, num_steps)))   # too short: fail now
+    evaluate = None
+    if valid is not None:
+        valid = check_indices("valid", valid, lm.vocab_size)
+        next(iter(streams(valid, eval_batch_size, num_steps)))
+
+        def evaluate(model):
+            return evaluate_perplexity(model, valid, eval_batch_size, num_steps)
+    elif lr_decay != 1 and decay_from == 0:
+        raise ValueError("lr_decay with decay_from=0 divides the learning rate when the "
+                         "validation perplexity stops improving, so it needs a valid split; "
+                         "give one, set decay_from > 0, or lr_decay=1")
+
+    def schedule(epoch, hist):
+        return annealed_lr(epoch, hist, lr, lr_decay, decay_from)
+
+    return train_epochs(lm, None, False, num_steps, batch_size, lr, clipping_theta, epochs,
+                        history, None, on_epoch_end, seed=seed, should_stop=should_stop,
+                        batches=lambda: streams(train, batch_size, num_steps, lm.ctx),
+                        evaluate=evaluate, schedule=schedule, on_batch=on_batch, ctx=ctx,
+                        kvstore=kvstore)

@@ -12,7 +12,7 @@ output prefixed by role and index, and stop all of them when one fails.  That
 last part matters: ps-lite does not notice a dead peer by default, so a worker
 killed mid-step can leave the others blocked in push/pull forever.
 
-    from lyricnn.launch import launch
+    from lyricnn.training.launch import launch
     code = launch([sys.executable, "train.py"], workers=2, timeout=600)
 
 ``[worker i]`` is the launch order, not ``kv.rank``: the scheduler assigns ranks
@@ -40,7 +40,7 @@ __all__ = ["LaunchError", "launch", "role_environment", "free_port", "check_port
 log = logging.getLogger(__name__)
 
 TIMEOUT_EXIT = 124  # what timeout(1) returns
-SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}  # as lyricnn.cli
+SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}  # as lyricnn.cli.main
 POLL_SECONDS = 0.1
 # With DMLC_ROLE=scheduler or server, importing MXNet *is* the whole program.
 SERVER_COMMAND = [sys.executable, "-c", "import mxnet"]

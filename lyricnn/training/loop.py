@@ -1,6 +1,6 @@
 """Gradient clipping, perplexity and the training loop (book 6.4.4-6.4.5, 6.5).
 
-One loop, ``train_epochs``, trains any ``lyricnn.models.LanguageModel``;
+One loop, ``train_epochs``, trains any ``lyricnn.models.interface.LanguageModel``;
 the book's ``train_and_predict_rnn`` (scratch) and
 ``train_and_predict_rnn_gluon`` wrap it and print the book's log lines
 through ``book_print``. Unlike d2lzh it:
@@ -21,14 +21,12 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd, nd
 
-from lyricnn.checks import check_int, check_number
-from lyricnn.metrics import perplexity
-from lyricnn.training.parallel import DataParallel
+from lyricnn.checks import check_indices, check_int
 from lyricnn.data.sampling import data_iter_consecutive, data_iter_random
-from lyricnn.checks import check_indices
-from lyricnn.training.evaluate import EVAL_BATCH_SIZE, _as_indices, evaluate_loss, evaluate_perplexity, stream_batches, word_batches
+from lyricnn.metrics import perplexity
+from lyricnn.training.evaluate import evaluate_perplexity
 from lyricnn.training.optim import _loss_and_unscaled_gradient, clipped_sgd
-from lyricnn.tuning import retain_freed_memory
+from lyricnn.training.parallel import DataParallel
 
 
 class TrainingDiverged(RuntimeError):
@@ -78,7 +76,6 @@ class History:
                 f"{self.perplexity[-1]:.4f}, {np.mean(self.seconds):.3f} s/epoch)")
 
 
-
 def _detach(state):
     return type(state)(s.detach() for s in state)
 
@@ -86,7 +83,7 @@ def _detach(state):
 def run_epoch(lm, batches, carry_state, lr, clipping_theta, should_stop=None, on_batch=None):
     """Train ``lm`` over ``batches`` once; return the mean cross-entropy per token.
 
-    ``lm``: a ``LanguageModel``, or a ``lyricnn.parallel.DataParallel`` of
+    ``lm``: a ``LanguageModel``, or a ``lyricnn.training.parallel.DataParallel`` of
     one on several devices or workers (each minibatch then split along its
     batch axis, gradients summed, one identical update on every replica).
     With ``carry_state`` (consecutive sampling) the state is made once and
@@ -99,10 +96,7 @@ def run_epoch(lm, batches, carry_state, lr, clipping_theta, should_stop=None, on
     The gradient arrays hold the gradient of the minibatch's *summed* loss,
     as Gluon's ``Trainer.step(batch_size)`` expects; the update divides by the
     token count (``clipped_sgd``'s ``grad_scale``).
-
-    The first call makes glibc's malloc keep freed memory (``retain_freed_memory``).
     """
-    retain_freed_memory()
     par = lm if isinstance(lm, DataParallel) else DataParallel(lm)
     states = None
     sums, tokens = [[] for _ in par.replicas], 0   # sums[d]: device d's loss sums
@@ -185,17 +179,17 @@ def train_epochs(lm, corpus_indices, is_random_iter, num_steps, batch_size, lr,
     ``TrainingInterrupted`` and the partial epoch is not recorded.
     Raises ``TrainingDiverged`` when the training loss is NaN or infinite.
 
-    The word-level trainer (``lyricnn.wordlm.train_word_lm``) replaces three
+    The word-level trainer (``lyricnn.run.task.train_word_lm``) replaces three
     parts, keeping the loop: ``batches()`` one epoch's ``(X, Y)`` NDArrays
     (default: the book's ``sampler``), ``evaluate(lm)`` the held-out
-    perplexity (default: ``evaluate_loss`` on ``valid_indices``) and
+    perplexity (default: ``evaluate_perplexity`` of ``valid_indices`` as one stream) and
     ``schedule(epoch, history)`` the epoch's learning rate (default ``lr``),
     a function of the history so that a resumed run recomputes it.
     ``on_batch(tokens)``: see ``run_epoch``.
 
     ``ctx``: several devices (a list, or ``'cpu:0,cpu:1'``; the first is
     ``lm.ctx``) train data-parallel; ``kvstore`` ``'dist_sync'`` adds the
-    other worker processes of a ``lyricnn launch`` job (``lyricnn.parallel``).
+    other worker processes of a ``lyricnn launch`` job (``lyricnn.training.parallel``).
     Each minibatch's ``batch_size`` rows must split evenly over devices x
     workers. The result equals one device on the whole minibatch; ``lm``
     holds the trained weights, and held-out perplexity is computed on it.
@@ -217,7 +211,7 @@ def train_epochs(lm, corpus_indices, is_random_iter, num_steps, batch_size, lr,
         check_indices("valid_indices", valid_indices, lm.vocab_size)
 
         def evaluate(model):
-            return perplexity(evaluate_loss(model, valid_indices, num_steps))
+            return evaluate_perplexity(model, valid_indices, 1, num_steps)
     for epoch in epochs:
         epoch_lr = lr if schedule is None else schedule(epoch, history)
         start = time.time()
@@ -264,55 +258,3 @@ def annealed_lr(epoch, history, lr, lr_decay=1.0, decay_from=0):
         else:
             plateaus += 1
     return lr / lr_decay ** plateaus
-
-def train_word_lm(lm, train, valid, epochs, *, batch_size=20, num_steps=35, lr=20.0,
-                  clipping_theta=0.25, lr_decay=4.0, decay_from=0, history=None,
-                  on_epoch_end=None, seed=None, should_stop=None, on_batch=None,
-                  eval_batch_size=EVAL_BATCH_SIZE, ctx=None, kvstore=None):
-    """Train a word-level ``lm`` on the ``train`` indices for each epoch number in ``epochs``.
-
-    The book's loop (``lyricnn.training.train_epochs``: clipped SGD on the
-    per-token mean cross-entropy, global-norm clipping, MXNet reseeded per
-    epoch with ``seed``) with the word-level parts: consecutive streams
-    (``word_batches``), the held-out perplexity of the whole ``valid`` split
-    after every epoch (``evaluate_perplexity``), and the learning rate of
-    ``lyricnn.training.annealed_lr`` (``decay_from=0``: divided by ``lr_decay``
-    whenever the validation perplexity does not improve; ``N``: every epoch
-    after epoch N). Returns the ``History`` (with each epoch's ``lr``).
-
-    On the per-token mean loss, Zaremba et al.'s lr 1 and clipping 5 on the
-    loss *summed* over ``num_steps`` are ``lr = num_steps`` and
-    ``clipping_theta = 5 / num_steps``.
-
-    ``ctx`` (several devices, the first ``lm.ctx``) and ``kvstore``
-    (``'dist_sync'``: worker processes) train data-parallel, as ``train_epochs``.
-    """
-    from lyricnn.training.loop import annealed_lr, train_epochs
-
-    batch_size = check_int("batch_size", batch_size)
-    num_steps = check_int("num_steps", num_steps)
-    lr = check_number("lr", lr, 0, low_open=True)
-    lr_decay = check_number("lr_decay", lr_decay, 1, hint="1 keeps the learning rate")
-    decay_from = check_int("decay_from", decay_from, 0)
-    train = _as_indices(train, lm.vocab_size)
-    next(iter(stream_batches(train, batch_size, num_steps)))   # too short: fail now
-    evaluate = None
-    if valid is not None:
-        valid = _as_indices(valid, lm.vocab_size)
-        next(iter(stream_batches(valid, eval_batch_size, num_steps)))
-
-        def evaluate(model):
-            return evaluate_perplexity(model, valid, eval_batch_size, num_steps)
-    elif lr_decay != 1 and decay_from == 0:
-        raise ValueError("lr_decay with decay_from=0 divides the learning rate when the "
-                         "validation perplexity stops improving, so it needs a valid split; "
-                         "give one, set decay_from > 0, or lr_decay=1")
-
-    def schedule(epoch, hist):
-        return annealed_lr(epoch, hist, lr, lr_decay, decay_from)
-
-    return train_epochs(lm, None, False, num_steps, batch_size, lr, clipping_theta, epochs,
-                        history, None, on_epoch_end, seed=seed, should_stop=should_stop,
-                        batches=lambda: word_batches(train, batch_size, num_steps, lm.ctx),
-                        evaluate=evaluate, schedule=schedule, on_batch=on_batch, ctx=ctx,
-                        kvstore=kvstore)

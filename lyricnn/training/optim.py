@@ -1,7 +1,7 @@
-"""TODO docstring (training.optim, from training.py)."""
+"""The optimizer and the loss: clipped SGD over any ``LanguageModel``'s arrays, and the
+softmax cross-entropy with its gradient, computed once."""
 
 from mxnet import nd
-
 
 
 def clipped_sgd(weights, grads, lr, theta, grad_scale=1.0):

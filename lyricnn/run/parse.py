@@ -1,0 +1,232 @@
+"""Reading a checkpoint's files: each one parsed and checked before anything is built.
+
+Every problem is one ``CheckpointError`` naming the folder, the file, what is
+wrong and what to do (``lyricnn.run.store.checkpoint_error``). The order
+matters and is ``lyricnn.run.checkpoint.load_checkpoint``'s: checksums first
+(a damaged file is reported as damaged, not as its symptom), then each file's
+content, then the parameters against the model the config describes.
+"""
+import json
+import math
+
+import mxnet as mx
+import numpy as np
+from mxnet import nd
+
+from lyricnn.checks import is_integer, is_real
+from lyricnn.data.corpus import Vocab
+from lyricnn.run.config import RunConfig, text_sha1
+from lyricnn.run.format1 import (NONFINITE, format1_constant, format1_parameter_names,
+                                 upgrade_format1)
+from lyricnn.run.store import (CONFIG, CORPUS, DATA_FILES, FIX, FORMAT, HISTORY, MANIFEST, PARAMS,
+                               RNG, VOCAB, checkpoint_error, is_int_in, sha256)
+from lyricnn.run.task import build_model, vocab_of
+from lyricnn.training.loop import History, mxnet_seed
+from lyricnn.run.store import is_number
+
+
+
+def refuse_constant(name):
+    raise ValueError(f"{name} is not standard JSON")
+
+
+def parse_json(folder, name, data, strict=True):
+    """The JSON value of ``data``; ``strict``: refuse ``Infinity``/``NaN`` (format 1 wrote them)."""
+    try:
+        return json.loads(data.decode("utf-8"),
+                          parse_constant=refuse_constant if strict else format1_constant)
+    except (UnicodeDecodeError, ValueError) as err:
+        raise checkpoint_error(folder, name, f"not valid JSON ({err})") from None
+
+
+def check_manifest(folder, contents):
+    """The verified manifest of a format-2 folder, or ``CheckpointError``."""
+    if MANIFEST not in contents:
+        raise checkpoint_error(folder, MANIFEST, "missing: the save that wrote this folder did not "
+                     "finish, or the file was deleted")
+    manifest = parse_json(folder, MANIFEST, contents[MANIFEST])
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not (isinstance(files, dict) and set(files) == set(DATA_FILES)
+            and all(isinstance(v, dict) and isinstance(v.get("sha256"), str)
+                    and is_int_in(v.get("bytes"), 0, 2**63) for v in files.values())
+            and is_int_in(manifest.get("created_ns"), 0, 2**63)
+            and manifest.get("format") == FORMAT):
+        raise checkpoint_error(folder, MANIFEST, f"not a format-{FORMAT} manifest (expected format, "
+                     f"created_ns and the sha256 and size of {list(DATA_FILES)})")
+    for name in DATA_FILES:
+        if name not in contents:
+            raise checkpoint_error(folder, name, "missing (listed in the manifest)")
+        data, entry = contents[name], files[name]
+        if len(data) != entry["bytes"] or sha256(data) != entry["sha256"]:
+            raise checkpoint_error(folder, name, f"does not match its checksum in {MANIFEST} ("
+                         f"{len(data)} bytes, {entry['bytes']} saved): the file was changed "
+                         "or corrupted after it was saved")
+    return manifest
+
+
+def parse_config(folder, contents):
+    """``(RunConfig, format)`` from ``config.json``."""
+    if CONFIG not in contents:
+        raise checkpoint_error(folder, CONFIG, "missing")
+    data = parse_json(folder, CONFIG, contents[CONFIG])
+    if not isinstance(data, dict) or "config" not in data or "format" not in data:
+        raise checkpoint_error(folder, CONFIG, "expected an object with 'format' and 'config'")
+    fmt = data["format"]
+    if fmt not in (1, FORMAT):
+        newer = is_int_in(fmt, FORMAT + 1, 2**31)
+        raise checkpoint_error(folder, CONFIG, f"format {fmt!r} is not one this lyricnn reads (1, "
+                     f"{FORMAT})", "upgrade lyricnn" if newer else FIX)
+    try:
+        raw = upgrade_format1(data["config"]) if fmt == 1 else data["config"]
+        return RunConfig.from_dict(raw), fmt
+    except (TypeError, ValueError) as err:
+        raise checkpoint_error(folder, CONFIG, str(err)) from None
+
+
+def parse_vocab(folder, contents, config, corpus_text):
+    data = parse_json(folder, VOCAB, contents[VOCAB])
+    tokens = data.get("idx_to_token") if isinstance(data, dict) else None
+    if not isinstance(tokens, list) or not all(isinstance(t, str) and t for t in tokens):
+        raise checkpoint_error(folder, VOCAB, "expected {\"idx_to_token\": [characters...]}")
+    try:
+        vocab = Vocab(tokens)
+    except ValueError as err:
+        raise checkpoint_error(folder, VOCAB, str(err)) from None
+    if len(vocab) != config.vocab_size:
+        raise checkpoint_error(folder, VOCAB, f"has {len(vocab)} tokens but the model ({CONFIG}) "
+                     f"has vocab_size={config.vocab_size}: they come from different runs")
+    expected = vocab_of(config, corpus_text)
+    if expected != vocab:
+        i = next((i for i, (a, b) in enumerate(zip(vocab.idx_to_token, expected.idx_to_token))
+                  if a != b), min(len(vocab), len(expected)))
+        got = vocab.idx_to_token[i] if i < len(vocab) else "nothing"
+        want = expected.idx_to_token[i] if i < len(expected) else "nothing"
+        raise checkpoint_error(folder, VOCAB, f"is not the vocabulary of {CORPUS}: index {i} is "
+                     f"{got!r}, the corpus gives {want!r}")
+    return vocab
+
+
+def parse_corpus(folder, contents, config):
+    try:
+        text = contents[CORPUS].decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise checkpoint_error(folder, CORPUS, f"not UTF-8 text ({err})") from None
+    if text_sha1(text) != config.corpus_sha1:
+        raise checkpoint_error(folder, CORPUS, f"does not match the sha1 in {CONFIG}: it is not the "
+                     "text the model was trained on")
+    return text
+
+
+def decode_float(value, allow_none):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, str) and value in NONFINITE:
+        return NONFINITE[value]
+    if is_real(value):
+        return float(value)
+    raise ValueError(f"expected a number{' or null' if allow_none else ''}, got {value!r}")
+
+
+def parse_history(folder, contents, fmt):
+    data = parse_json(folder, HISTORY, contents[HISTORY], strict=fmt == FORMAT)
+    keys = ("epoch", "perplexity", "seconds", "valid_perplexity", "lr")
+    try:
+        if isinstance(data, dict) and "lr" not in data and isinstance(data.get("epoch"), list):
+            data["lr"] = [None] * len(data["epoch"])  # saved before the rate was recorded
+        if not isinstance(data, dict) or set(data) != set(keys):
+            raise ValueError(f"expected an object with the lists {list(keys)}")
+        if not all(isinstance(data[k], list) for k in keys) or \
+                len({len(data[k]) for k in keys}) != 1:
+            raise ValueError(f"{list(keys)} must be lists of one length")
+        if data["epoch"] != list(range(1, len(data["epoch"]) + 1)) or \
+                not all(is_integer(e) for e in data["epoch"]):
+            raise ValueError(f"'epoch' must be 1, 2, ..., n, got {data['epoch'][:5]!r}...")
+        perplexity = [decode_float(v, False) for v in data["perplexity"]]
+        valid = [decode_float(v, True) for v in data["valid_perplexity"]]
+        seconds = [decode_float(v, False) for v in data["seconds"]]
+        lrs = [decode_float(v, True) for v in data["lr"]]
+        if any(v is not None and not (0 < v < math.inf) for v in lrs):
+            raise ValueError("a learning rate in 'lr' is not a positive finite number")
+        if any(not (p >= 1) for p in perplexity):
+            raise ValueError("a perplexity is below 1 or nan")
+        if any(v is not None and not (v >= 1) for v in valid):
+            raise ValueError("a held-out perplexity is below 1 or nan")
+        if any(not (0 <= s < math.inf) for s in seconds):
+            raise ValueError("'seconds' must be finite and >= 0")
+    except ValueError as err:
+        raise checkpoint_error(folder, HISTORY, str(err)) from None
+    return History(epoch=list(data["epoch"]), perplexity=perplexity, seconds=seconds,
+                   valid_perplexity=valid, lr=lrs)
+
+
+def parse_rng(folder, contents, config, epoch):
+    data = parse_json(folder, RNG, contents[RNG])
+    try:
+        check_rng(data)
+    except ValueError as err:
+        raise checkpoint_error(folder, RNG, str(err)) from None
+    if data["mxnet_seed"] != mxnet_seed(config.seed, epoch):
+        raise checkpoint_error(folder, RNG, f"mxnet_seed is {data['mxnet_seed']}, but after epoch "
+                     f"{epoch} ({HISTORY}) with seed {config.seed} ({CONFIG}) it is "
+                     f"{mxnet_seed(config.seed, epoch)}")
+    return data
+
+
+def mxnet_message(err):
+    """The informative last line of an MXNet error (its text starts with a C++ trace)."""
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    line = lines[-1] if lines else type(err).__name__
+    return line[len("MXNetError: "):] if line.startswith("MXNetError: ") else line
+
+
+def load_parameters(folder, contents, config, fmt, ctx):
+    try:
+        arrays = nd.load_frombuffer(contents[PARAMS])
+    except mx.base.MXNetError as err:
+        raise checkpoint_error(folder, PARAMS, f"not an MXNet parameter file ({mxnet_message(err)})") \
+            from None
+    if not isinstance(arrays, dict) or not arrays:
+        raise checkpoint_error(folder, PARAMS, "expected named arrays (nd.save of a dict)")
+    for name, array in arrays.items():
+        if not np.isfinite(array.asnumpy()).all():
+            raise checkpoint_error(folder, PARAMS, f"{name!r} holds NaN or infinite values (saved from "
+                         "a diverged run, or corrupted)")
+    # Building initialises (and so draws from MXNet's generator) before the
+    # saved values overwrite the parameters; restore_rng_state reseeds MXNet.
+    lm = build_model(config, ctx)
+    if fmt == 1:
+        arrays = format1_parameter_names(arrays)
+    try:
+        lm.load_named_parameters({k: v.as_in_context(lm.ctx) for k, v in arrays.items()})
+    except ValueError as err:
+        raise checkpoint_error(folder, PARAMS, f"does not fit the model of {CONFIG} "
+                     f"({config.describe()}): {err}",
+                     "the checkpoint's files come from different runs: " + FIX) from None
+    return lm
+
+
+def check_rng(state):
+    """``state`` if it has ``capture_rng_state``'s shape and ranges, else ``ValueError``."""
+    def need(ok, what):
+        if not ok:
+            raise ValueError(what)
+    need(isinstance(state, dict) and set(state) == {"python", "numpy", "mxnet_seed"},
+         "expected an object with keys 'python', 'numpy', 'mxnet_seed'")
+    py, npy = state["python"], state["numpy"]
+    need(isinstance(py, dict) and set(py) == {"version", "state", "gauss_next"},
+         "'python' must have keys 'version', 'state', 'gauss_next'")
+    need(py["version"] == 3 and isinstance(py["state"], list) and len(py["state"]) == 625
+         and all(is_int_in(v, 0, 2**32 - 1) for v in py["state"][:-1])
+         and is_int_in(py["state"][-1], 0, 624)
+         and (py["gauss_next"] is None or is_number(py["gauss_next"])),
+         "'python' is not a Mersenne Twister state (version 3, 625 integers)")
+    need(isinstance(npy, dict)
+         and set(npy) == {"name", "keys", "pos", "has_gauss", "cached_gaussian"},
+         "'numpy' must have keys 'name', 'keys', 'pos', 'has_gauss', 'cached_gaussian'")
+    need(npy["name"] == "MT19937" and isinstance(npy["keys"], list) and len(npy["keys"]) == 624
+         and all(is_int_in(v, 0, 2**32 - 1) for v in npy["keys"])
+         and is_int_in(npy["pos"], 0, 624) and npy["has_gauss"] in (0, 1)
+         and is_number(npy["cached_gaussian"]),
+         "'numpy' is not an MT19937 state (624 keys, pos 0..624)")
+    need(is_int_in(state["mxnet_seed"], 0, 2**63), "'mxnet_seed' must be an integer >= 0")
+    return state
