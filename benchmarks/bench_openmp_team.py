@@ -50,7 +50,7 @@ def worker(loop, minibatches):
     import numpy as np
     from mxnet import nd
 
-    from benchmarks import book_notebook as book
+    from tests.oracle import book_notebook as book
     from lyricnn.models.interface import ScratchLM
     from lyricnn.training.loop import run_epoch
     from lyricnn.models.word import build_word_lm

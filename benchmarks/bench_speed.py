@@ -19,7 +19,7 @@ comparison look like parity.
 Sections (``--sections``):
 
 * ``rnn``: the scratch RNN of 6.4 with random sampling: d2lzh running the
-  book's notebook cells (``book_notebook.py``), once under lyricnn's OpenMP
+  book's notebook cells (``tests/oracle/book_notebook.py``), once under lyricnn's OpenMP
   settings and once under MXNet's defaults (as a reader who imports only
   d2lzh runs it), lyricnn with ``lyricnn.rnn``,
   lyricnn running the book's notebook cells, PyTorch written by hand with a
@@ -150,8 +150,8 @@ def mx_runner(section, row, data):
                 package.RNNModel(layer(HIDDEN), V), HIDDEN, V, ctx, ci, i2c, c2i,
                 epochs, STEPS, LR, CLIP, BATCH, epochs + 1, 1, ["分开"])
         return run
-    from benchmarks import book_notebook as book
-    from benchmarks import book_notebook_gated as book_gated
+    from tests.oracle import book_notebook as book
+    from tests.oracle import book_notebook_gated as book_gated
     if "book's cells" not in row:                  # lyricnn's own cells
         getters = {"rnn": lambda: package.params_getter(V, HIDDEN, ctx),
                    "gru": lambda: functools.partial(package.get_gru_params, V, HIDDEN, ctx),

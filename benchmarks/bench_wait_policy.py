@@ -34,7 +34,7 @@ CHILD = r"""
 import json, sys, time, contextlib, io
 import lyricnn as d2l
 sys.path.insert(0, {root!r})
-from benchmarks import book_notebook as book
+from tests.oracle import book_notebook as book
 ci, c2i, i2c, V = d2l.load_data_jay_lyrics()
 cell = (d2l.rnn, d2l.params_getter(V, 256), d2l.init_rnn_state) if {workload!r} == "a" \
     else (book.rnn, book.make_get_params(V, 256, None), book.init_rnn_state)

@@ -39,7 +39,7 @@ ENV = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
 
 
 def lyricnn(*argv, **popen):
-    return subprocess.Popen([sys.executable, "-m", "lyricnn.cli.main", *map(str, argv)],
+    return subprocess.Popen([sys.executable, "-m", "lyricnn.cli", *map(str, argv)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=ENV, **popen)
 

@@ -28,7 +28,7 @@ import lyricnn  # noqa: F401  (sets the OpenMP threads before MXNet loads)
 from lyricnn.context import set_seed
 from lyricnn.training.evaluate import EVAL_BATCH_SIZE, evaluate_perplexity
 from lyricnn.models.word import build_word_lm
-from lyricnn.data.tokenize.words import load_ptb_corpus
+from lyricnn.data.words import load_ptb_corpus
 from lyricnn.run.task import train_word_lm
 
 RECIPES = {

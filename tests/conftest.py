@@ -24,7 +24,7 @@ def lyrics_zip():
     return hub.locate("jaychou_lyrics.txt.zip", download_missing=False)
 
 
-# Tests import the book's notebook code from benchmarks/book_notebook.py.
+# Benchmarks import the oracles as tests.oracle: the repository root on sys.path.
 import sys  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

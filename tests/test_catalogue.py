@@ -76,9 +76,9 @@ def run(capsys, *argv):
 
 
 def spawn(*argv, cwd=None):
-    """``python -m lyricnn.cli.main ARGV`` in a new process (OMP passive: a busy 2-core machine)."""
+    """``python -m lyricnn.cli ARGV`` in a new process (OMP passive: a busy 2-core machine)."""
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "PYTHONHASHSEED": "0"}
-    return subprocess.Popen([sys.executable, "-m", "lyricnn.cli.main", *map(str, argv)],
+    return subprocess.Popen([sys.executable, "-m", "lyricnn.cli", *map(str, argv)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=cwd, env=env)
 

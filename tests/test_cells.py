@@ -7,8 +7,8 @@ import pytest
 from gradcheck import loss_and_grads
 from mxnet import nd
 
-from benchmarks import book_notebook as book_rnn
-from benchmarks import book_notebook_gated as book_gated
+from oracle import book_notebook as book_rnn
+from oracle import book_notebook_gated as book_gated
 from lyricnn.models import cells
 from lyricnn.models.onehot import to_onehot
 

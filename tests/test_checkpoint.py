@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from mxnet import nd
 
-from lyricnn.run import checkpoint as ck, store, task
+from lyricnn.run import checkpoint as ck, format1, store, task
 from lyricnn.run.config import RunConfig, text_sha1
 from lyricnn.data.corpus import Vocab
 from lyricnn.decoding.generate import generate
@@ -184,7 +184,7 @@ def write_format1(folder, model, layers, hidden, rs):
 def test_upgrade_format1_renames_the_short_keys():
     old = {"model": "gru", "layers": 2, "hidden": 8, "steps": 4, "batch": 2, "clip": 0.1,
            "lr": 1.0}
-    assert ck.upgrade_format1(old) == {"model": "gru", "num_layers": 2, "num_hiddens": 8,
+    assert format1.upgrade_format1(old) == {"model": "gru", "num_layers": 2, "num_hiddens": 8,
                                        "num_steps": 4, "batch_size": 2,
                                        "clipping_theta": 0.1, "lr": 1.0}
 

@@ -41,13 +41,13 @@ def run(capsys, *argv):
 
 
 def run_process(cwd, *argv, hashseed="0"):
-    """``python -m lyricnn.cli.main`` in a fresh interpreter.
+    """``python -m lyricnn.cli`` in a fresh interpreter.
 
     OMP_WAIT_POLICY=PASSIVE: with MXNet's 2 OpenMP threads spinning on a busy
     2-core machine, tiny runs get 10-100x slower; the results are the same.
     """
     env = {**os.environ, "PYTHONHASHSEED": hashseed, "OMP_WAIT_POLICY": "PASSIVE"}
-    return subprocess.run([sys.executable, "-m", "lyricnn.cli.main", *map(str, argv)],
+    return subprocess.run([sys.executable, "-m", "lyricnn.cli", *map(str, argv)],
                           capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
 
 

@@ -98,7 +98,7 @@ def test_a_checkpoint_of_two_workers_is_not_resumed_by_one(tmp_path, capsys):
 
 def launch(cwd, *argv, timeout=240):
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
-    return subprocess.run([sys.executable, "-m", "lyricnn.cli.main", "launch", *map(str, argv)],
+    return subprocess.run([sys.executable, "-m", "lyricnn.cli", "launch", *map(str, argv)],
                           capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout)
 
 
@@ -177,7 +177,7 @@ def test_a_worker_killed_mid_run_ends_the_job_and_keeps_the_last_checkpoint(tmp_
     import time
     out = tmp_path / "run"
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
-    proc = subprocess.Popen([sys.executable, "-m", "lyricnn.cli.main", "launch", "--workers", "2",
+    proc = subprocess.Popen([sys.executable, "-m", "lyricnn.cli", "launch", "--workers", "2",
                              "--", "train", *SMALL, "--epochs", "10000", "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:

@@ -9,7 +9,7 @@ from mxnet import nd
 from mxnet.gluon import rnn as gluon_rnn
 
 import lyricnn as d2l
-from benchmarks import book_notebook_gated as book
+from oracle import book_notebook_gated as book
 from lyricnn.book.gated import (
     get_gru_params, get_lstm_params, gru, gru_sequence, init_gru_state, init_lstm_state, lstm,
     lstm_sequence)

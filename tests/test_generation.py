@@ -5,7 +5,7 @@ import pytest
 from mxnet.gluon import rnn as gluon_rnn
 
 import lyricnn as d2l
-from benchmarks import book_notebook as book
+from oracle import book_notebook as book
 from lyricnn.decoding.generate import check_decoding, choose_next
 
 CORPUS = d2l.load_data_jay_lyrics()

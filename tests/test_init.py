@@ -52,7 +52,7 @@ def test_every_export_resolves_to_its_modules_object(name):
 def test_submodules_are_attributes_and_from_imports():
     from lyricnn import ngram
     from lyricnn.data import tokenize
-    assert lyricnn.ngram.model is ngram is sys.modules["lyricnn.ngram.model"]
+    assert lyricnn.ngram is ngram is sys.modules["lyricnn.ngram"]
     assert tokenize.words("a b") == ["a", "b"]
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from mxnet import nd
 
-from benchmarks import book_notebook as book
+from oracle import book_notebook as book
 from lyricnn.models import build, interface as models
 
 V, H = 25, 8
@@ -96,7 +96,7 @@ NOTEBOOK_CELLS = {  # the book's notebook code: (cell, get_params factory, init_
 
 
 def _notebook_cells():
-    from benchmarks import book_notebook_gated as gated
+    from oracle import book_notebook_gated as gated
     return {**NOTEBOOK_CELLS,
             "gru": (gated.gru, gated.make_gru_get_params, gated.init_gru_state),
             "lstm": (gated.lstm, gated.make_lstm_get_params, gated.init_lstm_state)}

@@ -197,7 +197,7 @@ def test_two_cpu_devices_at_the_books_size_do_not_hang(tmp_path):
     script = tmp_path / "run.py"
     script.write_text(
         "import mxnet as mx, lyricnn as d2l\n"
-        "from lyricnn.models.interface import build_lm\n"
+        "from lyricnn.models.build import build_lm\n"
         "from lyricnn.training.loop import train_epochs\n"
         "ci, _, _, V = d2l.load_data_jay_lyrics()\n"
         "lm = build_lm('rnn', V, 256)\n"

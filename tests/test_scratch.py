@@ -4,7 +4,7 @@ import pytest
 from mxnet import autograd, nd
 from mxnet.gluon import loss as gloss
 
-from benchmarks import book_notebook as book
+from oracle import book_notebook as book
 from lyricnn.models.onehot import to_onehot
 from lyricnn.book.trainers import FAST_FORMS, scratch_lm
 from lyricnn.models import cells

@@ -10,8 +10,8 @@ import pytest
 from mxnet import autograd, nd
 
 import lyricnn as d2l
-from benchmarks import book_notebook as book
-from benchmarks import book_notebook_gated as gated
+from oracle import book_notebook as book
+from oracle import book_notebook_gated as gated
 from lyricnn.models import build, interface as models
 from lyricnn.models import tracing
 

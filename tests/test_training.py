@@ -11,7 +11,7 @@ import pytest
 from mxnet import autograd, nd
 
 import lyricnn as d2l
-from benchmarks import book_notebook as book
+from oracle import book_notebook as book
 from lyricnn.models.interface import ScratchLM
 from lyricnn.training.loop import TrainingDiverged, _detach, run_epoch
 from lyricnn.training.optim import clipped_sgd

@@ -12,7 +12,7 @@ from lyricnn.models.gluon import layer_spec
 from lyricnn.data.sampling import data_iter_consecutive
 from lyricnn.data.tokenize import EOS, PTB, UNK, read_ptb_text
 from lyricnn.training.loop import train_epochs
-from lyricnn.data.tokenize.words import WordCorpus, load_ptb_corpus, word_corpus
+from lyricnn.data.words import WordCorpus, load_ptb_corpus, word_corpus
 from lyricnn.models.word import WordRNNModel, build_word_lm
 from lyricnn.data.sampling import streams
 from lyricnn.training.evaluate import evaluate_perplexity

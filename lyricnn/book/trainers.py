@@ -100,17 +100,21 @@ def train_and_predict_rnn(rnn, get_params, init_rnn_state, num_hiddens, vocab_si
     params = [p if p.context == ctxs[0] else _with_grad(p.copyto(ctxs[0])) for p in get_params()]
     lm = scratch_lm(rnn, params, init_rnn_state, num_hiddens, vocab_size, ctxs[0],
                     sparse_inputs=sparse_inputs, trace=trace)
-    return train_epochs(
-        lm, corpus_indices, is_random_iter, num_steps, batch_size, lr, clipping_theta,
-        range(1, num_epochs + 1), valid_indices=valid_indices,
-        on_epoch_end=_worker0_logger(kvstore, lm, pred_period, pred_len, prefixes,
-                                     idx_to_char, char_to_idx),
-        ctx=ctxs, kvstore=kvstore)
+    return _train(lm, corpus_indices, is_random_iter, num_steps, batch_size, lr, clipping_theta,
+                  num_epochs, pred_period, pred_len, prefixes, idx_to_char, char_to_idx,
+                  valid_indices, ctxs, kvstore)
 
 
-def _worker0_logger(kvstore, *args):
-    """The book's log lines, printed by worker 0 only of a distributed run."""
-    return book_logger(*args) if worker_info(kvstore)[0] == 0 else None
+def _train(lm, corpus_indices, is_random_iter, num_steps, batch_size, lr, clipping_theta,
+           num_epochs, pred_period, pred_len, prefixes, idx_to_char, char_to_idx,
+           valid_indices, ctxs, kvstore):
+    """The one loop with the book's log lines, printed by worker 0 only of a distributed run."""
+    log = None
+    if worker_info(kvstore)[0] == 0:
+        log = book_logger(lm, pred_period, pred_len, prefixes, idx_to_char, char_to_idx)
+    return train_epochs(lm, corpus_indices, is_random_iter, num_steps, batch_size, lr,
+                        clipping_theta, range(1, num_epochs + 1), valid_indices=valid_indices,
+                        on_epoch_end=log, ctx=ctxs, kvstore=kvstore)
 
 
 def _with_grad(array):
@@ -137,9 +141,6 @@ def train_and_predict_rnn_gluon(model, num_hiddens, vocab_size, ctx, corpus_indi
     # (on every device) before the replicas read them.
     model(nd.zeros((1, 1), ctx=ctxs[0]), model.begin_state(batch_size=1, ctx=ctxs[0]))
     lm = GluonLM(model, vocab_size, ctxs[0])
-    return train_epochs(
-        lm, corpus_indices, False, num_steps, batch_size, lr, clipping_theta,
-        range(1, num_epochs + 1), valid_indices=valid_indices,
-        on_epoch_end=_worker0_logger(kvstore, lm, pred_period, pred_len, prefixes,
-                                     idx_to_char, char_to_idx),
-        ctx=ctxs, kvstore=kvstore)
+    return _train(lm, corpus_indices, False, num_steps, batch_size, lr, clipping_theta,
+                  num_epochs, pred_period, pred_len, prefixes, idx_to_char, char_to_idx,
+                  valid_indices, ctxs, kvstore)

@@ -1,4 +1,4 @@
-"""``python -m lyricnn.cli.main ARGS``: the ``lyricnn`` command (how ``lyricnn launch`` starts workers)."""
+"""``python -m lyricnn.cli ARGS``: the ``lyricnn`` command (how ``lyricnn launch`` starts workers)."""
 import sys
 
 from lyricnn.cli.main import main

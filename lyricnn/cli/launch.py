@@ -47,5 +47,5 @@ def run(args, signals):
             break
     else:
         command = command + ["--kvstore", "dist_sync"]
-    return launch([sys.executable, "-m", "lyricnn.cli.main"] + command, workers=args.workers,
+    return launch([sys.executable, "-m", "lyricnn.cli"] + command, workers=args.workers,
                   servers=args.servers, port=args.port, timeout=args.timeout)

@@ -144,7 +144,7 @@ def build_parser():
                         help="show the library's INFO messages on stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        importlib.import_module(f"lyricnn.cli.main.{name}").add_parser(sub)
+        importlib.import_module(f"lyricnn.cli.{name}").add_parser(sub)
     return parser
 
 

@@ -24,12 +24,12 @@ def batch_to_device(values, ctx=None):
     next. ``nd.from_numpy`` wraps the NumPy buffer instead (zero-copy; MXNet
     holds a reference to it), and another device gets an asynchronous copy.
     (Copying a whole epoch at once also avoids the wait. It first measured
-    slower, 43.5 against 27.8 ms per minibatch of the book's scratch RNN on 1M
-    characters, because ``nd.array`` of a large array copied with OpenMP on
-    the Python thread and so slowed every later operator; since
-    ``import lyricnn`` keeps such copies single-threaded it runs as fast,
-    27.9 against 27.8: benchmarks/bench_batch_copies.py, AMD EPYC 2 vCPU,
-    docs/RESULTS.md. Per-batch copies stay: they hold no corpus-sized array.)
+    slower per minibatch of the book's scratch RNN, because ``nd.array`` of a
+    large array copied with OpenMP on the Python thread and so slowed every
+    later operator; since ``import lyricnn`` keeps such copies single-threaded
+    it runs as fast: benchmarks/bench_batch_copies.py; measured:
+    docs/RESULTS.md, "Design measurements". Per-batch copies stay: they hold
+    no corpus-sized array.)
     """
     # A private copy (a few KB): MXNet keeps the buffer and marks it read-only.
     array = nd.from_numpy(np.array(values, dtype=np.float32, order="C"), zero_copy=True)

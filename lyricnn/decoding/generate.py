@@ -13,8 +13,9 @@ from lyricnn.checks import check_choice, check_int, check_number
 
 STRATEGIES = ("greedy", "sample")
 #: Longest continuation one call may ask for. Each character is one forward
-#: step (about 1 ms for the book's models here), so a million characters is
-#: a quarter of an hour; a larger request is almost surely a typo.
+#: step, so a million characters is already a long wait (measured:
+#: docs/RESULTS.md, "Design measurements"); a larger request is almost surely
+#: a typo.
 MAX_LENGTH = 1_000_000
 
 

@@ -13,10 +13,10 @@ hand the kernel an identity as layer 1's input weight:
 * the Gluon ``RNNModel`` (``lyricnn.models.gluon``), from a Gluon layer's
   parameters.
 
-Measured on the book's scratch RNN (vocabulary 1027, 256 hidden, batch 32,
-35 steps, forward + backward of one minibatch, 2 vCPUs): 58 ms through the
-fused kernel against 160 ms for the book's per-step code (see
-``docs/RESULTS.md`` for the whole-epoch figures).
+On the book's scratch RNN (forward + backward of one minibatch) the fused
+kernel is clearly faster than the book's per-step code (measured:
+``docs/RESULTS.md``, "Design measurements"; the whole-epoch figures are in
+its "Speed" section).
 """
 from mxnet import nd
 
@@ -31,12 +31,12 @@ def worth_it(width, vocab_size):
 
     The identity costs a ``(T·batch, width) x (width, width)`` product forward
     and two backward, so it pays only when ``width`` is clearly below the
-    vocabulary it replaces. Measured at vocabulary 1027 (one minibatch, forward
-    + backward, medians of 5, 2 vCPUs under load): scratch RNN at width 256,
-    fused 106 ms against 125 ms step by step; scratch LSTM at width 1024,
-    457 against 243 ms; at width 512, 135 against 147 ms. The Gluon layers
-    (whose alternative is the one-hot product) gave RNN -30 %, GRU (width 768)
-    -10 %, LSTM (1024) +4 % per training step.
+    vocabulary it replaces. At vocabulary 1027 (one minibatch, forward +
+    backward) the kernel won for the scratch RNN at width 256 and the scratch
+    LSTM at width 512 and lost for the scratch LSTM at width 1024; for the
+    Gluon layers (whose alternative is the one-hot product) it won for the RNN
+    and the GRU (width 768) and lost slightly for the LSTM (1024) per training
+    step (measured: docs/RESULTS.md, "Design measurements").
     """
     return width <= MAX_WIDTH_RATIO * vocab_size
 

@@ -50,6 +50,27 @@ def layer_spec(layer):
                    "lstm_state_clip_nan": layer._lstm_state_clip_nan})
 
 
+def layer_arrays(F, layer, state, batch_size):
+    """``{'l0_i2h_weight': array, …}``: a Gluon layer's parameters as ``F`` sees them, for
+    ``run_layer``; imperative (``F is nd``) calls check ``state`` first, as the layer does."""
+    params = layer_parameters(layer)
+    if F is not nd:
+        return {name: p.var() for name, p in params.items()}
+    check_state_shapes(layer, state, batch_size)
+    ctx = state[0].context
+    return {name: p.data(ctx) for name, p in params.items()}
+
+
+def run_layer(F, spec, X, state, w, projected=False):
+    """A Gluon recurrent layer (``spec``, arrays ``w``) on ``X (T, batch, in)`` through
+    ``fused.run``; ``projected``: ``X`` is already layer 1's input projection."""
+    weights, biases = kernel_parameters(w, spec.num_layers)
+    if projected:
+        weights[0] = fused.identity(F, biases[0])
+    return fused.run(F, X, state, weights, biases, mode=spec.mode, num_hiddens=spec.num_hiddens,
+                     num_layers=spec.num_layers, dropout=spec.dropout, **spec.lstm_clip)
+
+
 def kernel_parameters(w, num_layers):
     """``(weights, biases)`` of a Gluon layer's arrays ``w`` (``layer_parameters``' names) in
     the order of ``fused.run``: layer by layer, ``i2h`` then ``h2h``."""
@@ -159,22 +180,12 @@ class RNNModel(nn.HybridBlock):
 
     def _gathered_rnn(self, F, inputs, state):
         """The fused kernel on columns ``W[:, x_t]`` instead of one-hot ``x_t``."""
-        spec, params = self._spec, layer_parameters(self.rnn)
-        if F is nd:
-            ctx = inputs.context
-            check_state_shapes(self.rnn, state, inputs.shape[0])
-            w = {name: p.data(ctx) for name, p in params.items()}
-        else:
-            w = {name: p.var() for name, p in params.items()}
-        width = spec.gates * spec.num_hiddens
-        # (num_steps, batch) indices -> (num_steps, batch, width) columns of W.
+        spec = self._spec
+        w = layer_arrays(F, self.rnn, state, inputs.shape[0] if F is nd else None)
+        # (batch, num_steps) indices -> (num_steps, batch, width) columns of W.
         columns = F.Embedding(F.transpose(inputs), F.transpose(w["l0_i2h_weight"]),
-                              input_dim=self.vocab_size, output_dim=width)
-        weights, biases = kernel_parameters(w, spec.num_layers)
-        weights[0] = fused.identity(F, biases[0])   # the columns are layer 1's projections
-        return fused.run(F, columns, state, weights, biases, mode=spec.mode,
-                         num_hiddens=spec.num_hiddens, num_layers=spec.num_layers,
-                         dropout=spec.dropout, **spec.lstm_clip)
+                              input_dim=self.vocab_size, output_dim=spec.gates * spec.num_hiddens)
+        return run_layer(F, spec, columns, state, w, projected=True)
 
     def begin_state(self, *args, **kwargs):
         """The recurrent layer's zero state, e.g. ``begin_state(batch_size=32, ctx=ctx)``."""

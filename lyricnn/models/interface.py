@@ -90,10 +90,10 @@ def sequence_forward(cell, vocab_size, sparse_inputs=True, trace=True):
     training records either once per input shape and replays the record as
     one MXNet graph (``lyricnn.models.tracing``; a reader's cell on dense one-hot
     inputs, as the book's: MXNet cannot run the sparse product's gradient
-    inside a graph). Measured per epoch, book configuration, 2 vCPUs
-    (benchmarks/bench_speed.py, docs/RESULTS.md): the GRU's fast form 0.564 s
-    replayed against 0.842 as written, the LSTM's 0.700 against 0.898; the
-    RNN's (one fused kernel already) is unchanged. Outside
+    inside a graph). Per epoch, in the book's configuration, replaying makes
+    the GRU's and the LSTM's fast forms faster than run as written; the RNN's
+    (one fused kernel already) is unchanged (benchmarks/bench_speed.py;
+    measured: docs/RESULTS.md, "Design measurements"). Outside
     training, and with ``trace=False``, it runs as written; with
     ``sparse_inputs`` on CSR arrays (``to_onehot(..., sparse=True)``):
     the same values, but the cell's ``nd.dot(X, W_xh)`` becomes MXNet's sparse

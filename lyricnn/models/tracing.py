@@ -18,10 +18,10 @@ operators in the same order on the same values. Outputs and gradients equal
 the function's to float rounding (bit-identical in tests/test_tracing.py);
 the replay is checked against the recorded run before it is used.
 
-Measured on the book's RNN cell (vocabulary 1027, 256 hidden, batch 32, 35
-steps, forward + backward of one minibatch, 2 vCPUs AMD EPYC, 2026-12-03):
-about 60 ms replayed against 100-115 ms for the cell run on CSR one-hot
-inputs (``benchmarks/bench_speed.py`` for whole epochs).
+On the book's RNN cell (forward + backward of one minibatch) the replay is
+clearly faster than the cell run on CSR one-hot inputs (measured:
+docs/RESULTS.md, "Design measurements"; ``benchmarks/bench_speed.py`` for
+whole epochs).
 
 What this changes for the reader, as ``hybridize`` does (book section 8.1):
 Python in the cell that computes no NDArray, a ``print`` or an ``if`` on a
@@ -146,7 +146,8 @@ def one_hot_products_as_gathers(graph):
     values (one term 1.0 x w, the rest exact zeros; the gradient sums the same
     rows in another order). Replacing the product by the row gather removes a
     third of the cell's GEMMs (book RNN: 35 of 105 products forward and
-    backward, about 20 ms of a 90 ms minibatch in MXNet's profiler). Only
+    backward) and their share of the minibatch's time in MXNet's profiler
+    (measured: docs/RESULTS.md, "Design measurements"). Only
     plain products (no transposes) of a plain one-hot (values 1 and 0, float32)
     are replaced; everything else is left as recorded.
     """

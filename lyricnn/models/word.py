@@ -13,8 +13,7 @@ from mxnet.gluon import rnn as gluon_rnn
 
 from lyricnn.checks import check_choice, check_int, check_number
 from lyricnn.context import resolve_ctx
-from lyricnn.models import fused
-from lyricnn.models.gluon import check_state_shapes, kernel_parameters, layer_parameters, layer_spec
+from lyricnn.models.gluon import layer_arrays, layer_spec, run_layer
 from lyricnn.models.interface import GluonLM
 #: ``'rnn'`` is Gluon's default (ReLU) RNN, as ``lyricnn.models.interface``; ``'rnn_tanh'`` the classic one.
 WORD_CELLS = ("rnn", "rnn_tanh", "gru", "lstm")
@@ -95,16 +94,8 @@ class WordRNNModel(nn.HybridBlock):
         """``self.rnn(emb, state)``: the same ``RNN`` operator on the same parameters,
         through lyricnn's one wrapper of the kernel (``fused.run``, whose parameter
         layout is faster than the Gluon layer's own)."""
-        spec, params = self._spec, layer_parameters(self.rnn)
-        if F is nd:
-            check_state_shapes(self.rnn, state, emb.shape[1])
-            w = {name: p.data(emb.context) for name, p in params.items()}
-        else:
-            w = {name: p.var() for name, p in params.items()}
-        weights, biases = kernel_parameters(w, spec.num_layers)
-        return fused.run(F, emb, state, weights, biases, mode=spec.mode,
-                         num_hiddens=spec.num_hiddens, num_layers=spec.num_layers,
-                         dropout=spec.dropout, **spec.lstm_clip)
+        w = layer_arrays(F, self.rnn, state, emb.shape[1] if F is nd else None)
+        return run_layer(F, self._spec, emb, state, w)
 
     def begin_state(self, *args, **kwargs):
         """The recurrent layer's zero state, e.g. ``begin_state(batch_size=20, ctx=ctx)``."""

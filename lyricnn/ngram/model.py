@@ -44,9 +44,10 @@ log = logging.getLogger(__name__)
 STRATEGIES = ("greedy", "sample")
 
 # The longest ``generate`` request.  Each token costs one pass over the
-# vocabulary at every order: ~2 ms at PTB's 10,000 words (order 5), so a
-# million tokens already take about half an hour; more is almost surely a typo
-# (issue 12: --length 99999999999999 ran until killed).
+# vocabulary at every order (PTB: 10,000 words, order 5), so a million tokens
+# already take a long time (measured: docs/RESULTS.md, "Design measurements");
+# more is almost surely a typo (issue 12: --length 99999999999999 ran until
+# killed).
 MAX_GENERATE_LENGTH = 1_000_000
 
 

@@ -26,7 +26,7 @@ level a run is.
 from lyricnn.data.corpus import Corpus, Vocab, load_corpus_chars, read_text
 from lyricnn.data.sampling import data_iter_consecutive, data_iter_random, streams
 from lyricnn.data.tokenize import UNK, read_ptb_text
-from lyricnn.data.tokenize.words import tokenize_lines, word_corpus
+from lyricnn.data.words import tokenize_lines, word_corpus
 from lyricnn.models.build import build_lm
 from lyricnn.models.word import build_word_lm
 from lyricnn.training.log import book_logger, book_print

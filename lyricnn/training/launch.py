@@ -40,7 +40,7 @@ __all__ = ["LaunchError", "launch", "role_environment", "free_port", "check_port
 log = logging.getLogger(__name__)
 
 TIMEOUT_EXIT = 124  # what timeout(1) returns
-SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}  # as lyricnn.cli.main
+SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}  # as lyricnn.cli.main.EXIT_SIGNAL
 POLL_SECONDS = 0.1
 # With DMLC_ROLE=scheduler or server, importing MXNet *is* the whole program.
 SERVER_COMMAND = [sys.executable, "-c", "import mxnet"]

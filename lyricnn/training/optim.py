@@ -13,10 +13,10 @@ def clipped_sgd(weights, grads, lr, theta, grad_scale=1.0):
 
     ``grad_scale``: the gradients are ``grad_scale * grads``. The training loop
     leaves the loss gradient's ``1 / tokens`` to this scalar instead of
-    multiplying every logit's gradient by it (a pass over ``tokens x V``
-    floats: 2.6 ms at the 2x200 word LM's 400 x 10,000, of a 57-59 ms step;
-    benchmarks/profile_step.py, AMD EPYC 2 vCPU, MXNet 1.9.1). Equal to
-    scaling first, to float rounding.
+    multiplying every logit's gradient by it (that would be one more pass over
+    ``tokens x V`` floats, a visible part of a word LM's step; measured:
+    docs/RESULTS.md, "Design measurements"). Equal to scaling first, to float
+    rounding.
     """
     ctx = weights[0].context
     if theta is None:
@@ -37,9 +37,9 @@ def _sum_of_squares(arrays):
     """``sum(||a||^2)`` over NDArrays ``arrays``, a ``(1,)`` NDArray: one BLAS dot each.
 
     ``multi_sum_sq`` gives each array to one thread and sums it in a scalar
-    loop; the dots are vectorised. Measured on whole training steps (paired
-    windows in one process, AMD EPYC 2 vCPU shared with another job, MXNet
-    1.9.1): 2.7 ms less per minibatch at 2x200 (of ~130) and at 2x650 tied (of ~870).
+    loop; the dots are vectorised. On whole training steps they were faster
+    for the 2x200 word LM and level for the tied 2x650 one (measured:
+    docs/RESULTS.md, "Design measurements").
     """
     flat = [a.reshape((-1,)) for a in arrays]
     return nd.add_n(*[nd.dot(a, a) for a in flat]) if len(flat) > 1 else nd.dot(flat[0], flat[0])
@@ -53,10 +53,10 @@ def _axpy_device_scale(w, g, alpha, factor):
     (which reads it from the device) runs a scalar loop over every array at once.
     A GEMM with an inner dimension of 1 is exactly that update, in one
     vectorised BLAS pass: ``(1, 1) x (1, n) * alpha + 1 * w``; ``linalg.gemm``
-    updates ``C`` in place when ``out`` is ``C``. Measured on the 2x200 word
-    LM's 11 arrays (4.6 M floats, AMD EPYC 2 vCPU, MXNet 1.9.1):
-    ``preloaded_multi_sgd_update`` 21.4 ms, one ``sgd_update`` per array
-    6.9 ms, this 3.9 ms (a bare ``elemwise_sub`` takes 3.3 ms).
+    updates ``C`` in place when ``out`` is ``C``. On the 2x200 word LM's 11
+    arrays this beats both ``preloaded_multi_sgd_update`` and one ``sgd_update``
+    per array, and comes close to a bare ``elemwise_sub`` (measured:
+    docs/RESULTS.md, "Design measurements").
     """
     row = w.reshape((1, -1))
     nd.linalg.gemm(factor, g.reshape((1, -1)), row, alpha=alpha, beta=1.0, out=row)
@@ -79,10 +79,11 @@ def softmax_cross_entropy(logits, labels, count=None):
     ``log_softmax``. Train with ``logits.backward(grad)``.
 
     Why: MXNet's ``log_softmax`` *forward* is oneDNN's, but its backward is a
-    slow native kernel. On the 2x200 word LM (400 x 10,000 logits, AMD EPYC
-    2 vCPU, MXNet 1.9.1) ``log_softmax`` forward + backward took 32.6 ms per
-    minibatch (``_backward_log_softmax`` 27.8); ``log_softmax`` + ``softmax``
-    forward + the in-place ``-1`` and ``/ N`` here take about 9.
+    slow native kernel. On the 2x200 word LM (400 x 10,000 logits) that
+    backward (``_backward_log_softmax``) was most of ``log_softmax``'s forward
+    + backward time; ``log_softmax`` + ``softmax`` forward + the in-place ``-1``
+    and ``/ N`` here take a fraction of it (measured: docs/RESULTS.md,
+    "Design measurements").
     """
     loss, grad = _loss_and_unscaled_gradient(logits, labels)
     grad *= 1.0 / (logits.shape[0] if count is None else count)
@@ -102,9 +103,9 @@ def _add_at_labels(probs, labels, value):
 
     The one use of a private MXNet operator (``_internal._scatter_set_nd``,
     what ``NDArray.__setitem__`` runs for this index after building it in
-    Python): ``probs[rows, labels] = probs[rows, labels] + value`` took
-    2.1 ms per call at (400, 10,000), this 0.4 ms (benchmarks/profile_step.py,
-    AMD EPYC 2 vCPU, MXNet 1.9.1), 2-5 % of a training step. MXNet has no
+    Python): ``probs[rows, labels] = probs[rows, labels] + value`` is several
+    times slower per call at (400, 10,000), a noticeable part of a training
+    step (measured: docs/RESULTS.md, "Design measurements"). MXNet has no
     public in-place scatter.
     ``tests/test_training.py`` checks it against NumPy.
     """
