@@ -306,6 +306,7 @@ def test_checkpoint_corruption(capsys, prev, case, command):
 
 # -- interrupts: real signals -----------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 @pytest.mark.parametrize("when", ["startup", "training"])
 def test_interrupts(prev, sig, code, when):
@@ -358,6 +359,7 @@ def _second_fresh_writer(capsys, run_dir):
 
 @pytest.mark.parametrize("second", [_second_writer, _second_fresh_writer],
                          ids=["resume", "force"])
+@pytest.mark.slow
 def test_a_second_writer_fails_at_once(capsys, writer, second):
     run_dir, proc = writer
     start = time.monotonic()
@@ -367,6 +369,7 @@ def test_a_second_writer_fails_at_once(capsys, writer, second):
     assert time.monotonic() - start < 30 and proc.poll() is None
 
 
+@pytest.mark.slow
 def test_readers_never_see_a_half_written_checkpoint(writer):
     run_dir, proc = writer
     epochs = set()
@@ -485,6 +488,7 @@ def kill_during_save(run_dir, rng):
     return proc.returncode
 
 
+@pytest.mark.slow
 def test_sigkill_during_save_keeps_a_complete_checkpoint(capsys, prev):
     run_dir, before = prev
     rng = random.Random(int(os.environ.get("LYRICNN_FAULT_SEED", "12")))

@@ -116,6 +116,7 @@ def test_train_flags_are_generated_from_the_config():
             assert action.help.startswith(option.help)
 
 
+@pytest.mark.slow
 def test_console_script_is_installed(tmp_path):
     script = Path(sys.executable).parent / "lyricnn"
     assert script.exists(), "run `pip install -e .` to create the lyricnn entry point"
@@ -267,6 +268,7 @@ def _perturb_global_rngs():
                                                     ("lstm-scratch", "consecutive", 2),
                                                     ("gru", "consecutive", 1),
                                                     ("lstm", "random", 1)])
+@pytest.mark.slow
 def test_resume_gives_the_perplexities_of_an_uninterrupted_run(capsys, tmp_path, model,
                                                                sampler, layers):
     args = ["train", *RESUME, "--model", model, "--sampler", sampler, "--num-layers", layers,
@@ -304,6 +306,7 @@ def test_resume_depends_on_the_saved_rng_state(capsys, tmp_path, monkeypatch):
     assert resumed.perplexity[1] != full.perplexity[1]
 
 
+@pytest.mark.slow
 def test_resume_in_a_fresh_process(capsys, tmp_path):
     args = ["train", *TINY, "--model", "gru", "--sampler", "random", "--seed", 4,
             "--save-every", 2]
@@ -373,6 +376,7 @@ def test_a_symlinked_checkpoint_folder_resumes_through_the_link(capsys, tmp_path
 
 # -- generate -------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_generate_in_a_fresh_process_reproduces_the_training_log(tmp_path):
     trained = run_process(tmp_path, "train", *TINY, "--model", "rnn", "--epochs", 2,
                           "--period", 2, "--pred-len", 20, "--prefix", "分开",

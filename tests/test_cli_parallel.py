@@ -10,6 +10,9 @@ from lyricnn.cli import main as cli
 from lyricnn.cli.common import PLOT_NAME
 from lyricnn.run.checkpoint import load_checkpoint
 
+#: Every test here starts processes or trains for seconds: left out of make test-fast.
+pytestmark = pytest.mark.slow
+
 SMALL = ["--num-chars", "1500", "--num-hiddens", "16", "--num-steps", "6", "--batch-size", "8",
          "--no-progress", "--period", "100", "--seed", "3"]
 

@@ -119,6 +119,7 @@ def test_generate_continues_words_and_unknown_prefix_words_become_unk(trained, c
     assert words[:2] == ["w0", "<unk>"] and len(words) == 7
 
 
+@pytest.mark.slow
 def test_resume_equals_an_uninterrupted_run(corpus, tmp_path, capsys):
     """Dropout draws from MXNet and the lr anneals on plateaus: both must resume exactly."""
     flags = [*TINY, "--corpus", corpus, "--dropout", 0.3, "--seed", 11, "--lr", 40]
@@ -134,6 +135,7 @@ def test_resume_equals_an_uninterrupted_run(corpus, tmp_path, capsys):
         assert (array.asnumpy() == part.lm.named_parameters()[name].asnumpy()).all(), name
 
 
+@pytest.mark.slow
 def test_the_plateau_rule_fires_in_a_run(corpus, tmp_path, capsys):
     """lr 100 on a tiny corpus overfits: validation worsens and the rate is divided by 4."""
     code, out, err = run(capsys, "train", *TINY, "--corpus", corpus, "--lr", 100,

@@ -214,6 +214,7 @@ def test_stacking_matches_numpy(cell, form):
 
 # ------------------------------------------------------------ finite differences
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cell", sorted(CELLS))
 def test_gradients_match_finite_differences(cell):
     vocab_size, num_hiddens, batch, steps, num_layers = 5, 3, 2, 3, 2
@@ -231,6 +232,7 @@ def test_gradients_match_finite_differences(cell):
 # A 2-layer LSTM, hidden 64, 8 epochs with the book's lr/clipping/steps/batch on
 # the default corpus reached perplexity 304.6 / 304.7 / 304.5 for seeds 0/1/2
 # (about 661 in epoch 1).  The bound leaves ~10% margin.
+@pytest.mark.slow
 def test_deep_lstm_trains_through_the_books_loop_on_cpu1(lyrics_zip):
     corpus_indices, char_to_idx, idx_to_char, vocab_size = d2l.load_data_jay_lyrics(lyrics_zip)
     ctx, num_hiddens, num_layers, epochs = mx.cpu(1), 64, 2, 8

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+#: Every test here starts processes or trains for seconds: left out of make test-fast.
+pytestmark = pytest.mark.slow
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 TINY = ["--epochs", "2", "--period", "1", "--hidden", "16", "--pred-len", "5"]
 LOG_LINE = re.compile(r"^epoch 2, perplexity \d+\.\d{6}, time \d+\.\d\d sec$", re.M)

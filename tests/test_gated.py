@@ -219,6 +219,7 @@ def _assert_learned(history, printed):
     assert f"epoch {EPOCHS}, perplexity" in printed and " - 分开" in printed
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 def test_scratch_training_lowers_perplexity_on_cpu1(cell, lyrics):
     step_fn, _, factory, init_state, _, _ = CELLS[cell]
@@ -243,6 +244,7 @@ def test_scratch_training_lowers_perplexity_on_cpu1(cell, lyrics):
     assert text.startswith("不分开") and len(text) == 3 + 12
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layer", [gluon_rnn.GRU, gluon_rnn.LSTM])
 def test_gluon_training_lowers_perplexity_on_cpu1(layer, lyrics):
     ctx = mx.cpu(1)

@@ -111,6 +111,7 @@ def _train(model, epochs, lr=1e2, theta=1e-2, corpus_len=None, hidden=256):
     return history, out.getvalue()
 
 
+@pytest.mark.slow
 def test_short_real_training_run_learns():
     # Measured (seeds 0-2, rnn.RNN(256)): perplexity 280-286 after 12 epochs, 294-298
     # after 10, from 640-765 after the first.

@@ -96,6 +96,7 @@ def test_ngram_works_end_to_end_without_mxnet(tmp_path):
     assert loaded == [] and 1 < ppl < 3
 
 
+@pytest.mark.slow
 def test_book_style_import_loads_mxnet_on_use():
     code = (f"import json, sys, lyricnn as d2l\nbefore = {LOADED}\n"
             "X = d2l.to_onehot(__import__('mxnet').nd.zeros((2, 3)), 4)\n"

@@ -17,6 +17,9 @@ import pytest
 
 from lyricnn.training.launch import LaunchError, launch, role_environment
 
+#: Every test here starts processes: left out of make test-fast.
+pytestmark = pytest.mark.slow
+
 # A dist_sync worker: every worker pushes rank + 1 into one key and pulls the sum.
 # ``mode`` picks how the worker with rank 1 fails after init (rank 0 then blocks
 # in its pull, waiting for a push that never comes).

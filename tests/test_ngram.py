@@ -317,6 +317,7 @@ def test_kneser_ney_order_equal_to_the_corpus_length():
     assert math.isfinite(model.perplexity("abba"))
 
 
+@pytest.mark.slow
 def test_kneser_ney_5gram_on_ptb_is_near_the_published_141():
     # The commonly cited figure for an interpolated modified KN 5-gram on the
     # PTB test set is 141.2 (Mikolov et al. 2011); ours (contexts run across

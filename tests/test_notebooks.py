@@ -18,6 +18,9 @@ import pytest
 from ipykernel.kernelspec import install as install_kernelspec
 from nbclient import NotebookClient
 
+#: Every test here starts processes or trains for seconds: left out of make test-fast.
+pytestmark = pytest.mark.slow
+
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "examples" / "notebooks"
 KERNEL = "lyricnn-test"
 

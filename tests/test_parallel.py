@@ -15,6 +15,9 @@ from lyricnn.training.loop import run_epoch, train_epochs
 from lyricnn.models.word import build_word_lm
 from lyricnn.run.task import train_word_lm
 
+#: Every test here starts processes or trains for seconds: left out of make test-fast.
+pytestmark = pytest.mark.slow
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 TWO = [mx.cpu(0), mx.cpu(1)]
 CORPUS = d2l.load_data_jay_lyrics()

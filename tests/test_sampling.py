@@ -97,6 +97,7 @@ def test_random_properties_and_equality_with_d2lzh(length, batch_size, num_steps
     assert len(seen) == batch_size * len(ours)
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None)
 @given(length=corpora, batch_size=sizes, num_steps=sizes)
 def test_consecutive_properties_and_equality_with_d2lzh(length, batch_size, num_steps):

@@ -150,6 +150,7 @@ def test_a_transposed_product_of_a_one_hot_is_left_alone():
     assert [n["op"] for n in json.loads(graph.tojson())["nodes"]].count("dot") == 1
 
 
+@pytest.mark.slow
 def test_book_training_through_the_replay_matches_d2lzh():
     """The reader's own cell, traced, against the book's code: 2 epochs, same parameters."""
     import contextlib
@@ -198,6 +199,7 @@ def _threads_after_a_large_copy(parallel_size=None):
     return json.loads(out.stdout)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux /proc")
 def test_a_large_copy_on_the_python_thread_starts_no_openmp_team():
     before, after = _threads_after_a_large_copy()             # lyricnn's setting

@@ -231,6 +231,7 @@ def test_consecutive_minibatch_gradient_stops_at_its_own_start():
             np.testing.assert_allclose(g / Y.size, p.grad.asnumpy(), rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("is_random_iter", [True, False])
 def test_short_real_training_run_learns(is_random_iter):
     # Measured (seeds 0-2, hidden 256): perplexity 298-305 after 10 epochs, from ~800-1150
