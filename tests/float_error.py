@@ -113,8 +113,7 @@ def clipped_step_reference(make_lm, weights, X, Y, lr, theta, devices):
     probs = []
 
     def dlogits(logits):
-        z = logits - logits.max(axis=1, keepdims=True)
-        p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+        p = _softmax(logits)
         probs.append(p)
         return p - _onehot(labels, p.shape[1])
 
@@ -125,17 +124,31 @@ def clipped_step_reference(make_lm, weights, X, Y, lr, theta, devices):
     abs_logits, A = _forward_backward(absolute, X, lambda _: p + _onehot(labels, V))
     L = np.abs(abs_logits).max()
     h = next(v for k, v in weights.items() if k.endswith("h2h_weight")).shape[0]
-    P = sum(v.size for v in weights.values())
-
     m_fwd = T * (2 * h + 2) + h + 1
     m = (m_fwd + (V + 1 + LIBM_ULPS) + 2 * L * m_fwd + 1      # forward, softmax, p - y
          + V + T * (2 * h + 2) + n + T + devices)  # backward, sums over tokens and devices
+    w1, bound = _step_and_bound(weights, G, A, m, lr, theta, n)
+    ppl, ppl_rtol = _perplexity_and_bound(p, logits, labels, L, m_fwd)
+    return w1, bound, ppl, ppl_rtol
 
+
+def _softmax(logits):
+    z = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def _step_and_bound(weights, G, A, m, lr, theta, n):
+    """The exact clipped SGD step from ``weights`` (dicts or lists of arrays) with
+    gradient ``G`` of the summed loss over ``n`` tokens, and the entrywise bound of a
+    float32 run whose gradient entries are within ``gamma(m) A`` (plus the float64
+    reference's own error)."""
+    keys = list(weights.keys()) if isinstance(weights, dict) else range(len(weights))
+    P = sum(weights[k].size for k in keys)
     s = 1.0 / n
-    norm = math.sqrt(sum((g ** 2).sum() for g in G.values()))
-    norm_A = math.sqrt(sum((a ** 2).sum() for a in A.values()))
+    norm = math.sqrt(sum((G[k] ** 2).sum() for k in keys))
+    norm_A = math.sqrt(sum((A[k] ** 2).sum() for k in keys))
     factor = min(theta / (s * norm), 1.0) * s
-    w1 = {k: w.astype(np.float64) - lr * factor * G[k] for k, w in weights.items()}
+    w1 = {k: weights[k].astype(np.float64) - lr * factor * G[k] for k in keys}
 
     def bound_at(u):
         """|a run in unit roundoff u - the exact w1|, entrywise."""
@@ -144,30 +157,103 @@ def clipped_step_reference(make_lm, weights, X, Y, lr, theta, devices):
         # rounding, which this covers).
         phi = g_m * norm_A / norm + gamma(P, u) + 4 * u
         return {k: lr * factor * (g_m * A[k] + (phi + 3 * u) * (np.abs(G[k]) + g_m * A[k]))
-                + u * np.abs(w1[k]) * (1 + 1e-6) for k in weights}
+                + u * np.abs(w1[k]) * (1 + 1e-6) for k in keys}
 
     # The float32 run's bound, plus the float64 reference's own (the same, in 2**-53).
     bound32, bound64 = bound_at(U32), bound_at(U64)
-    bound = {k: bound32[k] + bound64[k] for k in weights}
+    bound = {k: bound32[k] + bound64[k] for k in keys}
+    # Not vacuous: in every array the step moves some weight by far more than the bound.
+    for k in keys:
+        assert np.abs(w1[k] - weights[k]).max() >= 100 * bound[k].max(), k
+    if not isinstance(weights, dict):
+        return [w1[k] for k in keys], [bound[k] for k in keys]
+    return w1, bound
 
-    # Perplexity: per-token loss -(x_y - max - log sum exp(x - max)); every logit within
-    # gamma(m_fwd) L (2x: x_y and the log-sum-exp both move), the sum of V exps within
-    # gamma(V + LIBM_ULPS) relative (the same absolute error after the log), and
-    # log_softmax's own result within LIBM_ULPS u of its magnitude (<= L + lse + loss);
-    # the mean of n positive losses (float32, per device, then summed in float64) and
-    # the product by the token count gamma(n + 2) relative.
+
+def _perplexity_and_bound(p, logits, labels, L, m_fwd):
+    """The exact perplexity of the step's forward pass and the relative bound of a
+    float32 run's (``History.perplexity``, d2lzh's log line).
+
+    Per-token loss -(x_y - max - log sum exp(x - max)): every logit within gamma(m_fwd) L
+    (2x: x_y and the log-sum-exp both move), the sum of V exps within
+    gamma(V + LIBM_ULPS) relative (the same absolute error after the log), and
+    log_softmax's own result within LIBM_ULPS u of its magnitude (<= L + lse + loss);
+    the mean of n positive losses (float32, per device, then summed in float64) and the
+    product by the token count gamma(n + 2) relative.
+    """
+    n, V = p.shape
     token_loss = -np.log(p[np.arange(n), labels.astype(int)])
     mean_loss = token_loss.mean()
-    lse = np.abs(np.log(np.exp(logits - logits.max(axis=1, keepdims=True)).sum(axis=1))
-                 + logits.max(axis=1)).max()
+    top = logits.max(axis=1)
+    lse = np.abs(np.log(np.exp(logits - top[:, None]).sum(axis=1)) + top).max()
     per_token = (2 * gamma(m_fwd) * L + gamma(V + LIBM_ULPS)
                  + gamma(LIBM_ULPS) * (L + lse + token_loss.max()))
-    ppl_rtol = gamma(n + 2) * mean_loss + per_token + 1e-12   # + the float64 reference's
-    ppl_rtol = ppl_rtol * (1 + 2 * ppl_rtol)      # exp: e^d - 1 <= d (1 + 2d) for small d
-    # Not vacuous: in every array the step moves some weight by far more than the bound.
-    for k, w in weights.items():
-        assert np.abs(w1[k] - w).max() >= 100 * bound[k].max(), k
-    return w1, bound, math.exp(mean_loss), ppl_rtol
+    rtol = gamma(n + 2) * mean_loss + per_token + 1e-12   # + the float64 reference's
+    rtol = rtol * (1 + 2 * rtol)      # exp: e^d - 1 <= d (1 + 2d) for small d
+    return math.exp(mean_loss), rtol
+
+
+def book_rnn_step_reference(params, X, Y, lr, theta):
+    """``clipped_step_reference`` for the book's from-scratch RNN (6.4):
+    ``params = [W_xh (V, h), W_hh (h, h), b_h (h,), W_hq (h, V), b_q (V,)]`` (float32
+    arrays, before the step), ``H = tanh(X W_xh + H W_hh + b_h)``, ``Y = H W_hq + b_q``,
+    from the zero state on the minibatch ``X``, ``Y`` ``(B, T)``.
+
+    The exact step is computed here in NumPy float64 (forward, softmax, backpropagation
+    through time). The absolute evaluation uses ``|W|`` and the identity for tanh
+    (``|tanh x| <= |x|``, ``tanh' <= 1``: it bounds every term, and so does the forward
+    error, tanh being 1-Lipschitz). Counts: per time step ``2h + 2`` (``H W_hh`` and
+    the input's column, which the fused kernel may sum in one chain; the one-hot
+    product itself is exact) and ``LIBM_ULPS`` for tanh; forward ``T (2h + 2 +
+    LIBM_ULPS) + h + 1``; softmax as ``clipped_step_reference``; backward ``V``
+    (``dY W_hq^T``), per time step ``h + 1`` and ``(1 - H^2)``'s 2 roundings plus its
+    conditioning (``H`` within ``gamma(m_fwd) H_abs``: ``2 H_abs m_fwd``), the sums over
+    ``n`` tokens and ``T`` steps, and 4 more (d2lzh's ``/ n`` and ``/ 1``, slack).
+    """
+    W_xh, W_hh, b_h, W_hq, b_q = [np.asarray(p, dtype=np.float64) for p in params]
+    X, Y = np.asarray(X).astype(int), np.asarray(Y).astype(int)
+    B, T = X.shape
+    n, V, h = B * T, W_xh.shape[0], W_hh.shape[0]
+    labels = Y.T.reshape(-1)
+
+    def forward_backward(W_xh, W_hh, b_h, W_hq, b_q, act, dact, dlogits_of):
+        H, Hs = np.zeros((B, h)), []
+        for t in range(T):
+            H = act(W_xh[X[:, t]] + H @ W_hh + b_h)
+            Hs.append(H)
+        Hcat = np.concatenate(Hs, axis=0)                  # (T B, h), time-major
+        logits = Hcat @ W_hq + b_q
+        dY = dlogits_of(logits)
+        grads = [np.zeros_like(W_xh), np.zeros_like(W_hh), np.zeros_like(b_h),
+                 Hcat.T @ dY, dY.sum(axis=0)]
+        dpre_next = np.zeros((B, h))
+        for t in reversed(range(T)):
+            dH = dY[t * B:(t + 1) * B] @ W_hq.T + dpre_next @ W_hh.T
+            dpre = dH * dact(Hs[t])
+            np.add.at(grads[0], X[:, t], dpre)
+            grads[1] += (Hs[t - 1] if t else np.zeros((B, h))).T @ dpre
+            grads[2] += dpre.sum(axis=0)
+            dpre_next = dpre
+        return logits, Hcat, grads
+
+    probs = []
+
+    def dlogits(logits):
+        probs.append(_softmax(logits))
+        return probs[0] - _onehot(labels, V)
+
+    exact = [W_xh, W_hh, b_h, W_hq, b_q]
+    logits, _, G = forward_backward(*exact, np.tanh, lambda H: 1 - H ** 2, dlogits)
+    p = probs[0]
+    abs_logits, H_abs, A = forward_backward(*[np.abs(w) for w in exact], lambda x: x,
+                                            np.ones_like, lambda _: p + _onehot(labels, V))
+    L, H_max = np.abs(abs_logits).max(), H_abs.max()
+    m_fwd = T * (2 * h + 2 + LIBM_ULPS) + h + 1
+    m = (m_fwd + (V + 1 + LIBM_ULPS) + 2 * L * m_fwd + 1
+         + V + T * (h + 1 + 2 + 2 * H_max * m_fwd) + n + T + 4)
+    w1, bound = _step_and_bound([np.asarray(p) for p in params], G, A, m, lr, theta, n)
+    ppl, ppl_rtol = _perplexity_and_bound(p, logits, labels, L, m_fwd)
+    return w1, bound, ppl, ppl_rtol
 
 
 def assert_within(got, want, bound, what=""):
@@ -260,3 +346,13 @@ def assert_same_trajectory(a, b, start=None, rtol=TRAJECTORY64_RTOL):
     if start is not None:
         moved = max(np.abs(a[k] - start[k]).max() for k in a)
         assert moved >= 1e-3 * scale, f"training moved the weights by {moved} only"
+
+
+def assert_one_book_step(trained, printed_ppl, start, X, Y, lr, theta, what=""):
+    """A one-minibatch epoch of the book's RNN (``trained``: its 5 arrays after it;
+    ``printed_ppl``: the epoch's perplexity as the log line prints it, ``%f``) is the
+    exact step from ``start`` to within float32 rounding (``book_rnn_step_reference``)."""
+    w1, bound, ppl, ppl_rtol = book_rnn_step_reference(start, X, Y, lr, theta)
+    assert_within(dict(enumerate(trained)), dict(enumerate(w1)), dict(enumerate(bound)), what)
+    # + the log line's 6 decimals
+    assert abs(printed_ppl - ppl) <= ppl_rtol * ppl + 5e-7, (what, printed_ppl, ppl, ppl_rtol)

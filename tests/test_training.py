@@ -16,6 +16,8 @@ from lyricnn.models import ScratchLM
 from lyricnn.training import (TrainingDiverged, _detach,
                               clipped_sgd, evaluate_loss, grad_clipping, perplexity, run_epoch, sgd)
 
+from float_error import assert_one_book_step
+
 CORPUS = d2l.load_data_jay_lyrics()
 
 
@@ -117,25 +119,27 @@ def _recording_get_params(factory, store):
 
 
 def test_training_matches_d2lzh_with_random_sampling():
-    """Same seed, same minibatches, same parameters after 2 epochs as the book's code."""
+    """Same seed, same minibatch, the same step as the book's code: one epoch of one
+    minibatch (99 // 10 = 9 windows, 8 per batch), each run within the float32 rounding
+    bound of the exact step (float_error.py). Several steps at lr 100 amplify rounding
+    with no bound one can derive, so whole trainings are not compared."""
     ci, c2i, i2c, V = CORPUS
-    ci = ci[:2000]
-    results = {}
+    ci = ci[:100]
+    d2l.set_seed(11)
+    start = [p.asnumpy() for p in book.make_get_params(V, 32, None)()]
+    d2l.set_seed(11)
+    (X, Y), = list(d2l.data_iter_random(ci, 8, 10))
     for name, train, cell in [("d2lzh", d2lzh.train_and_predict_rnn, book.rnn),
                               ("lyricnn", d2l.train_and_predict_rnn, d2l.rnn)]:
         d2l.set_seed(11)
         created = []
         get_params = _recording_get_params(book.make_get_params(V, 32, None), created)
         _, log = _run(train, cell, get_params, book.init_rnn_state, 32, V, None, ci, i2c, c2i,
-                      True, 2, 10, 1e2, 1e-2, 8, 1, 5, ["分开"])
-        results[name] = ([p.asnumpy() for p in created[0]],
-                         [float(x) for x in re.findall(r"perplexity ([\d.]+)", log)])
-    (ours, our_ppl), (theirs, their_ppl) = results["lyricnn"], results["d2lzh"]
-    assert len(our_ppl) == len(their_ppl) == 2
-    np.testing.assert_allclose(our_ppl, their_ppl, rtol=1e-4)
-    for a, b in zip(ours, theirs):
-        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
-
+                      True, 1, 10, 1e2, 1e-2, 8, 1, 5, ["分开"])
+        ppl = [float(x) for x in re.findall(r"perplexity ([\d.]+)", log)]
+        assert len(ppl) == 1
+        assert_one_book_step([p.asnumpy() for p in created[0]], ppl[0], start, X.asnumpy(),
+                             Y.asnumpy(), 1e2, 1e-2, f"{name}: ")
 
 def test_log_lines_have_the_books_format_and_history_is_returned():
     ci, c2i, i2c, V = CORPUS
