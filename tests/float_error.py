@@ -34,7 +34,7 @@ LIBM_ULPS = 64
 def gamma(n, u=U32):
     """``n u / (1 - n u)``: the relative error bound of ``n`` roundings."""
     n = math.ceil(n)
-    assert n * u < 0.01, "the bound is only meaningful for n u << 1"
+    assert n * u < 0.01, f"the bound is only meaningful for n u << 1 (n = {n})"
     return n * u / (1 - n * u)
 
 
@@ -356,3 +356,43 @@ def assert_one_book_step(trained, printed_ppl, start, X, Y, lr, theta, what=""):
     assert_within(dict(enumerate(trained)), dict(enumerate(w1)), dict(enumerate(bound)), what)
     # + the log line's 6 decimals
     assert abs(printed_ppl - ppl) <= ppl_rtol * ppl + 5e-7, (what, printed_ppl, ppl, ppl_rtol)
+
+
+# ------------------------------------- one function by two routes, in float64
+
+#: Two routes to the same function (book-form cell against lyricnn's fast forms and the
+#: fused kernel, one-hot inputs against a lookup, sparse against dense, hybridized against
+#: imperative, ...) on the same float64 inputs: outputs and gradients agree to ``ROUTE64``
+#: (``assert_allclose(rtol=ROUTE64, atol=ROUTE64)``).
+#:
+#: Each route evaluates the same sums and products in its own order: m <= 2e5 roundings
+#: on any path in the tests using this (T <= 35 steps, V <= 1027, h <= 32, <= 200
+#: tokens: per time step at most V + 4h + 2 LIBM_ULPS + 10, forward and backward, plus
+#: the softmax and the sums over tokens). The two results then differ by at most
+#: 2 m u kappa |x|, kappa how much the computation amplifies a relative perturbation of
+#: its intermediate values: 4.5e-11 kappa |x| in float64 (u = 2**-53), or with
+#: rounding errors of random sign (Higham & Mary 2019) ~ 10 sqrt(m) u kappa = 5e-13 kappa.
+#: kappa is a property of the test's function and inputs, the same on every CPU; only
+#: the order, hence which roundings occur, depends on the machine. ROUTE64 = 1e-8 (rtol
+#: and atol) holds for kappa up to 200 in the worst case and 2e4 typically.
+#: (The worst-case bound gamma(m) |x|_abs, with |x|_abs the evaluation on absolute
+#: values, is no help here: with tanh replaced by the identity, 3 layers of weights
+#: ~N(0, 0.3^2) make |x|_abs large enough that it allows 1e-4 even in float64.)
+#: In float32 the same allowance would be 2e5 * 2**-24 * 200 = 2.4: a float32 rtol of
+#: 1e-5 on a 35-step gradient was an observed figure, not a bound.
+#: A wrong formulation (gate order, a missing bias, a transposed weight, a state in the
+#: wrong layer) changes results by far more than 1e-3.
+ROUTE64 = 1e-8
+
+
+def assert_same_function(got, want, tol=ROUTE64, what=""):
+    """Arrays ``got``, ``want`` (iterables, float64) agree to ``tol`` (``ROUTE64``)."""
+    got, want = list(got), list(want)
+    assert len(got) == len(want)
+    for i, (a, b) in enumerate(zip(got, want)):
+        a = a.asnumpy() if hasattr(a, "asnumpy") else np.asarray(a)
+        b = b.asnumpy() if hasattr(b, "asnumpy") else np.asarray(b)
+        assert a.dtype == np.float64 and b.dtype == np.float64, \
+            f"{what}[{i}]: compare float64 results ({a.dtype}, {b.dtype})"
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol, err_msg=f"{what}[{i}]")
+
