@@ -19,7 +19,7 @@ and the bound on how far a float32 run of that step may land from it.
 import math
 
 import numpy as np
-from mxnet import autograd, nd
+from mxnet import nd
 
 U32 = 2.0 ** -24
 U64 = 2.0 ** -53
@@ -44,37 +44,80 @@ def _onehot(labels, V):
     return y
 
 
-def _float64_copy(lm, weights):
-    """``lm`` (a fresh Gluon ``rnn`` LanguageModel) in float64 holding ``weights``."""
-    lm.model.cast("float64")
-    lm.load_named_parameters({k: nd.array(v, dtype="float64") for k, v in weights.items()})
-    return lm
+def _softmax(logits):
+    z = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
 
 
-def _forward_backward(lm, X, dlogits_of):
-    """Logits of ``lm`` on ``X`` from the zero state and the gradient for upstream
-    gradient ``dlogits_of(logits)``: ``(logits, {name: gradient})`` as float64 NumPy."""
-    state = [s.astype("float64") for s in lm.begin_state(X.shape[0])]
-    with autograd.record():
-        logits, _ = lm(X, state)
-    out = logits.asnumpy()
-    logits.backward(nd.array(dlogits_of(out), dtype="float64"))
-    return out, {k: p.grad(lm.ctx).asnumpy() for k, p in lm.model.named_parameters().items()}
+def _rnn_numpy(W_xh, W_hh, b_h, W_hq, b_q, X, act, dact, dlogits_of):
+    """One-layer RNN ``H = act(x W_xh + H W_hh + b_h)``, ``O = H W_hq + b_q`` from the zero
+    state on indices ``X (B, T)``, in NumPy float64: ``(logits (T B, V) time-major, H of
+    every step (T B, h), largest |pre-activation|, [dW_xh, dW_hh, db_h, dW_hq, db_q])`` for
+    the upstream gradient ``dlogits_of(logits)`` (backpropagation through time)."""
+    B, T = X.shape
+    h = W_hh.shape[0]
+    H, Hs, pre_max = np.zeros((B, h)), [], 0.0
+    for t in range(T):
+        pre = W_xh[X[:, t]] + H @ W_hh + b_h
+        pre_max = max(pre_max, np.abs(pre).max())
+        H = act(pre)
+        Hs.append(H)
+    Hcat = np.concatenate(Hs, axis=0)
+    logits = Hcat @ W_hq + b_q
+    dY = dlogits_of(logits)
+    grads = [np.zeros_like(W_xh), np.zeros_like(W_hh), np.zeros_like(b_h), Hcat.T @ dY,
+             dY.sum(axis=0)]
+    dpre_next = np.zeros((B, h))
+    for t in reversed(range(T)):
+        dpre = (dY[t * B:(t + 1) * B] @ W_hq.T + dpre_next @ W_hh.T) * dact(Hs[t])
+        np.add.at(grads[0], X[:, t], dpre)
+        grads[1] += (Hs[t - 1] if t else np.zeros((B, h))).T @ dpre
+        grads[2] += dpre.sum(axis=0)
+        dpre_next = dpre
+    return logits, Hcat, pre_max, grads
 
 
-def clipped_step_reference(make_lm, weights, X, Y, lr, theta, devices):
-    """The exact (float64) result of one training step and the float32 error bounds.
+def _rnn_reference(arrays, X, Y, act, dact):
+    """The exact forward and gradient of the summed cross-entropy, and the absolute
+    evaluation: ``(logits, p, labels, G, A, L, P)``; ``A`` the gradient with ``|W|``,
+    the identity for the activation (ReLU(x) <= |x|, |tanh x| <= |x|, both derivatives
+    <= 1) and ``p + y`` for ``|p - y|``, which bounds every term of the exact gradient's
+    expression; ``L`` its largest logit, ``P`` its largest pre-activation."""
+    X, Y = np.asarray(X).astype(int), np.asarray(Y).astype(int)
+    labels = Y.T.reshape(-1)                      # time-major, as the logits
+    arrays = [np.asarray(a, dtype=np.float64) for a in arrays]
+    V = arrays[3].shape[1]
+    probs = []
 
-    ``make_lm()``: a fresh Gluon ``rnn`` LanguageModel of the run's architecture
-    (its own weights are replaced); ``weights``: ``{name: float32 array}``, the
-    weights before the step; ``X``, ``Y``: the minibatch ``(B, T)``; ``lr``,
-    ``theta``: the clipped SGD's; ``devices``: how many devices x workers the
-    float32 run splits the minibatch over (only the last summation depends on it).
+    def dlogits(logits):
+        probs.append(_softmax(logits))
+        return probs[0] - _onehot(labels, V)
+
+    logits, _, _, G = _rnn_numpy(*arrays, X, act, dact, dlogits)
+    p = probs[0]
+    abs_logits, _, P, A = _rnn_numpy(*[np.abs(a) for a in arrays], X, lambda x: x,
+                                     np.ones_like, lambda _: p + _onehot(labels, V))
+    return logits, p, labels, G, A, np.abs(abs_logits).max(), P
+
+
+def clipped_step_reference(weights, X, Y, lr, theta, devices):
+    """The exact (float64) result of one training step of the Gluon RNN and the float32
+    error bounds.
+
+    ``weights``: ``{name: float32 array}``, a one-layer ``gluon.rnn.RNN`` (ReLU) and its
+    Dense layer under lyricnn's names (``rnn.l0_i2h_weight`` ..., ``dense.bias``), the
+    weights before the step; ``X``, ``Y``: the minibatch ``(B, T)``; ``lr``, ``theta``:
+    the clipped SGD's; ``devices``: how many devices x workers the float32 run splits the
+    minibatch over (only the last summation depends on it).
 
     Returns ``(w1, bound, ppl, ppl_rtol)``: the exact weights after the step,
     ``|float32 w1 - w1| <= bound`` entrywise for any float32 run, the exact
     training perplexity of the step (what ``History.perplexity`` records for a
     one-minibatch epoch) and the relative bound of a float32 run's perplexity.
+
+    The exact step is computed in NumPy float64, not by MXNet: MXNet 1.9.1's
+    float64 RNN kernel rounds every ReLU output to float32 (``relu`` in its
+    ``rnn_impl.h`` returns a ``float``), so it is only float32-accurate.
 
     The derivation (each line a count of roundings on the longest path):
 
@@ -92,38 +135,27 @@ def clipped_step_reference(make_lm, weights, X, Y, lr, theta, devices):
       partial sums ``devices``.
 
     Every entry of a float32 gradient is then within ``gamma(m) A`` of the
-    exact ``G``, ``A`` the gradient of the absolute evaluation: the same network
-    with ``|W|`` for every weight and ``p + y`` for ``|p - y|`` (ReLU'
-    <= 1 and ReLU(x) <= |x|: every term of the backward expression is bounded
-    by the matching term of this one). The clipped update
-    ``w - lr * min(theta / (s ||G||), 1) * s * G`` (``s = 1/n``, lyricnn's
-    ``clipped_sgd``) then adds: the norm, a sum of ``P`` squares (relative
-    ``gamma(P)``) shifted by at most ``||gamma(m) A||``; ``sqrt``, ``* s``,
-    ``theta /``, ``* s``: 4; the GEMM ``alpha (f g) + w``: 2 on the step and
-    ``u |w1|`` on the sum. A ReLU pre-activation within its own rounding of 0
-    could take the other branch (a discontinuity no bound covers); with
-    weights drawn from N(0, 0.01^2) the pre-activations are ~1e-2 against
+    exact ``G``, ``A`` the gradient of the absolute evaluation (``_rnn_reference``).
+    The clipped update ``w - lr * min(theta / (s ||G||), 1) * s * G``
+    (``s = 1/n``, lyricnn's ``clipped_sgd``) then adds: the norm, a sum of ``P``
+    squares (relative ``gamma(P)``) shifted by at most ``||gamma(m) A||``;
+    ``sqrt``, ``* s``, ``theta /``, ``* s``: 4; the GEMM ``alpha (f g) + w``: 2 on
+    the step and ``u |w1|`` on the sum. A ReLU pre-activation within its own
+    rounding of 0 could take the other branch (a discontinuity no bound covers);
+    with weights drawn from N(0, 0.01^2) the pre-activations are ~1e-2 against
     rounding ~1e-8.
     """
-    X = nd.array(X)
-    labels = Y.T.reshape(-1)                      # time-major, as the logits
-    B, T = X.shape
-    n = B * T
-    exact = _float64_copy(make_lm(), weights)
-    probs = []
-
-    def dlogits(logits):
-        p = _softmax(logits)
-        probs.append(p)
-        return p - _onehot(labels, p.shape[1])
-
-    logits, G = _forward_backward(exact, X, dlogits)
-    p = probs[0]
-    V = p.shape[1]
-    absolute = _float64_copy(make_lm(), {k: np.abs(v) for k, v in weights.items()})
-    abs_logits, A = _forward_backward(absolute, X, lambda _: p + _onehot(labels, V))
-    L = np.abs(abs_logits).max()
-    h = next(v for k, v in weights.items() if k.endswith("h2h_weight")).shape[0]
+    w = {k: np.asarray(v, dtype=np.float64) for k, v in weights.items()}
+    arrays = [w["rnn.l0_i2h_weight"].T, w["rnn.l0_h2h_weight"].T,
+              w["rnn.l0_i2h_bias"] + w["rnn.l0_h2h_bias"], w["dense.weight"].T, w["dense.bias"]]
+    logits, p, labels, G5, A5, L, _ = _rnn_reference(
+        arrays, X, Y, lambda x: np.maximum(x, 0), lambda H: (H > 0).astype(np.float64))
+    names = ["rnn.l0_i2h_weight", "rnn.l0_h2h_weight", "rnn.l0_i2h_bias", "rnn.l0_h2h_bias",
+             "dense.weight", "dense.bias"]
+    G = dict(zip(names, [G5[0].T, G5[1].T, G5[2], G5[2], G5[3].T, G5[4]]))
+    A = dict(zip(names, [A5[0].T, A5[1].T, A5[2], A5[2], A5[3].T, A5[4]]))
+    B, T = np.asarray(X).shape
+    n, V, h = B * T, p.shape[1], arrays[1].shape[0]
     m_fwd = T * (2 * h + 2) + h + 1
     m = (m_fwd + (V + 1 + LIBM_ULPS) + 2 * L * m_fwd + 1      # forward, softmax, p - y
          + V + T * (2 * h + 2) + n + T + devices)  # backward, sums over tokens and devices
@@ -132,23 +164,18 @@ def clipped_step_reference(make_lm, weights, X, Y, lr, theta, devices):
     return w1, bound, ppl, ppl_rtol
 
 
-def _softmax(logits):
-    z = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)
-
-
 def _step_and_bound(weights, G, A, m, lr, theta, n):
     """The exact clipped SGD step from ``weights`` (dicts or lists of arrays) with
     gradient ``G`` of the summed loss over ``n`` tokens, and the entrywise bound of a
     float32 run whose gradient entries are within ``gamma(m) A`` (plus the float64
     reference's own error)."""
     keys = list(weights.keys()) if isinstance(weights, dict) else range(len(weights))
-    P = sum(weights[k].size for k in keys)
+    P = sum(np.asarray(weights[k]).size for k in keys)
     s = 1.0 / n
     norm = math.sqrt(sum((G[k] ** 2).sum() for k in keys))
     norm_A = math.sqrt(sum((A[k] ** 2).sum() for k in keys))
     factor = min(theta / (s * norm), 1.0) * s
-    w1 = {k: weights[k].astype(np.float64) - lr * factor * G[k] for k in keys}
+    w1 = {k: np.asarray(weights[k], dtype=np.float64) - lr * factor * G[k] for k in keys}
 
     def bound_at(u):
         """|a run in unit roundoff u - the exact w1|, entrywise."""
@@ -199,58 +226,21 @@ def book_rnn_step_reference(params, X, Y, lr, theta):
     arrays, before the step), ``H = tanh(X W_xh + H W_hh + b_h)``, ``Y = H W_hq + b_q``,
     from the zero state on the minibatch ``X``, ``Y`` ``(B, T)``.
 
-    The exact step is computed here in NumPy float64 (forward, softmax, backpropagation
-    through time). The absolute evaluation uses ``|W|`` and the identity for tanh
-    (``|tanh x| <= |x|``, ``tanh' <= 1``: it bounds every term, and so does the forward
-    error, tanh being 1-Lipschitz). Counts: per time step ``2h + 2`` (``H W_hh`` and
-    the input's column, which the fused kernel may sum in one chain; the one-hot
-    product itself is exact) and ``LIBM_ULPS`` for tanh; forward ``T (2h + 2 +
-    LIBM_ULPS) + h + 1``; softmax as ``clipped_step_reference``; backward ``V``
-    (``dY W_hq^T``), per time step ``h + 1`` and ``(1 - H^2)``'s 2 roundings plus its
-    conditioning (``H`` within ``gamma(m_fwd) H_abs``: ``2 H_abs m_fwd``), the sums over
+    Counts: per time step ``2h + 2`` (``H W_hh`` and the input's column, which the fused
+    kernel may sum in one chain; the one-hot product itself is exact) and ``LIBM_ULPS``
+    for tanh; forward ``T (2h + 2 + LIBM_ULPS) + h + 1``; softmax as
+    ``clipped_step_reference``; backward ``V`` (``dY W_hq^T``), per time step ``h + 1``
+    and ``(1 - H^2)``'s 2 roundings plus its conditioning (``H`` within
+    ``gamma(m_fwd) P`` absolutely, tanh being 1-Lipschitz: ``2 P m_fwd``), the sums over
     ``n`` tokens and ``T`` steps, and 4 more (d2lzh's ``/ n`` and ``/ 1``, slack).
     """
-    W_xh, W_hh, b_h, W_hq, b_q = [np.asarray(p, dtype=np.float64) for p in params]
-    X, Y = np.asarray(X).astype(int), np.asarray(Y).astype(int)
-    B, T = X.shape
-    n, V, h = B * T, W_xh.shape[0], W_hh.shape[0]
-    labels = Y.T.reshape(-1)
-
-    def forward_backward(W_xh, W_hh, b_h, W_hq, b_q, act, dact, dlogits_of):
-        H, Hs = np.zeros((B, h)), []
-        for t in range(T):
-            H = act(W_xh[X[:, t]] + H @ W_hh + b_h)
-            Hs.append(H)
-        Hcat = np.concatenate(Hs, axis=0)                  # (T B, h), time-major
-        logits = Hcat @ W_hq + b_q
-        dY = dlogits_of(logits)
-        grads = [np.zeros_like(W_xh), np.zeros_like(W_hh), np.zeros_like(b_h),
-                 Hcat.T @ dY, dY.sum(axis=0)]
-        dpre_next = np.zeros((B, h))
-        for t in reversed(range(T)):
-            dH = dY[t * B:(t + 1) * B] @ W_hq.T + dpre_next @ W_hh.T
-            dpre = dH * dact(Hs[t])
-            np.add.at(grads[0], X[:, t], dpre)
-            grads[1] += (Hs[t - 1] if t else np.zeros((B, h))).T @ dpre
-            grads[2] += dpre.sum(axis=0)
-            dpre_next = dpre
-        return logits, Hcat, grads
-
-    probs = []
-
-    def dlogits(logits):
-        probs.append(_softmax(logits))
-        return probs[0] - _onehot(labels, V)
-
-    exact = [W_xh, W_hh, b_h, W_hq, b_q]
-    logits, _, G = forward_backward(*exact, np.tanh, lambda H: 1 - H ** 2, dlogits)
-    p = probs[0]
-    abs_logits, H_abs, A = forward_backward(*[np.abs(w) for w in exact], lambda x: x,
-                                            np.ones_like, lambda _: p + _onehot(labels, V))
-    L, H_max = np.abs(abs_logits).max(), H_abs.max()
+    logits, p, labels, G, A, L, P = _rnn_reference(params, X, Y, np.tanh,
+                                                   lambda H: 1 - H ** 2)
+    B, T = np.asarray(X).shape
+    n, V, h = B * T, p.shape[1], np.asarray(params[1]).shape[0]
     m_fwd = T * (2 * h + 2 + LIBM_ULPS) + h + 1
     m = (m_fwd + (V + 1 + LIBM_ULPS) + 2 * L * m_fwd + 1
-         + V + T * (h + 1 + 2 + 2 * H_max * m_fwd) + n + T + 4)
+         + V + T * (h + 1 + 2 + 2 * P * m_fwd) + n + T + 4)
     w1, bound = _step_and_bound([np.asarray(p) for p in params], G, A, m, lr, theta, n)
     ppl, ppl_rtol = _perplexity_and_bound(p, logits, labels, L, m_fwd)
     return w1, bound, ppl, ppl_rtol
@@ -290,8 +280,7 @@ def cli_step_reference(run_dir, before=None, devices=2):
                                          config.batch_size, config.num_steps))
     assert len(batches) == 1, f"an epoch of this run is {len(batches)} minibatches, not one"
     X, Y = (a.asnumpy() for a in batches[0])
-    return clipped_step_reference(lambda: build_model(config, mx.cpu()), before, X, Y,
-                                  config.lr, config.clipping_theta, devices)
+    return clipped_step_reference(before, X, Y, config.lr, config.clipping_theta, devices)
 
 
 # ------------------------------------------------ whole trajectories, in float64
@@ -318,11 +307,37 @@ def cli_step_reference(run_dir, before=None, devices=2):
 TRAJECTORY64_RTOL = 1e-6
 
 
+def float64_lm(model, vocab_size, num_hiddens, ctx=None):
+    """``lyricnn.models.build_lm(model, ...)`` in float64 (``as_float64``), except that the
+    Gluon ``rnn`` gets tanh instead of ReLU: MXNet 1.9.1's float64 RNN kernel rounds every
+    ReLU output to float32 (``relu`` in its ``rnn_impl.h`` returns a ``float``), which
+    would make two float64 runs differ by float32 roundings. lyricnn's code for the model
+    (RNNModel, the lookup, the fused kernel, GluonLM) is the same for both activations."""
+    from mxnet import init
+    from mxnet.gluon import rnn as gluon_rnn
+
+    from lyricnn.context import resolve_ctx
+    from lyricnn.gluon_model import RNNModel
+    from lyricnn.models import GluonLM, build_lm
+
+    if model != "rnn":
+        return as_float64(build_lm(model, vocab_size, num_hiddens, ctx=ctx))
+    ctx = resolve_ctx(ctx)
+    net = RNNModel(gluon_rnn.RNN(num_hiddens, activation="tanh"), vocab_size)
+    net.initialize(ctx=ctx, init=init.Normal(0.01))          # as build_lm
+    net(nd.zeros((1, 1), ctx=ctx), net.begin_state(batch_size=1, ctx=ctx))
+    return as_float64(GluonLM(net, vocab_size, ctx))
+
+
 def as_float64(lm):
     """``lm`` (a ``lyricnn.models.LanguageModel``) converted in place to float64: weights,
     gradients and begin_state. MXNet 1.9.1's CPU kernels that lyricnn trains with (the fused
     RNN kernel, Embedding, FullyConnected, dot, softmax, the KVStore's sums) all run in
-    float64."""
+    float64, with two exceptions in its native RNN kernel (which float64 runs; float32
+    runs oneDNN's): ReLU outputs are rounded to float32 (``float64_lm`` avoids it), and
+    stacks of several layers get some layers' gradients wrong (tests/test_cells.py,
+    tests/test_gluon_model.py): use one layer, or an LSTM whose input is as wide as its
+    state."""
     if hasattr(lm, "model"):                       # GluonLM: Gluon casts it all
         lm.model.cast("float64")
         return lm
@@ -396,3 +411,41 @@ def assert_same_function(got, want, tol=ROUTE64, what=""):
             f"{what}[{i}]: compare float64 results ({a.dtype}, {b.dtype})"
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol, err_msg=f"{what}[{i}]")
 
+
+
+# ------------------------- gradients whose terms are summed over time in another order
+
+def per_step_abs_gradients(cell, params, init_state, X, vocab_size, num_hiddens):
+    """``[sum over time steps t and rows b of |the gradient from (t, b) alone|]`` per
+    parameter, for a book-style ``cell(inputs, state, params)`` on one-hot ``X (B, T)``
+    from ``init_state`` and the loss ``mean(logits^2) + mean(H_T^2)`` (``H_T`` the final
+    ``state[0]``) of tests/test_models.py and tests/test_tracing.py.
+
+    Every row runs alone (rows do not interact; the loss is their sum, each part divided
+    by the whole batch's count) and every step gets its own copy of the parameters, so a
+    copy's gradient is that (row, step)'s contribution: the magnitude of the terms a
+    route sums over rows and steps. (An input weight's entry from one (row, step) is
+    one term.)
+    """
+    from mxnet import autograd
+
+    B, T = X.shape
+    total = [np.zeros(p.shape) for p in params]
+    for b in range(B):
+        copies = [[p.copy() for p in params] for _ in range(T)]
+        for step in copies:
+            for p in step:
+                p.attach_grad()
+        with autograd.record():
+            state, outputs = init_state(1, num_hiddens, None), []
+            for t, step in enumerate(copies):
+                out, state = cell([nd.one_hot(X[b:b + 1, t], vocab_size)], state, step)
+                outputs += out
+            logits = nd.concat(*outputs, dim=0)
+            loss = ((logits * logits).sum() / (B * T * vocab_size)
+                    + (state[0] * state[0]).sum() / (B * num_hiddens))
+        loss.backward()
+        for step in copies:
+            for i, p in enumerate(step):
+                total[i] += np.abs(p.grad.asnumpy())
+    return total

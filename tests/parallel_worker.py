@@ -19,7 +19,7 @@ from lyricnn.parallel import worker_info
 from lyricnn.training import train_epochs
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from float_error import as_float64  # noqa: E402
+from float_error import float64_lm  # noqa: E402
 
 #: (name, model, random sampler?, clipping theta): the book's scratch RNN and Gluon RNN.
 CASES = [("scratch-random", "rnn-scratch", True, 1e-2),
@@ -34,7 +34,7 @@ def main(out, kvstore, ctx="cpu"):
     corpus, _, _, vocab_size = d2l.load_data_jay_lyrics()
     for name, model, random_iter, theta in CASES:
         d2l.set_seed(7)
-        lm = as_float64(build_lm(model, vocab_size, 16, ctx=ctx.split(",")[0]))
+        lm = float64_lm(model, vocab_size, 16, ctx=ctx.split(",")[0])
         start = {f"_start.{k}": v.asnumpy() for k, v in lm.named_parameters().items()}
         history = train_epochs(lm, corpus[:800], random_iter, 6, 8, 1.0, theta, range(1, 3),
                                ctx=ctx, kvstore=kvstore)
