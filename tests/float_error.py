@@ -10,11 +10,16 @@ most ``gamma(n)`` times the same expression evaluated on absolute values (the
 error: the bounds hold for every order a kernel may choose (blocking, SIMD
 width, threads, how a batch is split over devices).
 
-``clipped_step_reference`` applies this to one step of lyricnn's training
-(``run_epoch``: one minibatch, its gradient summed over devices, clipped SGD)
-for the Gluon RNN (``--model rnn``: one ReLU layer, the fused kernel on
-gathered columns). It computes, in float64, the exact step from given weights
-and the bound on how far a float32 run of that step may land from it.
+* ``clipped_step_reference`` (Gluon RNN) and ``book_rnn_step_reference`` (the
+  book's scratch RNN) apply this to one step of training (one minibatch, its
+  gradient summed over devices or workers, clipped SGD): the exact step from
+  given weights, computed in NumPy float64, and the bound on how far a float32
+  run of it may land.
+* ``TRAJECTORY64_RTOL`` (whole trainings compared in float64) and ``ROUTE64``
+  (one function computed by two routes in float64) are argued where they are
+  defined.
+* ``per_step_abs_gradients``: the magnitude of the terms that a gradient sums
+  over rows and time steps, for float32 comparisons that float64 cannot replace.
 """
 import math
 

@@ -91,9 +91,11 @@ def test_fused_kernel_equals_the_python_recurrence_in_deep_stacks(name, num_laye
 
 
 @pytest.mark.xfail(strict=True, reason="MXNet 1.9.1's native CPU RNN kernel (float64, or "
-                   "float32 with MXNET_USE_MKLDNN_RNN=0) computes wrong gradients for the input "
-                   "weights of the middle layers of an rnn_tanh stack of 3 or more layers; "
-                   "oneDNN's float32 kernel, which lyricnn trains with, is right")
+                   "float32 with MXNET_USE_MKLDNN_RNN=0) computes wrong gradients for some "
+                   "layers of a stack: here the middle layers' input weights of 3 rnn_tanh "
+                   "layers (and the lower layers of any stack fed one-hot vectors: "
+                   "tests/test_gluon_model.py); oneDNN's float32 kernel, which lyricnn trains "
+                   "with, is right")
 def test_mxnets_native_rnn_kernel_in_a_deep_stack():
     cell = cells.get_cell("rnn")
     X, Y = _data(3, 6)
