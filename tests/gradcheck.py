@@ -19,8 +19,19 @@ def loss_and_grads(forward, X, Y, params, state):
             [p.grad.asnumpy().copy() for p in params])
 
 
-def check_gradients_numerically(forward, params, state, X, Y, eps=1e-6, rtol=1e-6, atol=1e-8):
-    """Autograd gradients of the cross-entropy + state loss vs central differences (float64)."""
+def check_gradients_numerically(forward, params, state, X, Y, eps=1e-6, rtol=1e-6, atol=None,
+                                roundings=2000, kappa=10):
+    """Autograd gradients of the cross-entropy + state loss vs central differences (float64).
+
+    ``atol`` (default: derived): the central difference (L(w + e) - L(w - e)) / 2e errs by
+    the truncation e^2 |d3L| / 6 (~1e-12 |d3L|: nothing at these sizes) plus the two
+    evaluations' rounding, each within ``roundings * u * kappa * |L|`` (u = 2**-53;
+    ``roundings`` bounds the roundings on any path of these tiny models, T <= 3, h <= 3,
+    V <= 5, float_error.LIBM_ULPS included; ``kappa`` the loss's conditioning: a sum of
+    cross-entropies and squares), divided by e: 2.2e-6 |L|. Autograd's own error is
+    ~1e-16 |L|. A wrong gradient term is off by the order of the gradient (>= 1e-4,
+    asserted).
+    """
     def loss():
         logits, new_state = forward(X, state, params)
         l = gloss.SoftmaxCrossEntropyLoss()(logits, Y.T.reshape((-1,))).mean()
@@ -31,6 +42,8 @@ def check_gradients_numerically(forward, params, state, X, Y, eps=1e-6, rtol=1e-
     with autograd.record():
         l = loss()
     l.backward()
+    if atol is None:
+        atol = roundings * 2.0 ** -53 * kappa * abs(l.asscalar()) / eps
     for p in params:
         analytic = p.grad.asnumpy()
         values = p.asnumpy()

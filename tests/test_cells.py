@@ -12,12 +12,16 @@ from oracle import book_notebook_gated as book_gated
 from lyricnn.models import cells
 from lyricnn.models.onehot import to_onehot
 
+from float_error import assert_same_function
+
 V, H = 30, 8
 NOTEBOOK = {"rnn": book_rnn.rnn, "gru": book_gated.gru, "lstm": book_gated.lstm}
 
 
-def _params(cell, num_layers, seed=0, scale=0.3, dtype="float32"):
-    """Parameters large enough that every term matters (init's 0.01 would hide errors)."""
+def _params(cell, num_layers, seed=0, scale=0.3, dtype="float64"):
+    """Parameters large enough that every term matters (init's 0.01 would hide errors);
+    float64, so that routes are compared to a tolerance derived from float64 rounding
+    (float_error.ROUTE64)."""
     rs = np.random.RandomState(seed)
     shapes = [p.shape for p in cells.init_params(cell, V, H, num_layers)]
     params = [nd.array(rs.normal(scale=scale, size=s), dtype=dtype) for s in shapes]
@@ -26,15 +30,16 @@ def _params(cell, num_layers, seed=0, scale=0.3, dtype="float32"):
     return params
 
 
-def _state(cell, num_layers, batch, seed=1):
+def _state(cell, num_layers, batch, seed=1, dtype="float64"):
     rs = np.random.RandomState(seed)
-    return tuple(nd.array(rs.normal(scale=0.5, size=(batch, H)))
+    return tuple(nd.array(rs.normal(scale=0.5, size=(batch, H)), dtype=dtype)
                  for _ in range(num_layers * cell.num_states))
 
 
 def _one_hot(step_fn):
     def forward(X, state, params):
-        outputs, state = step_fn(to_onehot(X, V), state, params)
+        inputs = [x.astype(params[0].dtype) for x in to_onehot(X, V)]
+        outputs, state = step_fn(inputs, state, params)
         return nd.concat(*outputs, dim=0), state
     return forward
 
@@ -44,9 +49,8 @@ def _data(batch, steps, seed=2):
     return (nd.array(rs.randint(0, V, (batch, steps))), nd.array(rs.randint(0, V, (batch, steps))))
 
 
-def _assert_same(a, b, tol=1e-5):
-    for x, y in zip(a[0] + a[1], b[0] + b[1]):
-        np.testing.assert_allclose(x, y, rtol=tol, atol=tol)
+def _assert_same(a, b):
+    assert_same_function(a[0] + a[1], b[0] + b[1])
 
 
 ROUTES = {
@@ -75,6 +79,27 @@ def test_fused_kernel_equals_the_python_recurrence_in_deep_stacks(name, num_laye
     cell = cells.get_cell(name)
     X, Y = _data(3, 6)
     params, state = _params(cell, num_layers), _state(cell, num_layers, 3)
+    fused = loss_and_grads(ROUTES["fused"](cell), X, Y, params, state)
+    unrolled = loss_and_grads(ROUTES["unrolled"](cell), X, Y, params, state)
+    if name == "rnn" and num_layers >= 3:
+        # Outputs and final states only: in float64 MXNet's own kernel gets the middle
+        # layers' gradients wrong (the next test); the 2-layer stack checks lyricnn's part
+        # of the gradient (the lookup of layer 1's columns, the flat parameter vector).
+        assert_same_function(fused[0], unrolled[0])
+    else:
+        _assert_same(fused, unrolled)
+
+
+@pytest.mark.xfail(strict=True, reason="MXNet 1.9.1's native CPU RNN kernel (float64, or "
+                   "float32 with MXNET_USE_MKLDNN_RNN=0) computes wrong gradients for some "
+                   "layers of a stack: here the middle layers' input weights of 3 rnn_tanh "
+                   "layers (and the lower layers of any stack fed one-hot vectors: "
+                   "tests/test_gluon_model.py); oneDNN's float32 kernel, which lyricnn trains "
+                   "with, is right")
+def test_mxnets_native_rnn_kernel_in_a_deep_stack():
+    cell = cells.get_cell("rnn")
+    X, Y = _data(3, 6)
+    params, state = _params(cell, 3), _state(cell, 3, 3)
     _assert_same(loss_and_grads(ROUTES["fused"](cell), X, Y, params, state),
                  loss_and_grads(ROUTES["unrolled"](cell), X, Y, params, state))
 

@@ -17,6 +17,8 @@ from lyricnn.models.onehot import to_onehot
 from lyricnn.book.trainers import scratch_lm
 from lyricnn.models import cells
 
+from float_error import assert_same_function
+
 V, H = 30, 8
 CELLS = {
     # name: (book form, fast form, per-layer arrays, state tensors per layer)
@@ -49,7 +51,8 @@ def _random_state(cell, num_layers, batch, rs, num_hiddens=H, dtype="float32"):
 
 def _one_hot_forward(step_fn, vocab_size=V):
     def forward(X, state, params):
-        outputs, state = step_fn(to_onehot(X, vocab_size), state, params)
+        inputs = [x.astype(params[0].dtype) for x in to_onehot(X, vocab_size)]
+        outputs, state = step_fn(inputs, state, params)
         return nd.concat(*outputs, dim=0), state
     return forward
 
@@ -122,6 +125,7 @@ def test_bad_arguments_raise_value_error_naming_them(call, name):
 
 @pytest.mark.parametrize("cell", sorted(CELLS))
 def test_one_layer_is_the_single_layer_model(cell):
+    """The same operations in the same order (lyricnn.cells): the same bits."""
     rs = np.random.RandomState(0)
     X, Y = (nd.array(rs.randint(0, V, size=(3, 5))) for _ in range(2))
     params = _random_params(cell, 1)
@@ -132,24 +136,28 @@ def test_one_layer_is_the_single_layer_model(cell):
                          (single_fast, deep_fast)]:
         for a, b in zip(*(sum(_loss_and_grads(f, X, Y, params, state), [])
                           for f in (single, deep))):
-            np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-7)
+            np.testing.assert_array_equal(b, a)
 
 
 @pytest.mark.parametrize("num_layers,batch,steps", [(2, 3, 7), (3, 1, 1), (2, 4, 35), (3, 2, 4)])
 @pytest.mark.parametrize("cell", sorted(CELLS))
 def test_fast_form_equals_the_book_form(cell, num_layers, batch, steps):
+    """In float64, to float_error.ROUTE64 (derived from float64 rounding)."""
     rs = np.random.RandomState(num_layers * 1000 + batch * 100 + steps)
     X, Y = (nd.array(rs.randint(0, V, size=(batch, steps))) for _ in range(2))
-    state = _random_state(cell, num_layers, batch, rs)
-    params = _random_params(cell, num_layers, seed=steps)
+    state = _random_state(cell, num_layers, batch, rs, dtype="float64")
+    params = _random_params(cell, num_layers, seed=steps, dtype="float64")
     book, fast, _, _ = CELLS[cell]
     ref_out, ref_grads = _loss_and_grads(_one_hot_forward(book), X, Y, params, state)
     fast_out, fast_grads = _loss_and_grads(fast, X, Y, params, state)
     assert min(np.abs(g).max() for g in ref_grads) > 1e-4  # every layer's gradient matters
     assert fast_out[0].shape == (steps * batch, V)
     assert len(fast_out) == 1 + len(state)
-    for a, b in zip(ref_out + ref_grads, fast_out + fast_grads):
-        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
+    if cell == "rnn" and num_layers >= 3:
+        # Outputs and states only: MXNet's float64 kernel gets the middle layers' gradients
+        # wrong (tests/test_cells.py::test_mxnets_native_rnn_kernel_in_a_deep_stack).
+        ref_grads, fast_grads = [], []
+    assert_same_function(fast_out + fast_grads, ref_out + ref_grads)
 
 
 # ----------------------------------------------------------- stacking in NumPy
@@ -197,8 +205,9 @@ def _numpy_deep(cell, X, state, params, num_layers):
 def test_stacking_matches_numpy(cell, form):
     vocab_size, num_hiddens, batch, steps, num_layers = 6, 4, 2, 3, 3
     rs = np.random.RandomState(3)
-    params = _random_params(cell, num_layers, vocab_size, num_hiddens, seed=9, scale=0.8)
-    state = _random_state(cell, num_layers, batch, rs, num_hiddens)
+    params = _random_params(cell, num_layers, vocab_size, num_hiddens, seed=9, scale=0.8,
+                            dtype="float64")
+    state = _random_state(cell, num_layers, batch, rs, num_hiddens, dtype="float64")
     X = rs.randint(0, vocab_size, size=(batch, steps))
     book, fast, _, _ = CELLS[cell]
     forward = _one_hot_forward(book, vocab_size) if form == "book" else fast
@@ -206,10 +215,8 @@ def test_stacking_matches_numpy(cell, form):
     expected, expected_state = _numpy_deep(
         cell, X, [s.asnumpy().astype(np.float64) for s in state],
         [p.asnumpy().astype(np.float64) for p in params], num_layers)
-    np.testing.assert_allclose(logits.asnumpy(), expected, rtol=1e-5, atol=1e-6)
     assert len(new_state) == len(expected_state)
-    for got, want in zip(new_state, expected_state):
-        np.testing.assert_allclose(got.asnumpy(), want, rtol=1e-5, atol=1e-6)
+    assert_same_function([logits, *new_state], [expected, *expected_state])   # float64
 
 
 # ------------------------------------------------------------ finite differences

@@ -9,9 +9,10 @@ from lyricnn.metrics import perplexity
 
 def test_perplexity_is_exp_where_finite():
     assert perplexity(0.0) == 1.0
-    assert perplexity(1.5) == pytest.approx(math.exp(1.5), rel=1e-15)
-    assert perplexity(np.float32(2.0)) == pytest.approx(math.exp(2.0), rel=1e-7)
-    assert perplexity(709.0) == pytest.approx(math.exp(709.0))
+    # perplexity is math.exp of the same float (float32 2.0 converts exactly): equal floats
+    assert perplexity(1.5) == math.exp(1.5)
+    assert perplexity(np.float32(2.0)) == math.exp(2.0)
+    assert perplexity(709.0) == math.exp(709.0)
     assert type(perplexity(np.float64(1.0))) is float
 
 
@@ -29,7 +30,7 @@ def test_perplexity_nan_stays_nan_and_minus_inf_is_zero():
 
 
 def test_perplexity_accepts_one_element_arrays():
-    assert perplexity(np.array([1.0])) == pytest.approx(math.e)
+    assert perplexity(np.array([1.0])) == math.exp(1.0)
 
 
 def test_perplexity_rejects_non_numbers():

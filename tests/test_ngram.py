@@ -137,8 +137,9 @@ def test_lyrics_kneser_ney_trigram_prefers_ni_zou_xian(lyrics):
     kn = NGramLM(3, "kneser-ney").fit(lyrics)
     ranked = rank(["你先走", "你走先"], kn.score)
     assert [c for c, _ in ranked] == ["你走先", "你先走"]
-    assert ranked[0][1] == pytest.approx(-19.5383, abs=1e-3)
-    assert ranked[1][1] == pytest.approx(-19.8674, abs=1e-3)
+    # 4 decimals of float64 sums of a few logs: half a unit of the last decimal
+    assert ranked[0][1] == pytest.approx(-19.5383, rel=0, abs=5e-5 + 1e-12)
+    assert ranked[1][1] == pytest.approx(-19.8674, rel=0, abs=5e-5 + 1e-12)
 
 
 # -- probabilities sum to one ----------------------------------------------
@@ -325,7 +326,8 @@ def test_kneser_ney_5gram_on_ptb_is_near_the_published_141():
     # by whole points.
     model = NGramLM(5, "kneser-ney", tokenizer=words).fit(load_ptb("train"))
     assert model.vocab_size == 10000
-    assert model.perplexity(load_ptb("test")) == pytest.approx(141.06, abs=0.05)
+    # 2 decimals of a float64 computation (82k tokens: ~1e-10 relative): half a unit
+    assert model.perplexity(load_ptb("test")) == pytest.approx(141.06, rel=0, abs=0.005 + 1e-9)
 
 
 # -- 老板，来包福贵 vs 老板，来包富贵 -------------------------------------------

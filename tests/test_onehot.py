@@ -37,7 +37,13 @@ def test_concatenated_matmul_identity():
     H, W_hh = nd.random.normal(shape=(3, 4)), nd.random.normal(shape=(4, 4))
     separate = nd.dot(X, W_xh) + nd.dot(H, W_hh)
     joined = nd.dot(nd.concat(X, H, dim=1), nd.concat(W_xh, W_hh, dim=0))
-    np.testing.assert_allclose(separate.asnumpy(), joined.asnumpy(), rtol=1e-5, atol=1e-5)
+    # The same 5 products per entry summed in two orders, each within gamma(5) of the exact
+    # sum times the sum of their absolute values (float32, u = 2**-24; any order).
+    u = 2.0 ** -24
+    terms = (np.abs(X.asnumpy()) @ np.abs(W_xh.asnumpy())
+             + np.abs(H.asnumpy()) @ np.abs(W_hh.asnumpy()))
+    bound = 2 * (5 * u / (1 - 5 * u)) * terms
+    assert (np.abs(separate.asnumpy() - joined.asnumpy()) <= bound).all()
 
 
 # -- issue 12: a bad size is a ValueError naming size, before MXNet ------------------

@@ -14,26 +14,36 @@ from lyricnn.ngram.model import rank
 from lyricnn.book.scratch import init_rnn_state, rnn
 from lyricnn.models.interface import GluonLM, ScratchLM
 
+from float_error import ROUTE64, U64
+
 VOCAB = Vocab.from_tokens("我想要你的微笑 分开ab")
 V, H = len(VOCAB), 12
 C2I = VOCAB.token_to_idx
 TEXT = "我想要你的微笑 分开 我想你的微笑ab我"
 
 
+# The models run in float64: scoring's results are compared with other orders of the
+# same sums (chunks, one step per call, NumPy) to float_error.ROUTE64.
+
 def scratch_lm(seed=0, scale=0.4):
     """A scratch RNN with weights large enough that every character's probability differs."""
     rs = np.random.RandomState(seed)
-    params = [nd.array(rs.normal(scale=scale, size=s))
+    params = [nd.array(rs.normal(scale=scale, size=s), dtype="float64")
               for s in [(V, H), (H, H), (H,), (H, V), (V,)]]
     for p in params:
         p.attach_grad()
-    return ScratchLM(rnn, params, init_rnn_state, H, V, mx.cpu())
+
+    def init_state64(*args):
+        return tuple(s.astype("float64") for s in init_rnn_state(*args))
+    return ScratchLM(rnn, params, init_state64, H, V, mx.cpu())
 
 
 def gluon_lm(layer=grnn.GRU, seed=0, scale=0.3):
+    """Looking its inputs up (RNNModel's one-hot path makes float32 one-hot vectors)."""
     mx.random.seed(seed)
-    model = RNNModel(layer(H, num_layers=2), V)
+    model = RNNModel(layer(H, num_layers=2), V, gather_inputs=True)
     model.initialize(init=init.Normal(scale))
+    model.cast("float64")
     return GluonLM(model, V, mx.cpu())
 
 
@@ -64,21 +74,22 @@ def test_log_prob_equals_the_hand_computed_rnn():
     lm = scratch_lm()
     expected = brute_force_scratch(lm, TEXT)
     assert expected < -5  # far from 0: a wrong index or sign would show
-    assert scoring.log_prob(lm, TEXT, C2I) == pytest.approx(expected, rel=1e-5)
+    assert scoring.log_prob(lm, TEXT, C2I) == pytest.approx(expected, rel=ROUTE64)
 
 
 @pytest.mark.parametrize("make", [scratch_lm, gluon_lm, lambda: gluon_lm(grnn.LSTM)],
                          ids=["scratch", "gluon-gru", "gluon-lstm"])
 def test_log_prob_equals_per_step_softmax(make):
     lm = make()
-    assert scoring.log_prob(lm, TEXT, C2I) == pytest.approx(step_by_step(lm, TEXT), rel=1e-5)
+    assert scoring.log_prob(lm, TEXT, C2I) == pytest.approx(step_by_step(lm, TEXT),
+                                                            rel=ROUTE64)
 
 
 def test_chunks_carry_the_state(monkeypatch):
     lm = gluon_lm()
     whole = scoring.token_log_probs(lm, TEXT, C2I)
     monkeypatch.setattr(scoring, "CHUNK", 3)
-    np.testing.assert_allclose(scoring.token_log_probs(lm, TEXT, C2I), whole, rtol=1e-5)
+    np.testing.assert_allclose(scoring.token_log_probs(lm, TEXT, C2I), whole, rtol=ROUTE64)
     assert whole.shape == (len(TEXT) - 1,)
 
 
@@ -87,22 +98,29 @@ def test_chain_rule_prefixes_and_normalisation():
     per_token = scoring.token_log_probs(lm, TEXT, C2I)
     # A prefix's score is the first terms of the whole text's.
     np.testing.assert_allclose(scoring.token_log_probs(lm, TEXT[:6], C2I), per_token[:5],
-                               rtol=1e-6)
+                               rtol=ROUTE64)
     # P(prefix + c) summed over every next character c is P(prefix).
     prefix = TEXT[:5]
     ext = [scoring.log_prob(lm, prefix + c, C2I) for c in VOCAB.idx_to_token]
     assert np.logaddexp.reduce(ext) == pytest.approx(scoring.log_prob(lm, prefix, C2I),
-                                                     abs=1e-5)
+                                                     abs=ROUTE64)
 
 
 def test_perplexity_of_is_exp_of_the_mean_negative_log_prob():
     lm = scratch_lm()
     logp = scoring.log_prob(lm, TEXT, C2I)
+    # The same float64 log-probabilities: their mean and sum / n differ by a rounding or
+    # two, which exp turns into a relative 4 u |mean| (+ its own).
+    mean = -logp / (len(TEXT) - 1)
     assert scoring.perplexity_of(lm, TEXT, C2I) == pytest.approx(
-        math.exp(-logp / (len(TEXT) - 1)), rel=1e-9)
-    # An untrained model is close to uniform: perplexity near the vocabulary size.
+        math.exp(mean), rel=4 * U64 * (abs(mean) + 1))
+    # An untrained model is close to uniform: perplexity near the vocabulary size. Not a
+    # rounding bound: with every logit within z of 0, -log p lies within 2 z of log V, so
+    # the perplexity within a factor exp(+-2 z) of V.
     uniform = gluon_lm(scale=1e-4)
-    assert scoring.perplexity_of(uniform, TEXT, C2I) == pytest.approx(V, rel=1e-3)
+    z = max(np.abs(uniform(nd.array([[C2I[c] for c in TEXT]]),
+                           uniform.begin_state(1))[0].asnumpy()).max(), 1e-300)
+    assert scoring.perplexity_of(uniform, TEXT, C2I) == pytest.approx(V, rel=math.expm1(2 * z))
 
 
 def test_unknown_characters_are_named():
@@ -120,7 +138,7 @@ def test_rank_orders_by_log_prob():
     lm.params[4][C2I["a"]] = 8.0
     ranked = rank(["我b", "我a", "aaa", "我ab"], scoring.scorer(lm, C2I))
     assert [t for t, _ in ranked] == ["我a", "aaa", "我b", "我ab"]
-    for text, value in ranked:
-        assert value == pytest.approx(scoring.log_prob(lm, text, C2I))
+    for text, value in ranked:   # the same function on the same text: the same float
+        assert value == scoring.log_prob(lm, text, C2I)
     values = [v for _, v in ranked]
     assert values == sorted(values, reverse=True)
