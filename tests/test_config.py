@@ -175,3 +175,14 @@ def test_only_and_defaults_select_and_relabel_flags():
     assert [a.dest for a in actions] == ["num_epochs"] and "(default: 500)" in actions[0].help
     args = p.parse_args([])
     assert TrainSettings.from_args(args, defaults={"num_epochs": 500}).num_epochs == 500
+
+
+def test_numpy_numbers_become_plain_python_values_and_save_as_json():
+    import json
+    config = RunConfig(num_hiddens=np.int64(8), lr=np.float32(0.5), seed=np.uint8(3),
+                       vocab_size=np.int32(5), corpus_sha1="0" * 40).validate()
+    assert type(config.num_hiddens) is int and type(config.seed) is int
+    assert type(config.vocab_size) is int and type(config.lr) is float
+    assert json.loads(json.dumps(config.to_dict()))["num_hiddens"] == 8
+    with pytest.raises(ValueError, match="num_hiddens"):
+        RunConfig(num_hiddens=np.float64(8.5)).validate(derived=False)

@@ -7,11 +7,12 @@ import pytest
 from mxnet import init, nd
 from mxnet.gluon import rnn as grnn
 
+from lyricnn.models import cells
 from lyricnn.decoding import score as scoring
 from lyricnn.data.corpus import Vocab
 from lyricnn.models.gluon import RNNModel
 from lyricnn.ngram.model import rank
-from lyricnn.book.scratch import init_rnn_state, rnn
+from lyricnn.book.scratch import init_rnn_state
 from lyricnn.models.interface import GluonLM, ScratchLM
 
 from float_error import ROUTE64, U64
@@ -35,7 +36,7 @@ def scratch_lm(seed=0, scale=0.4):
 
     def init_state64(*args):
         return tuple(s.astype("float64") for s in init_rnn_state(*args))
-    return ScratchLM(rnn, params, init_state64, H, V, mx.cpu())
+    return ScratchLM(cells.RNN, params, init_state64, H, V, mx.cpu())   # the fast form
 
 
 def gluon_lm(layer=grnn.GRU, seed=0, scale=0.3):

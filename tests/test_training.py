@@ -12,6 +12,7 @@ from mxnet import autograd, nd
 
 import lyricnn as d2l
 from oracle import book_notebook as book
+from lyricnn.models import cells
 from lyricnn.models.interface import ScratchLM
 from lyricnn.training.loop import TrainingDiverged, _detach, run_epoch
 from lyricnn.training.optim import clipped_sgd
@@ -256,7 +257,7 @@ def test_consecutive_minibatch_gradient_stops_at_its_own_start():
             seen_grads.append([p.grad.asnumpy().copy() for p in self.params])
             return [nd.zeros_like(p.grad) for p in self.params]
 
-    lm = Recorder(d2l.rnn, params, init_state64, 16, V, None)
+    lm = Recorder(cells.RNN, params, init_state64, 16, V, None)
     run_epoch(lm, d2l.data_iter_consecutive(ci[:600], 4, 8), True, 1.0, None)
     assert len(seen_states) >= 3 and seen_states[1][1].any()  # state really carried
     loss = mx.gluon.loss.SoftmaxCrossEntropyLoss()
@@ -300,7 +301,7 @@ def test_evaluate_loss_scores_every_token_once():
 
     def init_state64(*args):
         return tuple(s.astype("float64") for s in d2l.init_rnn_state(*args))
-    lm = ScratchLM(d2l.rnn, params, init_state64, 8, V, None)
+    lm = ScratchLM(cells.RNN, params, init_state64, 8, V, None)
     text = ci[:23]
     # Brute force: feed one token at a time, sum -log softmax of the next.
     state, total = lm.begin_state(1), 0.0

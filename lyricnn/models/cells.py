@@ -29,7 +29,8 @@ The state is a flat tuple, layer by layer: ``(H_1, …, H_L)``, or
 layer, forward and backward, in one oneDNN call. Its ``rnn_tanh`` and ``lstm``
 modes compute exactly the RNN and LSTM equations above, so ``sequence`` hands
 the RNN and the LSTM to it (``lyricnn.models.fused``) unless ``fused=False``; tests
-check that both routes give the same outputs and gradients (to 1e-5) as the
+check that both routes give the same outputs and gradients (compared in float64,
+``tests/float_error.py``) as the
 book's code. Its ``gru`` mode applies the reset gate after the hidden product,
 ``R ⊙ (H W_hh + b)``, which is not the book's GRU, so the GRU always runs
 ``gru_step``.

@@ -188,14 +188,17 @@ class _Config:
     def validate(self, derived=True):
         """Check every field through its ``Option.check``; return ``self``.
 
-        ``derived=False`` skips the fields computed from the corpus
-        (``vocab_size``, ``corpus_sha1``), for a config checked before the
-        corpus is read.  Raises ``ValueError`` naming the first bad field.
+        Each field keeps the value its check returns, a plain Python value (a
+        NumPy integer or float becomes an ``int`` or ``float``), so that the
+        config always saves as JSON. ``derived=False`` skips the fields computed
+        from the corpus (``vocab_size``, ``corpus_sha1``), for a config checked
+        before the corpus is read.  Raises ``ValueError`` naming the first bad field.
         """
         for f in dataclasses.fields(self):
             option = f.metadata["option"]
             if derived or option.flag:
-                option.check(f.name, getattr(self, f.name))
+                # frozen: the checked value replaces the given one in place
+                object.__setattr__(self, f.name, option.check(f.name, getattr(self, f.name)))
         return self
 
     def to_dict(self):
