@@ -354,10 +354,6 @@ class RunConfig(_Config):
         """The word embedding size: ``embed_size``, or ``num_hiddens`` when it is 0."""
         return self.embed_size or self.num_hiddens
 
-    @property
-    def is_word(self):
-        return self.tokens == "word"
-
     def with_corpus(self, text, vocab_size=None):
         """This config with ``vocab_size`` and ``corpus_sha1`` derived from ``text``, checked.
 
@@ -368,10 +364,6 @@ class RunConfig(_Config):
             vocab_size = len(dict.fromkeys(text))
         return dataclasses.replace(self, vocab_size=vocab_size,
                                    corpus_sha1=text_sha1(text)).validate()
-
-    @property
-    def is_random_iter(self):
-        return self.sampler == "random"
 
     def split(self, sequence):
         """``(training, held_out)``: the held-out part is the last ``valid_fraction``.
