@@ -45,6 +45,11 @@ def try_all_gpus():
     return ctxes or [mx.cpu()]
 
 
+#: Device numbers an ``mx.Context`` can hold (a 32-bit id in MXNet; no machine has more
+#: than a few devices, so a larger number is a typo).
+MAX_DEVICE = 2**10
+
+
 def resolve_ctx(ctx):
     """Turn ``None``, ``'cpu'``, ``'gpu'``, ``'cpu:N'``, ``'gpu:N'`` or an ``mx.Context``
     into an ``mx.Context``.
@@ -99,9 +104,9 @@ def _indexed_ctx(ctx):
     An explicit GPU that MXNet cannot use is an error (``'gpu'`` alone falls back).
     """
     kind, _, index = ctx.partition(":")
-    if kind not in ("cpu", "gpu") or not index.isdigit():
-        raise ValueError(f"ctx {ctx!r} is not a device: use cpu, gpu, cpu:N or gpu:N, "
-                         "comma-separated for several")
+    if kind not in ("cpu", "gpu") or not index.isdigit() or int(index) >= MAX_DEVICE:
+        raise ValueError(f"ctx {ctx!r} is not a device: use cpu, gpu, cpu:N or gpu:N with N "
+                         f"below {MAX_DEVICE}, comma-separated for several")
     device = mx.Context(kind, int(index))
     if kind == "gpu":
         try:

@@ -307,7 +307,8 @@ def test_checkpoint_corruption(capsys, prev, case, command):
 # -- interrupts: real signals -----------------------------------------------------------
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143),
+                                       (signal.SIGHUP, 129)])   # SIGHUP: terminal closed
 @pytest.mark.parametrize("when", ["startup", "training"])
 def test_interrupts(prev, sig, code, when):
     run_dir, before = prev
@@ -558,3 +559,233 @@ def test_a_really_full_disk_keeps_the_previous_checkpoint(capsys, prev, small_tm
     assert_intact(target, before)
     assert not [n for n in os.listdir(target / "..") if n.startswith(".") and "tmp" in n]
     assert sorted(os.listdir(target)) == [".checkpoint.lock", "checkpoint"]  # no temp left
+
+
+# -- issue 26: what a hostile or new user still hit ----------------------------------------
+
+def _other_model_old(run_dir):
+    """``.checkpoint.old`` beside ``run_dir/checkpoint`` holding another run (another
+    model), newer than the checkpoint: what a crash of another run's save could leave."""
+    other = run_dir.parent / "other"
+    assert cli.main(["train", *TINY, "--epochs", "1", "--num-hiddens", "8",
+                     "--out", str(other)]) == 0
+    shutil.copytree(other / "checkpoint", run_dir / ".checkpoint.old")
+
+
+def test_a_stale_old_checkpoint_of_another_run_is_never_used(capsys, prev):
+    run_dir, before = prev
+    _other_model_old(run_dir)
+    capsys.readouterr()
+    assert ck.load_checkpoint(run_dir).config.num_hiddens == 16        # not the .old's 8
+    code, _, err = run(capsys, "train", "--resume", run_dir, "--epochs", 2)
+    assert code == 0, err
+    loaded = ck.load_checkpoint(run_dir)
+    assert loaded.config.num_hiddens == 16 and loaded.epoch == 2
+    assert not (run_dir / ".checkpoint.old").exists()                   # our save's leftover
+
+
+def test_a_folder_holding_only_best_is_not_replaced_without_force(capsys, prev, tmp_path):
+    run_dir, _ = prev
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    shutil.copytree(run_dir / "checkpoint", keep / "best")              # the user kept best/
+    best = {p.name: p.read_bytes() for p in (keep / "best").iterdir()}
+    code, _, err = run(capsys, "train", *TINY, "--epochs", 1, "--out", keep)
+    assert code == 2 and "holds best/" in error_line(err) and "--force" in err
+    assert {p.name: p.read_bytes() for p in (keep / "best").iterdir()} == best
+
+
+def test_force_keeps_the_earlier_best_until_the_new_run_has_saved(capsys, prev, tmp_path):
+    run_dir, _ = prev
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    shutil.copytree(run_dir / "checkpoint", keep / "best")
+    best = {p.name: p.read_bytes() for p in (keep / "best").iterdir()}
+    # A run that diverges in its first epoch saves nothing: best/ stays as it was.
+    code, _, err = run(capsys, "train", *TINY, "--epochs", 1, "--out", keep, "--force",
+                       "--lr", "1e30", "--clip", "1e30")
+    assert code == 1 and "diverged" in err
+    assert {p.name: p.read_bytes() for p in (keep / "best").iterdir()} == best
+    # One that saves replaces it: without a held-out split there is no best of its own.
+    code, _, err = run(capsys, "train", *TINY, "--epochs", 1, "--out", keep, "--force")
+    assert code == 0, err
+    assert not (keep / "best").exists() and ck.load_checkpoint(keep).epoch == 1
+
+
+def test_a_fresh_run_leaves_a_plot_it_was_not_asked_for(capsys, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "perplexity.png").write_bytes(b"the user's own picture")
+    assert run(capsys, "train", *TINY, "--epochs", 1, "--out", out)[0] == 0
+    assert (out / "perplexity.png").read_bytes() == b"the user's own picture"
+
+
+def test_interrupted_before_any_save_the_advice_is_to_start_again(capsys, tmp_path,
+                                                                   monkeypatch):
+    from lyricnn.cli import train as train_cmd
+    monkeypatch.setattr(train_cmd, "retain_freed_memory", lambda: os.kill(os.getpid(),
+                                                                         signal.SIGINT))
+    code, _, err = run(capsys, "train", *TINY, "--epochs", 1, "--out", tmp_path / "run")
+    assert code == 130
+    line = error_line(err)
+    assert "no checkpoint was saved" in line and "--resume" not in line
+    assert "run the same command again" in line
+
+
+def test_version(capsys):
+    from lyricnn import __version__
+    with pytest.raises(SystemExit) as exit_:
+        cli.build_parser().parse_args(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"lyricnn {__version__}"
+
+
+def _sparse(path, size):
+    with open(path, "wb") as f:
+        f.truncate(size)
+
+
+HOSTILE_FILES = {
+    # A FIFO where a file should be: opened without blocking and refused, never read.
+    "corpus-fifo": ("corpus.txt", lambda p: os.mkfifo(p), "corpus.txt: is not a regular file"),
+    # 8 GiB (sparse) where the manifest says a few KB: read one byte past the stated size.
+    "params-endless": ("params.params", lambda p: _sparse(p, 8 << 30),
+                       "params.params: does not match its checksum"),
+    "manifest-endless": ("manifest.json", lambda p: _sparse(p, 8 << 30), "manifest.json"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_FILES))
+def test_hostile_checkpoint_files_are_refused_without_reading_them(capsys, prev, case):
+    run_dir, _ = prev
+    name, make, message = HOSTILE_FILES[case]
+    target = run_dir / "checkpoint" / name
+    target.unlink()
+    make(target)
+    start = time.monotonic()
+    code, out, err = run(capsys, "generate", "--checkpoint", run_dir, "--prefix", "分开")
+    assert time.monotonic() - start < 30
+    assert code == 1 and message in error_line(err) and out == ""
+
+
+def test_a_corpus_of_one_distinct_character_is_refused_before_training(capsys, tmp_path):
+    corpus = tmp_path / "spaces.txt"
+    corpus.write_text(" \n" * 3000, encoding="utf-8")
+    code, _, err = run(capsys, "train", "--corpus", corpus, "--num-chars", "all",
+                       "--out", tmp_path / "run")
+    assert code == 2 and "1 distinct characters" in error_line(err)
+    assert not (tmp_path / "run" / "checkpoint").exists()
+
+
+def test_a_corpus_path_that_is_not_utf8_is_refused_before_training(capsys, tmp_path):
+    raw = os.path.join(os.fsencode(tmp_path), b"\xff\xfe.txt")
+    with open(raw, "wb") as f:
+        f.write("分开 不分开 ".encode("utf-8") * 500)
+    code, _, err = run(capsys, "train", "--corpus", os.fsdecode(raw), *TINY[2:],
+                       "--out", tmp_path / "run")
+    assert code == 2 and "not UTF-8" in error_line(err)
+
+
+@pytest.mark.parametrize("case", ["dangling", "inside-checkpoint", "corpus-loop",
+                                  "checkpoint-loop"])
+def test_bad_paths_are_one_line(capsys, prev, tmp_path, case):
+    run_dir, before = prev
+    loop = tmp_path / "loop"
+    os.symlink(loop, loop)                                   # a link to itself
+    if case == "dangling":
+        os.symlink(tmp_path / "nowhere", tmp_path / "out")
+        argv, expect = ["train", *TINY, "--out", tmp_path / "out"], "does not exist"
+    elif case == "inside-checkpoint":
+        argv = ["train", *TINY, "--out", run_dir / "checkpoint" / "x"]
+        expect = "inside the checkpoint folder"
+    elif case == "corpus-loop":
+        argv, expect = ["train", "--corpus", loop, "--out", tmp_path / "r"], "loop"
+    else:
+        argv, expect = ["generate", "--checkpoint", loop, "--prefix", "分开"], "loop"
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and expect in error_line(err), err
+    assert_intact(run_dir, before)
+
+
+def test_generate_with_stdout_closed_is_an_error(prev):
+    run_dir, _ = prev
+    proc = subprocess.run([sys.executable, "-m", "lyricnn.cli", "generate", "--checkpoint",
+                           str(run_dir), "--prefix", "分开"], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, timeout=120,
+                          preexec_fn=lambda: os.close(1))
+    assert proc.returncode != 0 and "standard output is closed" in proc.stderr
+
+
+def test_a_tiny_temperature_is_greedy_not_nan(capsys, prev):
+    run_dir, _ = prev
+    greedy = run(capsys, "generate", "--checkpoint", run_dir, "--prefix", "分开")
+    tiny = run(capsys, "generate", "--checkpoint", run_dir, "--prefix", "分开",
+               "--strategy", "sample", "--temperature", "5e-324", "--seed", "1")
+    assert tiny[0] == 0 and tiny[1] == greedy[1], tiny[2]
+
+
+def _book_api_cases():
+    """Book-API calls a notebook can make with arguments that are wrong: each must be one
+    ``ValueError`` naming the argument (d2lzh returns shifted rows, zeros or NaN)."""
+    import mxnet as mx
+    from mxnet import nd
+    from mxnet.gluon import rnn as gluon_rnn
+
+    import lyricnn as d2l
+    from lyricnn.training.optim import clipped_sgd
+
+    V, H = 20, 4
+    params = d2l.get_params(V, H)
+    for p in params:
+        p.grad[:] = 1
+    idx_to_char = [chr(0x4e00 + i) for i in range(V)]
+    char_to_idx = {c: i for i, c in enumerate(idx_to_char)}
+    other = d2l.get_params(V + 1, H)
+    gluon = d2l.RNNModel(gluon_rnn.RNN(H), V + 1)
+    gluon.initialize()
+
+    def predict(ps, i2c=idx_to_char):
+        return d2l.predict_rnn(i2c[0], 3, d2l.rnn, ps, d2l.init_rnn_state, H, V, mx.cpu(), i2c,
+                               char_to_idx)
+    return {
+        "onehot-too-large": (lambda: d2l.to_onehot(nd.array([[0, V]]), V), "X must hold"),
+        "onehot-negative": (lambda: d2l.to_onehot(nd.array([[-1, 2]]), V), "X must hold"),
+        "onehot-fraction": (lambda: d2l.to_onehot(nd.array([[0.5, 2]]), V), "X must hold"),
+        "onehot-nan": (lambda: d2l.to_onehot(nd.array([[float("nan"), 2]]), V), "X must hold"),
+        "clip-zero": (lambda: d2l.grad_clipping(params, 0, None), "theta"),
+        "clip-negative": (lambda: d2l.grad_clipping(params, -1, None), "theta"),
+        "clip-nan": (lambda: d2l.grad_clipping(params, float("nan"), None), "theta"),
+        "clipped-sgd-negative": (lambda: clipped_sgd(params, [p.grad for p in params], 1.0,
+                                                     -1.0), "theta"),
+        "clipped-sgd-lr-nan": (lambda: clipped_sgd(params, [p.grad for p in params],
+                                                   float("nan"), 1.0), "lr"),
+        "sgd-batch-zero": (lambda: d2l.sgd(params, 0.1, 0), "batch_size"),
+        "sgd-lr-nan": (lambda: d2l.sgd(params, float("nan"), 1), "lr"),
+        "predict-other-vocab-params": (lambda: predict(other), "vocab_size=20"),
+        "predict-other-idx_to_char": (lambda: predict(params, idx_to_char[:-1]), "idx_to_char"),
+        "predict-gluon-other-vocab": (lambda: d2l.predict_rnn_gluon(
+            idx_to_char[0], 3, gluon, V, mx.cpu(), idx_to_char, char_to_idx), "vocab_size"),
+        "train-gluon-other-vocab": (lambda: d2l.train_and_predict_rnn_gluon(
+            gluon, H, V, mx.cpu(), [0, 1, 2] * 30, idx_to_char, char_to_idx, 1, 5, 1.0, 0.1, 2,
+            1, 3, [idx_to_char[0]]), "vocab_size"),
+        "rnnmodel-vocab-zero": (lambda: d2l.RNNModel(gluon_rnn.RNN(H), 0), "vocab_size"),
+        "rnnmodel-string-layer": (lambda: d2l.RNNModel("rnn", V), "rnn_layer"),
+        "sampler-index-2**24": (lambda: next(d2l.data_iter_consecutive(
+            [2**24 + 1] * 100, 2, 5)), "2**24"),
+        "device-huge": (lambda: d2l.resolve_ctx("cpu:99999999999999999999"), "not a device"),
+    }
+
+
+BOOK_API = ["onehot-too-large", "onehot-negative", "onehot-fraction", "onehot-nan",
+            "clip-zero", "clip-negative", "clip-nan", "clipped-sgd-negative",
+            "clipped-sgd-lr-nan", "sgd-batch-zero", "sgd-lr-nan", "predict-other-vocab-params",
+            "predict-other-idx_to_char", "predict-gluon-other-vocab", "train-gluon-other-vocab",
+            "rnnmodel-vocab-zero", "rnnmodel-string-layer", "sampler-index-2**24",
+            "device-huge"]
+
+
+@pytest.mark.parametrize("case", BOOK_API)
+def test_book_api_refuses_what_d2lzh_gets_silently_wrong(case):
+    call, name = _book_api_cases()[case]
+    with pytest.raises(ValueError) as err:
+        call()
+    assert name in str(err.value) and len(str(err.value).splitlines()) == 1, err.value

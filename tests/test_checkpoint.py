@@ -343,7 +343,7 @@ def test_expected_vocabulary_is_checked(tmp_path):
 
 # -- crash safety ----------------------------------------------------------------
 
-def _leftovers(folder):
+def leftovers_of(folder):
     return sorted(p.name for p in folder.iterdir() if p.name.startswith(".")
                   and not p.name.endswith(".lock"))
 
@@ -364,7 +364,7 @@ def test_crash_while_writing_keeps_the_previous_checkpoint(tmp_path, monkeypatch
     loaded = ck.load_checkpoint(path)
     assert loaded.epoch == 2
     assert_same_parameters(loaded.lm, old)
-    assert _leftovers(tmp_path) == []  # the temp folder is gone
+    assert leftovers_of(tmp_path) == []  # the temp folder is gone
 
 
 def test_crash_between_the_renames_recovers_the_newest(tmp_path, monkeypatch, caplog):
@@ -384,7 +384,7 @@ def test_crash_between_the_renames_recovers_the_newest(tmp_path, monkeypatch, ca
     assert not path.exists() and store.backup_path(path).is_dir()
     # (The temp folder of epoch 3 was removed by the failing save's cleanup.)
     assert ck.load_checkpoint(path).epoch == 2  # a reader finds .ck.old
-    assert ck.recover(path) and _leftovers(tmp_path) == []
+    assert ck.recover(path) and leftovers_of(tmp_path) == []
     assert ck.load_checkpoint(path).epoch == 2
     assert "removed" in caplog.text or "recovered" in caplog.text
 
@@ -401,7 +401,7 @@ def test_a_complete_newer_temp_folder_wins_and_incomplete_ones_are_removed(tmp_p
     assert ck.load_checkpoint(path).epoch == 3  # readers already see the newest
     actions = ck.recover(path)
     assert any("recovered" in a for a in actions)
-    assert _leftovers(tmp_path) == [] and ck.load_checkpoint(path).epoch == 3
+    assert leftovers_of(tmp_path) == [] and ck.load_checkpoint(path).epoch == 3
 
 
 def test_a_symlinked_checkpoint_is_written_through(tmp_path):

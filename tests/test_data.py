@@ -12,7 +12,6 @@ import pytest
 import lyricnn
 import lyricnn.data.corpus
 import lyricnn.fileio
-import lyricnn.fileio
 from lyricnn.data.corpus import Vocab, load_corpus_chars, load_data_jay_lyrics, read_text
 
 

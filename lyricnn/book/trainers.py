@@ -38,6 +38,7 @@ def grad_clipping(params, theta, ctx):
     """
     if theta is None:
         return
+    check_number("theta", theta, 0, low_open=True, hint="the largest gradient norm kept, e.g. 1e-2")
     grads = [p.grad for p in params]
     norm = nd.sqrt(_sum_of_squares(grads))
     scale = nd.minimum(theta / norm, 1.0)  # norm == 0 gives inf -> 1
@@ -47,6 +48,8 @@ def grad_clipping(params, theta, ctx):
 
 def sgd(params, lr, batch_size):
     """Minibatch SGD in place: ``p -= lr * p.grad / batch_size`` (book 3.2)."""
+    check_number("lr", lr, 0, low_open=True, hint="the book uses lr=1e2 for 6.4")
+    batch_size = check_int("batch_size", batch_size, hint="the book's loop passes 1")
     for p in params:
         nd.sgd_update(p, p.grad, lr=lr / batch_size, out=p)
 
@@ -70,6 +73,31 @@ def check_training_args(num_epochs, num_steps, batch_size, lr, clipping_theta, p
 #: function, e.g. one written in a notebook, runs as the book runs it, on one-hot inputs.
 FAST_FORMS = {book_rnn: cells.RNN, gru: cells.GRU, lstm: cells.LSTM,
               deep_rnn: cells.RNN, deep_gru: cells.GRU, deep_lstm: cells.LSTM}
+
+
+def check_vocabulary(vocab_size, idx_to_char=None, *, rnn=None, params=None, model=None):
+    """``ValueError`` unless the vocabulary, the parameters and the model agree on its size.
+
+    ``params`` of the book's cells (``FAST_FORMS``) start with ``W_x* (V, h)`` and end
+    with ``b_q (V,)``; a Gluon ``model`` knows its ``vocab_size``. Checked once per call
+    of the book's functions (their loops then run unchecked).
+    """
+    V = check_int("vocab_size", vocab_size, hint="the number of distinct characters")
+    if idx_to_char is not None and len(idx_to_char) != V:
+        raise ValueError(f"idx_to_char has {len(idx_to_char)} tokens but vocab_size={V}; pass "
+                         "the vocabulary the model was built for")
+    if params is not None and rnn in FAST_FORMS:
+        params = list(params)
+        shapes = (tuple(params[0].shape), tuple(params[-1].shape)) if params else ((), ())
+        if not params or shapes[0][:1] != (V,) or shapes[1] != (V,):
+            raise ValueError(f"the parameters are for a vocabulary of {shapes[1][:1] or '?'} "
+                             f"(W_x {shapes[0]}, b_q {shapes[1]}), not vocab_size={V}; build "
+                             "them with get_params(vocab_size, ...) of this vocabulary")
+    model_size = getattr(model, "vocab_size", None)
+    if model_size is not None and model_size != V:
+        raise ValueError(f"the model was built for vocab_size={model_size}, not {V}; build "
+                         "RNNModel(rnn_layer, vocab_size) with this vocabulary's size")
+    return V
 
 
 def scratch_lm(rnn, params, init_rnn_state, num_hiddens, vocab_size, ctx, **options):
@@ -98,6 +126,7 @@ def train_and_predict_rnn(rnn, get_params, init_rnn_state, num_hiddens, vocab_si
     ctxs = resolve_ctx_list(ctx)
     retain_freed_memory()   # lyricnn.tuning: MXNet allocates afresh every minibatch
     params = [p if p.context == ctxs[0] else _with_grad(p.copyto(ctxs[0])) for p in get_params()]
+    check_vocabulary(vocab_size, idx_to_char, rnn=rnn, params=params)
     lm = scratch_lm(rnn, params, init_rnn_state, num_hiddens, vocab_size, ctxs[0],
                     sparse_inputs=sparse_inputs, trace=trace)
     return _train(lm, corpus_indices, is_random_iter, num_steps, batch_size, lr, clipping_theta,
@@ -134,6 +163,7 @@ def train_and_predict_rnn_gluon(model, num_hiddens, vocab_size, ctx, corpus_indi
     Returns the ``History``.
     """
     check_training_args(num_epochs, num_steps, batch_size, lr, clipping_theta, pred_period)
+    check_vocabulary(vocab_size, idx_to_char, model=model)
     ctxs = resolve_ctx_list(ctx)
     retain_freed_memory()   # lyricnn.tuning: MXNet allocates afresh every minibatch
     model.initialize(ctx=ctxs, force_reinit=True, init=init.Normal(0.01))

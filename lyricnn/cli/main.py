@@ -57,11 +57,14 @@ import signal
 import sys
 import threading
 
+from lyricnn import __version__
+
 #: The subcommands, in --help order: each is lyricnn/cli/<name>.py with
 #: ``add_parser(subparsers)`` and ``run(args, signals) -> exit code``.
 COMMANDS = ("train", "generate", "score", "evaluate", "launch")
 #: Exit codes of the signals that stop a run (128 + the signal number, as a shell reports).
-EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+#: SIGHUP (the terminal closed, the ssh session dropped) is handled as SIGTERM.
+EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
 
 
 # -- signals ----------------------------------------------------------------------
@@ -142,6 +145,7 @@ def build_parser():
                      epilog="Run 'lyricnn COMMAND --help' for the flags of a command.")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="show the library's INFO messages on stderr")
+    parser.add_argument("--version", action="version", version=f"lyricnn {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         importlib.import_module(f"lyricnn.cli.{name}").add_parser(sub)
@@ -192,11 +196,20 @@ def _run(argv, signals):
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:  # --help (0) or a usage error (2): return, don't exit
         return exit_.code if isinstance(exit_.code, int) else 2
+    if sys.stdout is None:   # started with its standard output closed (>&-)
+        return _error(args, "standard output is closed, so nothing could be printed; "
+                      "redirect it to a file or to /dev/null", 1)
     with _log_to_stderr(args.verbose):
         try:
-            return args.handler(args, signals)
+            code = args.handler(args, signals)
+            sys.stdout.flush()   # a write that fails is an error, not a silent exit 0
+            return code
         except (TrainingDiverged, Failure) as err:
             return _error(args, err, 1)
+        except RuntimeError as err:   # pathlib's "Symlink loop from ..."
+            if "symlink loop" not in str(err).lower():
+                raise
+            return _error(args, f"{err} (a symbolic link that leads back to itself)", 2)
         except NotACheckpoint as err:  # the path given is wrong, not a checkpoint broken
             return _error(args, err, 2)
         except CheckpointError as err:

@@ -7,6 +7,7 @@ with ``--plot``, ``perplexity.png``. ``start`` and ``resume`` check everything
 the flags and the corpus can tell before they take the lock and build a model.
 """
 import dataclasses
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ class Run:
     fresh: bool
     saved_epoch: int = 0  # the last epoch this process saved (0: none yet)
     writer: bool = True   # False on the workers of rank > 0: they never write to the run
+    stale_best: bool = False  # a best/ of an earlier run (--force), removed after our 1st save
 
     @property
     def checkpoint(self):
@@ -61,7 +63,15 @@ def check_memory(config):
 
 
 def check_out(out, force):
-    """Refuse a run folder that cannot hold our checkpoint, before any work is done."""
+    """Refuse a run folder that cannot hold our checkpoint, or holds a run's files that a
+    fresh run would replace without ``--force``, before any work is done."""
+    if out.is_symlink() and not out.exists():
+        raise UsageError(f"--out {out} is a symbolic link to {os.readlink(out)}, which does not "
+                         "exist; give a folder, or create the link's target")
+    inside = next((p for p in [out, *out.parents] if is_checkpoint(p)), None)
+    if inside is not None:
+        raise UsageError(f"--out {out} is inside the checkpoint folder {inside}; give the run "
+                         f"folder that holds {CHECKPOINT_NAME}/ ({inside.parent}) or a new one")
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; give a folder (it will hold "
                          f"{CHECKPOINT_NAME}/ and {PLOT_NAME})")
@@ -77,6 +87,10 @@ def check_out(out, force):
     if existing is not None and not force:
         raise UsageError(f"{out} already holds a checkpoint: continue it with --resume "
                          f"{out}, or pass --force to overwrite it")
+    if is_checkpoint(out / BEST_NAME) and not force:
+        raise UsageError(f"{out} holds {BEST_NAME}/, the best checkpoint of an earlier run: move "
+                         "it away, or pass --force to replace it (it is replaced only once this "
+                         "run has saved a checkpoint)")
 
 
 def _lock(path):
@@ -125,22 +139,24 @@ def start(args, ctxs, workers=1, writer=True):
         if writer:
             recover(out / CHECKPOINT_NAME)
             check_out(out, args.force)  # a recovered save may have produced a checkpoint
-            _drop_stale_best(out)
         set_seed(config.seed)
         return Run(config, corpus, task_of(config).build_model(config, ctxs[0]), History(),
-                   text, out, lock, True, writer=writer)
+                   text, out, lock, True, writer=writer,
+                   stale_best=writer and is_checkpoint(out / BEST_NAME))
     except BaseException:
         lock.release()
         raise
 
 
-def _drop_stale_best(out):
-    """A fresh run in ``out`` (--force) replaces the old run, its best/ included: a best/
-    left from it would be taken for this run's."""
-    best = out / BEST_NAME
-    if best.is_dir() and not best.is_symlink() and is_checkpoint(best):
+def drop_stale_best(run):
+    """After a fresh run (``--force``) has saved its first checkpoint: the earlier run's
+    ``best/``, if this run has not replaced it yet, goes (it would be taken for this run's).
+    Until then it is kept, so that a run that fails early loses nothing."""
+    best = run.out / BEST_NAME
+    if run.stale_best and best.is_dir() and not best.is_symlink() and is_checkpoint(best):
         with CheckpointLock(best):
             shutil.rmtree(best)
+    run.stale_best = False
 
 
 def _resume_target(resume):

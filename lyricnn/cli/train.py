@@ -52,8 +52,8 @@ def add_parser(sub):
                    default=1, metavar="N",
                    help="save the checkpoint every N epochs and after the last (default 1)")
     p.add_argument("--plot", action="store_true",
-                   help=f"write the perplexity curves to DIR/{PLOT_NAME} (an existing plot "
-                        "is always refreshed)")
+                   help=f"write the perplexity curves to DIR/{PLOT_NAME} (a resumed run "
+                        "also refreshes a plot already there)")
     p.add_argument("--prefix", action="append", metavar="TEXT",
                    help="prefix to continue in the log; repeatable (default: 分开 and 不分开 "
                         "when the corpus has those characters, else its first 2)")
@@ -125,9 +125,13 @@ def _train(args, settings, run, signals, ctxs, workers):
     if signals.stop_requested():
         if not run.writer:
             return signals.exit_code
+        if run.saved_epoch or not run.fresh:   # a checkpoint of this run is there
+            advice = (f"continue with: lyricnn train --resume {run.out} "
+                      f"--epochs {settings.num_epochs}")
+        else:
+            advice = "run the same command again to start over"
         print(f"lyricnn train: interrupted by {signals.name(signals.received)}; "
-              f"{_saved_status(run)}; continue with: lyricnn train --resume {run.out} "
-              f"--epochs {settings.num_epochs}", file=sys.stderr)
+              f"{_saved_status(run)}; {advice}", file=sys.stderr)
         return signals.exit_code
     if run.writer:
         print(f"lyricnn: checkpoint (epoch {run.history.epoch[-1]}) in {run.checkpoint}"
@@ -157,11 +161,13 @@ def _epoch_end(args, settings, run, bar, signals, prefixes):
         if valid[-1] is not None and valid[-1] <= min(valid):  # the best so far
             save_checkpoint(run.out / BEST_NAME, config, vocab, run.lm, history,
                             run.corpus_text, rng)
+            run.stale_best = False   # replaced by this run's
         # A stop request saves now: the parameters are those of a whole epoch.
         if epoch % args.save_every == 0 or epoch == last or signals.stop_requested():
             save_checkpoint(run.checkpoint, config, vocab, run.lm, history, run.corpus_text,
                             rng, lock=run.lock)
             run.saved_epoch = epoch
+            rundir.drop_stale_best(run)
     return on_epoch_end
 
 
@@ -206,7 +212,9 @@ def _saved_status(run):
 def _refresh_plot(args, run):
     """Redraw the run's plot from the epochs saved, if asked for or already there."""
     plot = run.out / PLOT_NAME
-    if not run.writer or not run.saved_epoch or not (args.plot or plot.exists()):
+    # A fresh run draws only when asked: a perplexity.png already there may be the user's.
+    if not run.writer or not run.saved_epoch or not (args.plot or (not run.fresh
+                                                                   and plot.exists())):
         return None
     h = run.history
     n = h.epoch.index(run.saved_epoch) + 1

@@ -60,8 +60,9 @@ def choose_next(logits, strategy="greedy", temperature=1.0, top_k=None, rng=None
     candidates = np.arange(len(logits))
     if top_k is not None and top_k < len(logits):
         candidates = np.argpartition(-logits, top_k - 1)[:top_k]
-    z = logits[candidates] / temperature
-    p = np.exp(z - z.max())
+    z = logits[candidates]
+    with np.errstate(over="ignore"):   # a tiny temperature: every other logit -> -inf
+        p = np.exp((z - z.max()) / temperature)   # shifted first: the largest is exactly 0
     p /= p.sum()
     rng = rng if rng is not None else np.random.default_rng(np.random.randint(2**31))
     return int(candidates[rng.choice(len(candidates), p=p)])

@@ -10,6 +10,7 @@ from mxnet.gluon import nn
 from mxnet.gluon.parameter import DeferredInitializationError
 from mxnet.gluon import rnn as gluon_rnn
 
+from lyricnn.checks import check_int
 from lyricnn.models import fused
 
 
@@ -126,6 +127,10 @@ class RNNModel(nn.HybridBlock):
     """
 
     def __init__(self, rnn_layer, vocab_size, *, gather_inputs="auto", **kwargs):
+        if not isinstance(rnn_layer, nn.Block):
+            raise ValueError(f"rnn_layer must be a Gluon recurrent layer such as rnn.RNN(256), "
+                             f"got {rnn_layer!r:.60} ({type(rnn_layer).__name__})")
+        vocab_size = check_int("vocab_size", vocab_size, hint="the number of distinct tokens")
         super().__init__(**kwargs)
         if gather_inputs not in ("auto", True, False):
             raise ValueError(f"gather_inputs must be 'auto', True or False, got {gather_inputs!r}")

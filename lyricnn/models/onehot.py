@@ -1,4 +1,5 @@
 """One-hot encoding of a minibatch (book 6.4.1)."""
+import numpy as np
 from mxnet import nd
 
 from lyricnn.checks import check_int
@@ -24,6 +25,7 @@ def to_onehot(X, size, sparse=False):
         shape = getattr(X, "shape", None)
         raise ValueError(f"X must be a 2-D NDArray (batch_size, num_steps), got "
                          f"{type(X).__name__}" + (f" of shape {shape}" if shape else ""))
+    _check_indices(X, size)
     if not sparse:
         return [nd.one_hot(x, size) for x in X.T]  # num_steps x (batch, size)
     steps = nd.one_hot(X.T, size)                 # (num_steps, batch, size)
@@ -31,3 +33,19 @@ def to_onehot(X, size, sparse=False):
         return [steps[0].tostype("csr")]
     # one split, not num_steps slices
     return [s.tostype("csr") for s in nd.split(steps, X.shape[1], axis=0, squeeze_axis=True)]
+
+
+def _check_indices(X, size):
+    """``ValueError`` unless ``X`` holds integers in ``[0, size)``: MXNet's ``one_hot`` gives a
+    row of zeros for an index out of range and truncates a fraction, silently.
+
+    ``X`` is a minibatch of indices, (batch, num_steps): reading it costs a few KB and no
+    wait for queued operators when it is an input (the samplers' batches are), so the
+    check runs on every call, as the book's own training loop calls this every minibatch.
+    """
+    values = X.asnumpy()
+    if values.size and not (np.isfinite(values).all() and (values == np.floor(values)).all()
+                            and values.min() >= 0 and values.max() < size):
+        raise ValueError(f"X must hold integer token indices in [0, size={size}), found values "
+                         f"in [{values.min()}, {values.max()}]; encode the text with the "
+                         "vocabulary whose size you pass")

@@ -84,11 +84,14 @@ from lyricnn.data.corpus import Vocab
 from lyricnn.fileio import atomic_write_bytes, current_umask, fsync_path
 from lyricnn.training.loop import History, mxnet_seed
 
-from lyricnn.run.store import CONFIG, CORPUS, CheckpointError, CheckpointLock, DATA_FILES, FORMAT, HISTORY, MANIFEST, PARAMS, READ_ATTEMPTS, RNG, VOCAB, _created, checkpoint_error, _leftovers, read_folder, _remove, _replaced, _swap_in, _temp_prefix, find_checkpoint, is_checkpoint, writable_path
+from lyricnn.run.store import (CONFIG, CORPUS, DATA_FILES, FORMAT, HISTORY, MANIFEST, PARAMS,
+                               READ_ATTEMPTS, RNG, VOCAB, CheckpointError, CheckpointLock,
+                               created_ns, leftovers_of, remove_folder, replaced, swap_in, temp_prefix,
+                               checkpoint_error, find_checkpoint, is_checkpoint, read_folder,
+                               same_run, sha256, writable_path)
+from lyricnn.run.parse import (check_manifest, check_rng, load_parameters, parse_config,
+                               parse_corpus, parse_history, parse_rng, parse_vocab)
 from lyricnn.run.task import vocab_of
-from lyricnn.run.parse import check_manifest, load_parameters, parse_config, parse_corpus, parse_history, parse_rng, parse_vocab
-from lyricnn.run.parse import check_rng
-from lyricnn.run.store import sha256
 
 log = logging.getLogger(__name__)
 
@@ -225,12 +228,12 @@ def save_checkpoint(path, config, vocab, lm, history, corpus_text, rng_state, *,
         raise ValueError(f"lock must be a held CheckpointLock for {path}")
     with contextlib.nullcontext() if lock is not None else CheckpointLock(path):
         recover(path)
-        tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), dir=path.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(path), dir=path.parent))
         try:
             os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes it private (0700)
             _write_contents(tmp, config, vocab, lm, history, corpus_text, rng_state)
             fsync_path(tmp)
-            _swap_in(tmp, path)
+            swap_in(tmp, path)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -277,19 +280,23 @@ def recover(path):
 
     The newest complete checkpoint among ``path``, ``.NAME.old`` and
     ``.NAME.tmp-*`` (verified against its manifest) is renamed to ``path``;
-    every other leftover is removed.  A ``path`` that is not a checkpoint at
+    every other leftover is removed; one of another run (``same_run``) never
+    replaces a complete checkpoint at ``path``.  A ``path`` that is not a checkpoint at
     all is left alone.  Returns the list of actions taken (also logged).
     """
     path = writable_path(path)
-    leftovers = _leftovers(path)
+    leftovers = leftovers_of(path)
     if not leftovers:
         return []
     actions = []
-    complete = [p for p in [path, *leftovers] if p.is_dir() and _verified(p)]
-    best = max(complete, key=lambda p: (_created(p), p == path)) if complete else None
+    mine = is_checkpoint(path) and _verified(path)
+    # A leftover of another run (another model or corpus) never replaces this run's.
+    complete = [p for p in [path, *leftovers] if p.is_dir() and _verified(p)
+                and (p == path or not mine or same_run(p, path))]
+    best = max(complete, key=lambda p: (created_ns(p), p == path)) if complete else None
     if best is not None and best != path:
         if path.exists() and is_checkpoint(path):
-            _remove(path)
+            remove_folder(path)
             actions.append(f"removed the older or incomplete checkpoint {path}")
         if not path.exists():
             os.rename(best, path)
@@ -297,7 +304,7 @@ def recover(path):
             actions.append(f"recovered the newest complete checkpoint from {best.name}")
     for leftover in leftovers:
         if leftover.exists() or leftover.is_symlink():
-            _remove(leftover)
+            remove_folder(leftover)
             actions.append(f"removed {leftover.name}, left by an interrupted save")
     for action in actions:
         log.warning("%s: %s", path, action)
@@ -320,7 +327,7 @@ def load_checkpoint(path, ctx=None, vocab=None):
             return _load(folder, contents, ctx, vocab)
         except (CheckpointError, FileNotFoundError, NotADirectoryError):
             # A save replaced the folder while we read it: read the new one.
-            if attempt + 1 < READ_ATTEMPTS and _replaced(folder, inode):
+            if attempt + 1 < READ_ATTEMPTS and replaced(folder, inode):
                 time.sleep(0.05 * (attempt + 1))
                 continue
             raise

@@ -116,6 +116,12 @@ def _corpus(name, value):
     if value is not None and (not isinstance(value, str) or not value):
         raise ValueError(f"{name} must be a file path, 'ptb', or None (the Jay Chou lyrics), "
                          f"got {value!r}")
+    if value is not None:
+        try:   # saved in config.json, which is UTF-8: a path that is not cannot be saved
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{name}: the path {value!r} has bytes that are not UTF-8; "
+                             "rename the file (or a folder on its path)") from None
     return value
 
 

@@ -8,6 +8,7 @@ import logging
 import math
 import os
 import shutil
+import stat
 from pathlib import Path
 
 
@@ -143,7 +144,7 @@ def backup_path(path):
     return path.with_name(f".{path.name}.old")
 
 
-def _temp_prefix(path):
+def temp_prefix(path):
     return f".{Path(path).name}.tmp-"
 
 
@@ -152,20 +153,20 @@ def is_checkpoint(path):
     return (Path(path) / CONFIG).is_file() or (Path(path) / MANIFEST).is_file()
 
 
-def _swap_in(tmp, path):
+def swap_in(tmp, path):
     """Rename ``tmp`` to ``path``, keeping the old ``path`` until that succeeded."""
     backup = backup_path(path)
     if path.exists():
         if backup.exists():  # ``path`` is complete (recover ran), so the backup can go
-            _remove(backup)
+            remove_folder(backup)
         os.rename(path, backup)
     os.rename(tmp, path)
     fsync_path(path.parent)
     if backup.exists():
-        _remove(backup)
+        remove_folder(backup)
 
 
-def _remove(folder):
+def remove_folder(folder):
     if folder.is_symlink() or folder.is_file():
         folder.unlink()
     else:
@@ -174,37 +175,104 @@ def _remove(folder):
 
 # -- reading ------------------------------------------------------------------------
 
+#: Largest JSON file of a checkpoint read before its manifest says its size (a config,
+#: a vocabulary of a million tokens and the history of 10^5 epochs are far below it).
+MAX_JSON_BYTES = 64 << 20
+#: Largest parameter or corpus file of a checkpoint without a manifest (format 1).
+MAX_DATA_BYTES = 4 << 30
+
+
+def _read_regular(name, dir_fd, limit):
+    """The bytes of file ``name`` (in the folder of ``dir_fd``), at most ``limit + 1`` of them.
+
+    Opened without blocking and refused unless a regular file (a FIFO or device in a
+    checkpoint would hang or never end); one byte past ``limit`` is read so that a file
+    grown past its stated size is seen as such, never read whole.
+    """
+    fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK, dir_fd=dir_fd)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotARegularFile(name)
+        return f.read(limit + 1)
+
+
+class NotARegularFile(OSError):
+    """A checkpoint file is a FIFO, a device or a folder: it is not read."""
+
+
+def _stated_sizes(manifest_bytes):
+    """``{name: bytes}`` the manifest states, or ``{}`` if it cannot be read."""
+    try:
+        files = json.loads(manifest_bytes.decode("utf-8"))["files"]
+        return {name: int(entry["bytes"]) for name, entry in files.items()
+                if name in DATA_FILES and is_int_in(entry["bytes"], 0, 2**63)}
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
+        return {}
+
+
 def read_folder(folder):
     """``{name: bytes}`` of every file present, read through one directory handle.
 
     If a writer renames the folder away meanwhile, the handle still reads the
     folder opened; a file deleted under it shows as missing (a retry follows).
+    Reading is bounded: the manifest first (at most ``MAX_JSON_BYTES``), then each
+    file at most one byte past the size the manifest states (without a manifest,
+    ``MAX_JSON_BYTES`` or ``MAX_DATA_BYTES``); a file that is not a regular file
+    raises ``CheckpointError`` naming it.
     """
     flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
     dir_fd = os.open(folder, flags)
     try:
-        contents = {}
-        for name in FILES:
+        contents, sizes = {}, {}
+        for name in (MANIFEST,) + DATA_FILES:
+            limit = sizes.get(name, MAX_JSON_BYTES if name.endswith(".json") else MAX_DATA_BYTES)
             try:
-                fd = os.open(name, os.O_RDONLY, dir_fd=dir_fd)
+                contents[name] = _read_regular(name, dir_fd, limit)
             except FileNotFoundError:
                 continue
-            with os.fdopen(fd, "rb") as f:
-                contents[name] = f.read()
+            except NotARegularFile:
+                raise checkpoint_error(folder, name, "is not a regular file (a FIFO, a device "
+                                       "or a folder): it is not read") from None
+            if name == MANIFEST:
+                sizes = _stated_sizes(contents[name])
         return contents, os.fstat(dir_fd).st_ino
     finally:
         os.close(dir_fd)
 
 
-def _created(folder):
+def _read_json(folder, name):
+    """The JSON value of ``folder/name``, read as ``read_folder`` reads (bounded, regular
+    files only); ``OSError`` or ``ValueError`` when it cannot be had."""
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        data = _read_regular(name, fd, MAX_JSON_BYTES)
+    finally:
+        os.close(fd)
+    return json.loads(data.decode("utf-8"))
+
+
+def same_run(a, b):
+    """Whether checkpoint folders ``a`` and ``b`` hold the same run: the same ``config``
+    in ``config.json`` (model, sizes, vocabulary, corpus hash, seed), which a run keeps
+    from its first epoch to its last. An unreadable config is no run's."""
+    def config(folder):
+        try:
+            return _read_json(folder, CONFIG).get("config")
+        except (OSError, ValueError, AttributeError):
+            return None
+    found = config(a)
+    return found is not None and found == config(b)
+
+
+def created_ns(folder):
     """The manifest's save time of ``folder``: -1 without a readable manifest, 0 for format 1."""
     try:
-        data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        data = _read_json(folder, MANIFEST)
         created = data["created_ns"]
         return created if is_int_in(created, 0, 2**63) else -1
     except FileNotFoundError:
         try:
-            config = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
+            config = _read_json(folder, CONFIG)
             return 0 if config.get("format") == 1 else -1
         except (OSError, ValueError, AttributeError):
             return -1
@@ -212,9 +280,9 @@ def _created(folder):
         return -1
 
 
-def _leftovers(path):
+def leftovers_of(path):
     """``.NAME.old`` and ``.NAME.tmp-*`` beside ``path``: what interrupted saves leave."""
-    parent, prefix = path.parent, _temp_prefix(path)
+    parent, prefix = path.parent, temp_prefix(path)
     if not parent.is_dir():
         return []
     found = [p for p in parent.iterdir()
@@ -228,9 +296,12 @@ def _newest(path):
     For a symlinked ``path`` the leftovers are beside its target, where saves write.
     """
     real = path.resolve() if path.is_symlink() else path
-    candidates = ([path] if is_checkpoint(path) else []) + \
-        [p for p in _leftovers(real) if p.is_dir() and not p.is_symlink()]
-    dated = [(_created(p), p != path, p) for p in candidates]
+    leftovers = [p for p in leftovers_of(real) if p.is_dir() and not p.is_symlink()]
+    if is_checkpoint(path):   # a leftover of another run (model, corpus) never stands in
+        candidates = [path] + [p for p in leftovers if same_run(p, path)]
+    else:
+        candidates = leftovers
+    dated = [(created_ns(p), p != path, p) for p in candidates]
     # The folder itself wins a tie; a temp folder without a manifest never wins.
     dated = [d for d in dated if d[0] >= 0 or d[2] == path]
     if not dated:
@@ -248,7 +319,7 @@ def find_checkpoint(path):
     holds no checkpoint.
     """
     path = Path(path)
-    if not path.exists() and not path.is_symlink() and not _leftovers(path.absolute()):
+    if not path.exists() and not path.is_symlink() and not leftovers_of(path.absolute()):
         raise FileNotFoundError(f"checkpoint folder {str(path)!r} does not exist")
     if path.exists() and not path.is_dir():
         raise NotACheckpoint(f"{path} is a file, not a checkpoint folder; give the run "
@@ -266,7 +337,7 @@ def find_checkpoint(path):
                          "folder that `lyricnn train --out` wrote")
 
 
-def _replaced(folder, inode):
+def replaced(folder, inode):
     try:
         return inode is None or os.stat(folder).st_ino != inode
     except OSError:

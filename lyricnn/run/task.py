@@ -122,6 +122,10 @@ class Task:
 
     def check_trainable(self, config, corpus):
         """``ValueError`` naming the flags when ``corpus`` cannot feed one epoch of ``config``."""
+        if len(corpus.vocab) < 2:
+            raise ValueError(f"the corpus has {len(corpus.vocab)} distinct {self.unit} "
+                             f"({corpus.vocab.idx_to_token!r}): there is nothing to predict; "
+                             "a language model needs at least 2")
         n = len(corpus.train)
         if config.sampler == "consecutive":
             need = config.batch_size * (config.num_steps + 1)

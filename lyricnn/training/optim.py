@@ -3,6 +3,8 @@ softmax cross-entropy with its gradient, computed once."""
 
 from mxnet import nd
 
+from lyricnn.checks import check_number
+
 
 def clipped_sgd(weights, grads, lr, theta, grad_scale=1.0):
     """``w -= lr * min(1, theta / ||g||) * g`` for every array, ``||g||`` the global norm.
@@ -18,6 +20,9 @@ def clipped_sgd(weights, grads, lr, theta, grad_scale=1.0):
     docs/RESULTS.md, "Design measurements"). Equal to scaling first, to float
     rounding.
     """
+    check_number("lr", lr, 0, low_open=True)        # a few microseconds per minibatch
+    if theta is not None:
+        check_number("theta", theta, 0, low_open=True, hint="None disables clipping")
     ctx = weights[0].context
     if theta is None:
         factor = nd.full((1, 1), grad_scale, ctx=ctx, dtype=weights[0].dtype)
