@@ -789,3 +789,95 @@ def test_book_api_refuses_what_d2lzh_gets_silently_wrong(case):
     with pytest.raises(ValueError) as err:
         call()
     assert name in str(err.value) and len(str(err.value).splitlines()) == 1, err.value
+
+
+def test_the_plateau_rule_has_a_floor():
+    from lyricnn.training.loop import MAX_PLATEAUS, History, TrainingConverged, annealed_lr
+    history = History()
+    for epoch, valid in enumerate([10.0] + [11.0 + i for i in range(MAX_PLATEAUS + 1)], 1):
+        history.append(epoch, 1.0, 1.0, valid, 1.0)
+    last = MAX_PLATEAUS + 2                  # epochs 2..last did not improve on epoch 1
+    assert annealed_lr(last, history, 20.0, 4.0) == 20.0 / 4.0 ** MAX_PLATEAUS
+    with pytest.raises(TrainingConverged, match=f"did not improve in {MAX_PLATEAUS + 1}"):
+        annealed_lr(last + 1, history, 20.0, 4.0)
+    assert annealed_lr(last + 1, history, 20.0, 1.0) == 20.0     # no decay, no floor
+    assert annealed_lr(last + 1, history, 20.0, 4.0, decay_from=3) == 20.0 / 4.0 ** (last - 2)
+
+
+def test_a_word_run_that_stops_early_ends_cleanly(capsys, tmp_path, monkeypatch):
+    from lyricnn.run import task as task_module
+    from lyricnn.training.loop import TrainingConverged
+
+    def schedule(epoch, history, lr, lr_decay=1.0, decay_from=0):
+        if epoch == 3:
+            raise TrainingConverged(2, 6)
+        return lr
+    monkeypatch.setattr(task_module, "annealed_lr", schedule)
+    corpus = tmp_path / "words.txt"
+    corpus.write_text("".join(f"the cat sat on mat {i % 7} .\n" for i in range(400)),
+                      encoding="utf-8")
+    code, _, err = run(capsys, "train", "--tokens", "word", "--corpus", corpus,
+                       "--valid-fraction", "0.1", "--num-hiddens", "8", "--batch-size", "4",
+                       "--num-steps", "5", "--epochs", "5", "--no-progress",
+                       "--out", tmp_path / "run")
+    assert code == 0, err
+    assert "stopped after epoch 2" in err and ck.load_checkpoint(tmp_path / "run").epoch == 2
+
+
+def test_a_config_of_20000_layers_is_refused_before_the_model_is_built(capsys, prev):
+    run_dir, _ = prev
+    folder = run_dir / "checkpoint"
+    config = json.loads((folder / store.CONFIG).read_text())
+    config["config"]["num_layers"] = 20000
+    _resigned(store.CONFIG, json.dumps(config))(folder)
+    start = time.monotonic()
+    code, out, err = run(capsys, "generate", "--checkpoint", run_dir, "--prefix", "分开")
+    assert time.monotonic() - start < 30
+    assert code == 1 and "but the model of config.json" in error_line(err) and out == ""
+
+
+def test_a_sparse_parameter_array_is_named(capsys, prev):
+    import mxnet as mx
+    run_dir, _ = prev
+    folder = run_dir / "checkpoint"
+    arrays = mx.nd.load(str(folder / store.PARAMS))
+    arrays["W_hq"] = arrays["W_hq"].tostype("row_sparse")
+    mx.nd.save(str(folder / "p.tmp"), arrays)
+    _resigned_bytes = (folder / "p.tmp").read_bytes()
+    (folder / "p.tmp").unlink()
+    (folder / store.PARAMS).write_bytes(_resigned_bytes)
+    manifest = json.loads((folder / store.MANIFEST).read_text())
+    manifest["files"][store.PARAMS] = {"sha256": hashlib.sha256(_resigned_bytes).hexdigest(),
+                                       "bytes": len(_resigned_bytes)}
+    (folder / store.MANIFEST).write_text(json.dumps(manifest))
+    code, out, err = run(capsys, "generate", "--checkpoint", run_dir, "--prefix", "分开")
+    assert code == 1 and "'W_hq' is a row_sparse float32 array" in error_line(err)
+
+
+def test_a_corpus_beyond_memory_is_refused_before_it_is_read(capsys, tmp_path, monkeypatch):
+    import lyricnn.data.corpus as corpus_module
+    corpus = tmp_path / "big.txt"
+    corpus.write_text("分开" * 200_000, encoding="utf-8")           # 1.2 MB
+    monkeypatch.setattr(corpus_module, "available_memory", lambda: 40 << 20)
+    code, _, err = run(capsys, "train", "--corpus", corpus, "--num-chars", "all",
+                       "--out", tmp_path / "run")
+    assert code == 2 and "bytes per character" in error_line(err)
+    monkeypatch.setattr(corpus_module, "available_memory", lambda: 400 << 20)   # enough
+    assert corpus_module.read_text(corpus)[:2] == "分开"
+
+
+def test_a_signal_during_a_long_sample_stops_it():
+    import mxnet as mx
+
+    import lyricnn as d2l
+    from lyricnn.decoding.generate import generate
+    V = 10
+    lm = d2l.build_lm("rnn-scratch", V, 4)
+    calls = []
+
+    def stop():
+        calls.append(1)
+        return len(calls) > 5          # asked to stop at the 6th step
+    text = generate(lm, [chr(97)], 10**6, [chr(97 + i) for i in range(V)],
+                    {chr(97 + i): i for i in range(V)}, should_stop=stop)
+    assert len(text) == 6 and mx.cpu() == lm.ctx

@@ -146,6 +146,70 @@ def test_a_signal_to_the_launcher_stops_everything(tmp_path, signum, code):
     assert_dead([int(pid_file.read_text())])
 
 
+def _children(pid):
+    """The pids of the processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal: Linux")
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGHUP])
+def test_no_process_outlives_a_killed_launcher(tmp_path, signum):
+    """SIGKILL cannot be caught: the kernel's parent-death signal takes the scheduler,
+    the server and the workers down with the launcher; SIGHUP (a closed terminal) is
+    handled as SIGTERM."""
+    pid_file = tmp_path / "pid"
+    script = tmp_path / "sleepy.py"
+    script.write_text("import os, time\n"
+                      f"open({str(pid_file)!r} + '.tmp', 'w').write(str(os.getpid()))\n"
+                      f"os.rename({str(pid_file)!r} + '.tmp', {str(pid_file)!r})\n"
+                      "time.sleep(120)\n")
+    launcher = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from lyricnn.training.launch import launch; "
+         f"sys.exit(launch([sys.executable, {str(script)!r}], workers=1, timeout=120, grace=1))"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        children = _children(launcher.pid)
+        assert len(children) == 3, children          # scheduler, server, worker
+        launcher.send_signal(signum)
+        launcher.wait(timeout=15)
+    finally:
+        launcher.kill()
+    # Orphans are reparented and reaped by whoever adopts them: within a few seconds each is
+    # gone or, if its adopter has not reaped it yet, a zombie (dead, holding nothing).
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_running(pid) for pid in children):
+        time.sleep(0.1)
+    assert not [pid for pid in children if _running(pid)]
+
+
+def _running(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_workers_and_servers_are_bounded():
+    with pytest.raises(LaunchError, match="workers must be an integer between 1 and 64"):
+        launch([sys.executable, "-c", "pass"], workers=100000)
+    with pytest.raises(LaunchError, match="servers must be an integer between 1 and 16"):
+        launch([sys.executable, "-c", "pass"], workers=1, servers=1000)
+
+
 def test_output_lines_are_prefixed_and_whole(tmp_path):
     # No KVStore: only the output plumbing (MXNet still loads in scheduler and server).
     # Both workers start writing at the same instant and a tiny GIL switch interval

@@ -4,7 +4,7 @@ import sys
 
 from lyricnn.checks import check_int, check_number
 from lyricnn.cli.common import UsageError, checked
-from lyricnn.training.launch import launch
+from lyricnn.training.launch import MAX_SERVERS, MAX_WORKERS, launch
 
 
 def add_parser(sub):
@@ -18,10 +18,11 @@ def add_parser(sub):
                     "fails, all are stopped and its exit code is returned. Example: "
                     "lyricnn launch --workers 2 -- train --out runs/dist --epochs 50",
         epilog="Several machines: see the README (the DMLC_* variables each host needs).")
-    p.add_argument("--workers", type=checked(lambda v: check_int("workers", v, 1)),
-                   required=True, metavar="N", help="worker processes")
-    p.add_argument("--servers", type=checked(lambda v: check_int("servers", v, 1)), default=1,
-                   metavar="M", help="parameter-server processes (default 1)")
+    p.add_argument("--workers", type=checked(lambda v: check_int("workers", v, 1, MAX_WORKERS)),
+                   required=True, metavar="N", help=f"worker processes (at most {MAX_WORKERS})")
+    p.add_argument("--servers", type=checked(lambda v: check_int("servers", v, 1, MAX_SERVERS)),
+                   default=1, metavar="M",
+                   help=f"parameter-server processes (default 1, at most {MAX_SERVERS})")
     p.add_argument("--port", type=checked(lambda v: check_int("port", v, 1, 65535)),
                    metavar="P", help="the scheduler's port on 127.0.0.1 (default: a free one)")
     p.add_argument("--timeout", type=checked(lambda v: check_number("timeout", v, 0,

@@ -19,7 +19,8 @@ from lyricnn.run import task as tasks
 from lyricnn.run.checkpoint import capture_rng_state, save_checkpoint
 from lyricnn.run.config import LEVEL_TRAIN_DEFAULTS, RunConfig, TrainSettings
 from lyricnn.run.flags import add_config_arguments
-from lyricnn.training.loop import History, TrainingDiverged, TrainingInterrupted, mxnet_seed
+from lyricnn.training.loop import (History, TrainingConverged, TrainingDiverged,
+                                   TrainingInterrupted, mxnet_seed)
 from lyricnn.training.parallel import barrier, kvstore, worker_info
 from lyricnn.tuning import retain_freed_memory
 
@@ -119,6 +120,9 @@ def _train(args, settings, run, signals, ctxs, workers):
         raise TrainingDiverged(f"{err} ({_saved_status(run)})") from None
     except TrainingInterrupted:
         pass
+    except TrainingConverged as err:   # the plateau rule's floor: an early stop, not a failure
+        if run.writer:
+            print(f"lyricnn train: {err}", file=sys.stderr)
     finally:
         bar.close()
         plot = _refresh_plot(args, run)
@@ -143,7 +147,8 @@ def _epoch_end(args, settings, run, bar, signals, prefixes):
     """``on_epoch_end``: refuse divergence, print the log, advance the bar, save."""
     config, vocab, last = run.config, run.vocab, settings.num_epochs
     task = tasks.task_of(config)
-    log = task.epoch_logger(run.lm, settings, vocab, prefixes, len(run.corpus.train))
+    log = task.epoch_logger(run.lm, settings, vocab, prefixes, len(run.corpus.train),
+                            signals.stop_requested)   # a signal cuts a long sample short
 
     def on_epoch_end(epoch, history):
         # An epoch at infinite perplexity trained nothing useful: fail before saving it.

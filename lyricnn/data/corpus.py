@@ -20,6 +20,7 @@ from typing import List, Optional
 from lyricnn.checks import check_choice, check_int
 from lyricnn.fileio import atomic_write_text
 from lyricnn.data.hub import locate
+from lyricnn.memory import available_memory
 
 JAY_LYRICS = "jaychou_lyrics.txt.zip"
 
@@ -191,12 +192,28 @@ def _check_corpus_file(path):
                               "denied); fix its permissions or copy it somewhere readable")
 
 
+#: Memory a training run holds per byte of corpus file: the file's bytes and its text
+#: (up to 4 bytes a character), the characters' indices as Python ints in a list (8-byte
+#: pointers, 28-byte ints), a float32 copy for the samplers, the training and held-out
+#: splits: about 40 bytes per character, so 40 per byte bounds it for any UTF-8 text.
+MEMORY_PER_CORPUS_BYTE = 40
+#: Share of the available memory a corpus may take.
+CORPUS_MEMORY_SHARE = 0.5
+
+
 def _check_size(what, size):
     if size > MAX_CORPUS_BYTES:
         raise ValueError(
             f"corpus {what} is {size:,} bytes; lyricnn reads at most {MAX_CORPUS_BYTES:,} "
             "bytes (a corpus is held in memory at ~40 bytes per character); use a smaller "
             "part of it")
+    need, have = MEMORY_PER_CORPUS_BYTE * size, available_memory()
+    if have is not None and need > CORPUS_MEMORY_SHARE * have:
+        raise ValueError(
+            f"corpus {what} is {size / 2**20:,.0f} MiB; training holds about "
+            f"{MEMORY_PER_CORPUS_BYTE} bytes per character of it in memory, "
+            f"{need / 2**30:.1f} GiB, more than the {CORPUS_MEMORY_SHARE * have / 2**30:.1f} "
+            "GiB this machine can spare; use a smaller part of it")
 
 
 def _corrupt_zip(path, err):

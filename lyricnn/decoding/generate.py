@@ -69,7 +69,7 @@ def choose_next(logits, strategy="greedy", temperature=1.0, top_k=None, rng=None
 
 
 def generate(lm, prefix, num_chars, idx_to_char, char_to_idx, strategy="greedy",
-             temperature=1.0, top_k=None, seed=None, sep=""):
+             temperature=1.0, top_k=None, seed=None, sep="", should_stop=None):
     """Feed ``prefix`` one character at a time to ``lm``, then extend it by ``num_chars``.
 
     A word-level model takes ``prefix`` as a list of tokens and generates
@@ -77,7 +77,8 @@ def generate(lm, prefix, num_chars, idx_to_char, char_to_idx, strategy="greedy",
     for words).
 
     ``seed`` makes ``'sample'`` repeatable (each call uses it afresh); without
-    it the draw comes from NumPy's global generator.
+    it the draw comes from NumPy's global generator. ``should_stop()``, polled at
+    every step, ends the text early (a signal during a long sample in a training log).
     """
     temperature, top_k = check_decoding(strategy, temperature, top_k, seed)
     num_chars = check_int("num_chars", num_chars, 0, MAX_LENGTH)
@@ -85,6 +86,8 @@ def generate(lm, prefix, num_chars, idx_to_char, char_to_idx, strategy="greedy",
     rng = np.random.default_rng(seed) if seed is not None else None
     state = lm.begin_state(1)
     for t in range(num_chars + len(prefix) - 1):
+        if should_stop is not None and should_stop():
+            break
         Y, state = lm(nd.array([[output[t]]], ctx=lm.ctx), state)   # Y: (1, V)
         if t >= len(prefix) - 1:
             if strategy == "greedy":

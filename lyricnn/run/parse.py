@@ -20,7 +20,7 @@ from lyricnn.run.format1 import (NONFINITE, format1_constant, format1_parameter_
                                  upgrade_format1)
 from lyricnn.run.store import (CONFIG, CORPUS, DATA_FILES, FIX, FORMAT, HISTORY, MANIFEST, PARAMS,
                                RNG, VOCAB, checkpoint_error, is_int_in, sha256)
-from lyricnn.run.task import build_model, vocab_of
+from lyricnn.run.task import build_model, task_of, vocab_of
 from lyricnn.training.loop import History, mxnet_seed
 from lyricnn.run.store import is_number
 
@@ -188,9 +188,21 @@ def load_parameters(folder, contents, config, fmt, ctx):
     if not isinstance(arrays, dict) or not arrays:
         raise checkpoint_error(folder, PARAMS, "expected named arrays (nd.save of a dict)")
     for name, array in arrays.items():
+        if array.stype != "default" or array.dtype != np.float32:
+            raise checkpoint_error(folder, PARAMS, f"{name!r} is a {array.stype} "
+                                   f"{np.dtype(array.dtype).name} "
+                                   "array; lyricnn saves dense float32 parameters")
         if not np.isfinite(array.asnumpy()).all():
-            raise checkpoint_error(folder, PARAMS, f"{name!r} holds NaN or infinite values (saved from "
-                         "a diverged run, or corrupted)")
+            raise checkpoint_error(folder, PARAMS, f"{name!r} holds NaN or infinite values "
+                                   "(saved from a diverged run, or corrupted)")
+    # The model config.json describes must have as many weights as the file holds, checked
+    # before the model is built: a hand-edited config (20,000 layers) must not allocate it.
+    expected = task_of(config).num_parameters(config)
+    found = sum(int(np.prod(a.shape)) for a in arrays.values())
+    if expected != found:
+        raise checkpoint_error(folder, PARAMS, f"holds {found:,} weights, but the model of "
+                               f"{CONFIG} ({config.describe()}) has {expected:,}",
+                               "the checkpoint's files come from different runs: " + FIX)
     # Building initialises (and so draws from MXNet's generator) before the
     # saved values overwrite the parameters; restore_rng_state reseeds MXNet.
     lm = build_model(config, ctx)

@@ -116,8 +116,9 @@ class Task:
         """The prefixes continued in the training log (``ValueError`` for a bad one)."""
         return []
 
-    def epoch_logger(self, lm, settings, vocab, prefixes, train_tokens):
-        """``on_epoch_end(epoch, history)`` printing this level's training log on stdout."""
+    def epoch_logger(self, lm, settings, vocab, prefixes, train_tokens, should_stop=None):
+        """``on_epoch_end(epoch, history)`` printing this level's training log on stdout;
+        ``should_stop()`` cuts a sample in it short."""
         raise NotImplementedError
 
     def check_trainable(self, config, corpus):
@@ -141,25 +142,37 @@ class Task:
             raise ValueError(f"the held-out split has {len(corpus.valid)} {self.unit}, "
                              "perplexity needs at least 2: use a larger --valid-fraction")
 
+    def num_parameters(self, config):
+        """The number of weights of the model ``config`` describes, computed, not built:
+        per layer ``gates·h·(d + h + b)`` (``b`` biases per gate: one in the book's cells,
+        two in Gluon's), then the output layer ``h·V + V``, plus what the level adds."""
+        gates = {"rnn": 1, "gru": 3, "lstm": 4}[config.model.replace("-scratch", "")]
+        h, V, biases = config.num_hiddens, config.vocab_size, self._biases(config)
+        first, extra = self._input_size(config)
+        layers = sum(gates * h * ((first if layer == 0 else h) + h + biases)
+                     for layer in range(config.num_layers))
+        return layers + h * V + V + extra
+
     def training_bytes(self, config):
         """A generous estimate of the memory training ``config`` needs, in bytes.
 
-        Parameters with their gradients and MXNet's workspace (4 copies of ``P``
-        float32 values), plus one minibatch's activations: the inputs, logits
-        and their gradients (about ``4 V``) and the gate values (about ``6
-        gates h``) per layer, for ``batch_size * num_steps`` positions.
+        The weights with their gradients and MXNet's workspace (4 copies), plus one
+        minibatch's activations: the inputs, logits and their gradients (about
+        ``4 V``) and the gate values (about ``6 gates h``) per layer, for
+        ``batch_size * num_steps`` positions.
         """
         gates = {"rnn": 1, "gru": 3, "lstm": 4}[config.model.replace("-scratch", "")]
-        V, h, L = config.vocab_size, config.num_hiddens, config.num_layers
-        inputs, extra = self._input_size(config)
-        params = sum(gates * h * ((inputs if layer == 0 else h) + h + 2) for layer in range(L))
-        params += h * V + V + extra
         positions = config.batch_size * config.num_steps
-        return 4 * (4 * params + positions * (4 * V + 6 * gates * h * L))
+        activations = 4 * config.vocab_size + 6 * gates * config.num_hiddens * config.num_layers
+        return 4 * (4 * self.num_parameters(config) + positions * activations)
 
     def _input_size(self, config):
-        """``(layer 1's input width, parameters outside the layers and the decoder)``."""
+        """``(layer 1's input width, weights outside the layers and the output layer)``."""
         return config.vocab_size, 0
+
+    def _biases(self, config):
+        """Biases per gate: the book's cells have one, Gluon's layers two."""
+        return 1 if config.model.endswith("-scratch") else 2
 
 
 class _Chars(Task):
@@ -199,10 +212,10 @@ class _Chars(Task):
             return list(BOOK_PREFIXES)
         return [text[:2]]
 
-    def epoch_logger(self, lm, settings, vocab, prefixes, train_tokens):
+    def epoch_logger(self, lm, settings, vocab, prefixes, train_tokens, should_stop=None):
         """The book's lines every ``pred_period`` epochs (``book_logger``)."""
         return book_logger(lm, settings.pred_period, settings.pred_len, prefixes,
-                           vocab.idx_to_token, vocab.token_to_idx)
+                           vocab.idx_to_token, vocab.token_to_idx, should_stop)
 
 
 class _Words(Task):
@@ -257,7 +270,7 @@ class _Words(Task):
                              "word-level run use lyricnn generate")
         return []
 
-    def epoch_logger(self, lm, settings, vocab, prefixes, train_tokens):
+    def epoch_logger(self, lm, settings, vocab, prefixes, train_tokens, should_stop=None):
         """One line per ``pred_period`` epochs (and the last): the book's fields, then the
         learning rate and the training speed."""
         def log(epoch, history):

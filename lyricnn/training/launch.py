@@ -40,10 +40,47 @@ __all__ = ["LaunchError", "launch", "role_environment", "free_port", "check_port
 log = logging.getLogger(__name__)
 
 TIMEOUT_EXIT = 124  # what timeout(1) returns
-SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}  # as lyricnn.cli.main.EXIT_SIGNAL
+SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143,  # as lyricnn.cli.main.EXIT_SIGNAL
+               signal.SIGHUP: 129}
 POLL_SECONDS = 0.1
 # With DMLC_ROLE=scheduler or server, importing MXNet *is* the whole program.
 SERVER_COMMAND = [sys.executable, "-c", "import mxnet"]
+
+
+#: Processes one local job may start: a worker each for up to 64 devices' worth of
+#: work on one machine, and servers to hold its keys. More is a typo (100000), and
+#: each process costs an MXNet import (about a second of CPU and 200 MB).
+MAX_WORKERS, MAX_SERVERS = 64, 16
+#: prctl(2): the signal a child gets when the launcher's thread that started it dies.
+_PR_SET_PDEATHSIG = 1
+
+
+def _load_prctl():
+    """libc's ``prctl``, loaded before any child is forked (``None`` off Linux)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return prctl
+
+
+_prctl = _load_prctl()
+
+
+def _die_with_launcher(launcher_pid):
+    """A child's ``preexec_fn``: SIGKILL when the launcher dies, however it dies (SIGKILL,
+    a closed terminal), so that no scheduler, server or worker outlives it holding ports
+    and the run's lock; and exit at once if the launcher is already gone. Only a libc
+    call (loaded in the parent): safe between fork and exec with threads around."""
+    def preexec():
+        if _prctl is not None:
+            _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != launcher_pid:
+            os._exit(1)
+    return preexec
 
 
 class LaunchError(ValueError):
@@ -154,7 +191,8 @@ class _Job:
 
     def start(self, name, argv, env):
         proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, start_new_session=True)
+                                stderr=subprocess.PIPE, start_new_session=True,
+                                preexec_fn=_die_with_launcher(os.getpid()))
         self.children.append((name, proc))
         for pipe in (proc.stdout, proc.stderr):
             thread = threading.Thread(target=self._pump, args=(pipe, f"[{name}]"), daemon=True)
@@ -204,7 +242,9 @@ def launch(command, *, workers, servers=1, port=None, host="127.0.0.1", timeout=
                  from the main thread; the previous handlers are restored after)
 
     Every failure stops the rest: SIGTERM to each child's process group, SIGKILL
-    ``grace`` seconds later.  Raises ``LaunchError`` before starting anything for
+    ``grace`` seconds later. If the launcher itself dies (even by SIGKILL), every
+    child gets SIGKILL from the kernel (Linux's parent-death signal): nothing of
+    the job outlives it. At most ``MAX_WORKERS`` workers and ``MAX_SERVERS`` servers.  Raises ``LaunchError`` before starting anything for
     a bad argument or an explicit ``port`` already in use.
 
     A worker that *exits* while the others are mid-step (an exception,
@@ -218,8 +258,8 @@ def launch(command, *, workers, servers=1, port=None, host="127.0.0.1", timeout=
                           f"got {command!r}")
     if shutil.which(command[0]) is None:
         raise LaunchError(f"command[0] {command[0]!r} is not an executable file or a program on PATH")
-    workers = _checked(check_int, "workers", workers, 1)
-    servers = _checked(check_int, "servers", servers, 1)
+    workers = _checked(check_int, "workers", workers, 1, MAX_WORKERS)
+    servers = _checked(check_int, "servers", servers, 1, MAX_SERVERS)
     if timeout is not None:
         timeout = _checked(check_number, "timeout", timeout, 0, low_open=True,
                            hint="seconds for the whole job, or None for no limit")

@@ -41,6 +41,23 @@ class TrainingInterrupted(RuntimeError):
         self.epoch = epoch
 
 
+class TrainingConverged(RuntimeError):
+    """The learning rate reached its floor (``annealed_lr``): training stops early after
+    ``epoch`` epochs, as further epochs at that rate would change next to nothing."""
+
+    def __init__(self, epoch, plateaus):
+        super().__init__(f"stopped after epoch {epoch}: the validation perplexity did not "
+                         f"improve in {plateaus} epochs, and the learning rate, divided at "
+                         "each, reached its floor")
+        self.epoch, self.plateaus = epoch, plateaus
+
+
+#: The plateau rule's floor (``decay_from=0``): after this many epochs without
+#: improvement the learning rate is ``lr / lr_decay ** MAX_PLATEAUS`` (lr / 1024 at the
+#: word level's default decay 4) and the next would go lower: training stops there.
+MAX_PLATEAUS = 5
+
+
 @dataclass
 class History:
     """Per-epoch record: ``epoch[i]`` had training ``perplexity[i]``, held-out
@@ -239,7 +256,8 @@ def annealed_lr(epoch, history, lr, lr_decay=1.0, decay_from=0):
     ``decay_from`` 0 (word_language_model): divided by ``lr_decay`` after every
     epoch whose held-out perplexity did not improve on the best before it; it
     reads ``history.valid_perplexity``, so a resumed run gets the same rate.
-    ``lr_decay`` 1 keeps ``lr``.
+    Its floor: once ``MAX_PLATEAUS`` epochs have not improved, the next one raises
+    ``TrainingConverged`` instead of dividing further. ``lr_decay`` 1 keeps ``lr``.
     """
     if lr_decay == 1:
         return lr
@@ -257,4 +275,6 @@ def annealed_lr(epoch, history, lr, lr_decay=1.0, decay_from=0):
             best = valid
         else:
             plateaus += 1
+    if plateaus > MAX_PLATEAUS:
+        raise TrainingConverged(epoch - 1, plateaus)
     return lr / lr_decay ** plateaus
