@@ -68,13 +68,13 @@ def check_out(out, force):
     if out.is_symlink() and not out.exists():
         raise UsageError(f"--out {out} is a symbolic link to {os.readlink(out)}, which does not "
                          "exist; give a folder, or create the link's target")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; give a folder (it will hold "
+                         f"{CHECKPOINT_NAME}/ and {PLOT_NAME})")
     inside = next((p for p in [out, *out.parents] if is_checkpoint(p)), None)
     if inside is not None:
         raise UsageError(f"--out {out} is inside the checkpoint folder {inside}; give the run "
                          f"folder that holds {CHECKPOINT_NAME}/ ({inside.parent}) or a new one")
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is a file; give a folder (it will hold "
-                         f"{CHECKPOINT_NAME}/ and {PLOT_NAME})")
     ckpt = out / CHECKPOINT_NAME
     if ckpt.exists() and not ckpt.is_dir():
         raise UsageError(f"{ckpt} is a file, not a lyricnn checkpoint; choose another --out")
