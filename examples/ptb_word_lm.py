@@ -19,6 +19,7 @@ time and the process's peak resident memory.
 import argparse
 import dataclasses
 import resource
+import signal
 import sys
 import time
 
@@ -84,7 +85,19 @@ def main(argv=None):
                        r["num_layers"], r["dropout"], r["tied"])
     print(f"{args.recipe}: {r}; {corpus}", flush=True)
     best = {"valid": float("inf"), "params": None, "epoch": 0}
-    stop = {"now": False}
+    stop = {"now": False, "signal": None}
+    # Ctrl-C / SIGTERM: stop at the next minibatch, report what was trained, no traceback.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda sig, frame: stop.update(now=True, signal=sig))
+    progress = {"tokens": 0, "shown": time.time()}
+
+    def on_batch(tokens):
+        """A progress line on stderr every 30 s: an epoch of PTB takes minutes."""
+        progress["tokens"] += tokens
+        if time.time() - progress["shown"] >= 30:
+            progress["shown"] = time.time()
+            print(f"  ... {progress['tokens']:,} tokens trained, "
+                  f"{(time.time() - start) / 60:.1f} min", file=sys.stderr, flush=True)
 
     def on_epoch_end(epoch, h):
         seconds = h.seconds[-1]
@@ -103,9 +116,16 @@ def main(argv=None):
                       batch_size=r["batch_size"], num_steps=r["num_steps"], lr=r["lr"],
                       clipping_theta=r["clipping_theta"], lr_decay=r["lr_decay"],
                       decay_from=r["decay_from"], seed=args.seed, on_epoch_end=on_epoch_end,
-                      should_stop=lambda: stop["now"])
+                      should_stop=lambda: stop["now"], on_batch=on_batch)
     except lyricnn.TrainingInterrupted:
-        print(f"stopped: the next epoch would end after --max-minutes {args.max_minutes}")
+        if stop["signal"] is not None:
+            print(f"interrupted by {signal.Signals(stop['signal']).name}: evaluating the best "
+                  f"epoch so far ({best['epoch']})", flush=True)
+        else:
+            print(f"stopped: the next epoch would end after --max-minutes {args.max_minutes}")
+    if best["params"] is None:
+        print("no epoch was completed: nothing to evaluate", flush=True)
+        return 130 if stop["signal"] == signal.SIGINT else 143 if stop["signal"] else 0
     lm.load_named_parameters(best["params"])
     test = evaluate_perplexity(lm, corpus.test, EVAL_BATCH_SIZE, r["num_steps"])
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

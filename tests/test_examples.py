@@ -64,3 +64,22 @@ def test_ptb_word_lm_runs_its_recipes_on_a_slice_of_ptb():
     assert [e for e, _ in epochs] == ["1", "2"]
     assert re.search(r"^best epoch [12]: valid perplexity [\d.]+, test perplexity [\d.]+; "
                      r"wall time [\d.]+ min, peak RSS [\d,]+ MiB$", out.stdout, re.M)
+
+
+def test_ptb_word_lm_stops_cleanly_on_ctrl_c():
+    import signal
+    import time
+    proc = subprocess.Popen([sys.executable, str(EXAMPLES / "ptb_word_lm.py"), "--recipe",
+                             "tied", "--limit", "3000", "--num-hiddens", "8", "--embed-size",
+                             "8", "--epochs", "50"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=EXAMPLES.parent)
+    try:
+        line = proc.stdout.readline()                # the recipe line: training starts now
+        assert line.startswith("tied:"), line
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert "interrupted by SIGINT" in out and proc.returncode in (0, 130), (out, err)

@@ -13,6 +13,7 @@ to cut a text:
 ``load_ptb`` reads the Penn Treebank splits from the data hub's ``ptb.zip``.
 No MXNet import here (only ``checks``, ``data`` and ``hub``).
 """
+import logging
 from lyricnn.checks import check_choice
 from lyricnn.data.corpus import read_zip_member
 from lyricnn.data.hub import locate
@@ -72,6 +73,16 @@ def segment(text):
         import jieba
     except ImportError:
         raise ImportError(JIEBA_MISSING) from None
+    if not jieba.dt.initialized:
+        # jieba logs four lines on stderr while it builds its dictionary (every process):
+        # quiet for that moment only, the user's level of jieba's logger restored after.
+        logger = logging.getLogger("jieba")
+        level = logger.level
+        logger.setLevel(logging.WARNING)
+        try:
+            jieba.initialize()
+        finally:
+            logger.setLevel(level)
     return jieba.lcut(text)
 
 

@@ -210,7 +210,9 @@ class _Chars(Task):
             return list(requested)
         if all(c in vocab for p in BOOK_PREFIXES for c in p):
             return list(BOOK_PREFIXES)
-        return [text[:2]]
+        # The first two characters of the first line with any (not blank spaces).
+        first = next((line.strip() for line in text.splitlines() if line.strip()), text)
+        return [first[:2]]
 
     def epoch_logger(self, lm, settings, vocab, prefixes, train_tokens, should_stop=None):
         """The book's lines every ``pred_period`` epochs (``book_logger``)."""
