@@ -285,7 +285,7 @@ CONTENT_DAMAGE = {
                           "num_hiddens must be an integer"),
     # Named by the parameters, which no longer fit the edited config.json.
     "config-architecture": (store.PARAMS, _edit_json(store.CONFIG, _set_config(num_hiddens=9)),
-                            r"does not fit the model of config.json .* shape"),
+                            r"weights, but the model of config.json .* has"),
     "vocab-swapped": (store.VOCAB, _edit_json(store.VOCAB, _swap_vocab),
                       "is not the vocabulary of corpus.txt: index 3"),
     "vocab-not-a-list": (store.VOCAB, _edit_json(store.VOCAB, lambda d: {"idx_to_token": 5}),

@@ -158,7 +158,7 @@ def test_a_failing_worker_stops_the_job_with_its_code(tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["--workers", 2, "--", "generate", "--checkpoint", "x"], "launch runs 'lyricnn train'"),
     (["--workers", 2, "--", "train", "--kvstore", "local"], "--kvstore local under launch"),
-    (["--workers", 0, "--", "train"], "workers must be an integer >= 1, got 0")])
+    (["--workers", 0, "--", "train"], "workers must be an integer between 1 and 64, got 0")])
 def test_launch_usage_errors_are_one_line(tmp_path, capsys, argv, message):
     code, _, err = run(capsys, "launch", *argv)
     assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err

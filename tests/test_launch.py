@@ -257,8 +257,8 @@ def test_a_port_in_use_is_refused_before_anything_starts(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(workers=0), "workers must be an integer >= 1, got 0"),
-    (dict(workers=1, servers=0), "servers must be an integer >= 1, got 0"),
+    (dict(workers=0), "workers must be an integer between 1 and 64, got 0"),
+    (dict(workers=1, servers=0), "servers must be an integer between 1 and 16, got 0"),
     (dict(workers=2.0), "workers must be an integer"),
     (dict(workers=1, timeout=-1), "timeout must be a finite number > 0, got -1"),
     (dict(workers=1, port=70000), "port must be an integer between 1 and 65535"),

@@ -64,6 +64,7 @@ the model's ``load_named_parameters`` gets the parameters under the new
 names.  The next save writes format 2.
 """
 import contextlib
+import errno
 import json
 import logging
 import math
@@ -79,19 +80,18 @@ import mxnet as mx
 import numpy as np
 from mxnet import nd
 
-from lyricnn.run.config import RunConfig, text_sha1
 from lyricnn.data.corpus import Vocab
 from lyricnn.fileio import atomic_write_bytes, current_umask, fsync_path
-from lyricnn.training.loop import History, mxnet_seed
-
+from lyricnn.run.config import RunConfig, text_sha1
+from lyricnn.run.parse import (check_manifest, check_rng, load_parameters, mxnet_message,
+                               parse_config, parse_corpus, parse_history, parse_rng, parse_vocab)
 from lyricnn.run.store import (CONFIG, CORPUS, DATA_FILES, FORMAT, HISTORY, MANIFEST, PARAMS,
                                READ_ATTEMPTS, RNG, VOCAB, CheckpointError, CheckpointLock,
-                               created_ns, leftovers_of, remove_folder, replaced, swap_in, temp_prefix,
-                               checkpoint_error, find_checkpoint, is_checkpoint, read_folder,
-                               same_run, sha256, writable_path)
-from lyricnn.run.parse import (check_manifest, check_rng, load_parameters, parse_config,
-                               parse_corpus, parse_history, parse_rng, parse_vocab)
+                               checkpoint_error, created_ns, find_checkpoint, is_checkpoint,
+                               leftovers_of, read_folder, remove_folder, replaced, same_run,
+                               sha256, swap_in, temp_prefix, writable_path)
 from lyricnn.run.task import vocab_of
+from lyricnn.training.loop import History, mxnet_seed
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ def _params_bytes(arrays):
     if hasattr(os, "memfd_create"):
         fd = os.memfd_create("lyricnn-params")
         try:
-            nd.save(f"/proc/self/fd/{fd}", arrays)
+            _save(f"/proc/self/fd/{fd}", arrays)
             os.lseek(fd, 0, os.SEEK_SET)
             chunks = []
             while True:
@@ -157,8 +157,19 @@ def _params_bytes(arrays):
             os.close(fd)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / PARAMS
-        nd.save(str(path), arrays)
+        _save(str(path), arrays)
         return path.read_bytes()
+
+
+def _save(path, arrays):
+    """``nd.save``, its writer's failure (a file-size limit, ``ulimit -f``; a full disk)
+    an ``OSError`` naming the file like any other write's, not a C++ check failure."""
+    try:
+        nd.save(path, arrays)
+    except mx.base.MXNetError as err:   # its check says only "Write incomplete"
+        log.debug("nd.save: %s", mxnet_message(err))
+        raise OSError(errno.EIO, "MXNet could not write the parameters: a file-size limit "
+                      "(ulimit -f) or a full disk", PARAMS) from None
 
 
 def _write_contents(folder, config, vocab, lm, history, corpus_text, rng_state):
