@@ -7,7 +7,7 @@ are the chapter's own). So lyricnn's argument checks in those three functions
 run on every minibatch, and this measures what they cost against d2lzh's
 unchecked ones. Each run is a fresh process (the package loaded as a reader loads
 it, d2lzh under lyricnn's OpenMP settings so that only the package differs), the
-two alternating round by round; medians of s/epoch:
+two alternating round by round, which goes first alternating too; medians of s/epoch:
 
     .venv/bin/python benchmarks/bench_book_loop.py --rounds 2 --epochs 20
 
@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from benchmarks.machine import cpu_model  # noqa: E402
 
 # The chapter's code as the tutorial gives it (its own grad_clipping; d2l.* for the rest).
 CHAPTER = r'''
@@ -95,11 +97,14 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true")
     args = p.parse_args(argv)
     rounds, epochs, chars = (1, 2, 2000) if args.quick else (args.rounds, args.epochs, 10000)
-    print(f"machine: {os.uname().machine}, load {os.getloadavg()[0]:.2f}; the chapter's loop, "
+    print(f"machine: {cpu_model()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}; "
+          f"the chapter's loop, "
           f"{epochs} epochs x {rounds} rounds, {chars} characters", flush=True)
     results = {"d2lzh": [], "lyricnn": []}
-    for _ in range(rounds):
-        for package in ("d2lzh", "lyricnn"):
+    for i in range(rounds):
+        # Alternating which goes first: the second process of a pair may find the
+        # machine warmer or busier.
+        for package in (("d2lzh", "lyricnn") if i % 2 == 0 else ("lyricnn", "d2lzh")):
             start = time.time()
             out = run(package, epochs, chars)
             results[package].append(statistics.median(out["seconds"]))

@@ -1,0 +1,2 @@
+"""The ``lyricnn`` command: ``main.py`` (standard library only at import) and one module
+per subcommand."""

@@ -1,0 +1,1 @@
+"""N-gram language models (book 6.1), without MXNet."""
