@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 import pytest
+from procs import children, running
 
 from lyricnn.cli import main as cli
 from lyricnn.cli.common import PLOT_NAME
@@ -164,29 +165,6 @@ def test_launch_usage_errors_are_one_line(tmp_path, capsys, argv, message):
     assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
 
 
-def _children(pid):
-    """The direct children of ``pid`` (Linux /proc)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                found.append(int(entry))
-    return found
-
-
-def _alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def _cmdline(pid):
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
@@ -208,9 +186,9 @@ def test_a_worker_killed_mid_run_ends_the_job_and_keeps_the_last_checkpoint(tmp_
         while not (out / "checkpoint" / "manifest.json").exists():
             assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint saved"
             time.sleep(0.2)
-        children = _children(proc.pid)   # scheduler, server, 2 workers
-        workers = [p for p in children if " train " in _cmdline(p)]
-        assert len(children) == 4 and len(workers) == 2
+        kids = children(proc.pid)   # scheduler, server, 2 workers
+        workers = [p for p in kids if " train " in _cmdline(p)]
+        assert len(kids) == 4 and len(workers) == 2
         os.kill(workers[1], signal.SIGKILL)
         stdout, _ = proc.communicate(timeout=60)   # bounded: never a hang
     finally:
@@ -219,5 +197,5 @@ def test_a_worker_killed_mid_run_ends_the_job_and_keeps_the_last_checkpoint(tmp_
     assert proc.returncode == 128 + signal.SIGKILL, stdout
     assert "was killed by signal 9" in stdout and "lyricnn launch: worker" in stdout
     time.sleep(0.5)   # orphans are reaped by init
-    assert not [p for p in children if _alive(p)]
+    assert not [p for p in kids if running(p)]
     assert load_checkpoint(out).history.epoch   # the last saved epoch still loads

@@ -14,6 +14,7 @@ import sys
 import time
 
 import pytest
+from procs import children, running
 
 from lyricnn.training.launch import LaunchError, launch, role_environment
 
@@ -121,22 +122,29 @@ def test_timeout_stops_everything(tmp_path):
     assert_dead([int((tmp_path / "pid").read_text())])
 
 
-@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_a_signal_to_the_launcher_stops_everything(tmp_path, signum, code):
+def _sleepy_launcher(tmp_path, timeout):
+    """A launcher of one worker that writes its pid to ``tmp_path/pid`` and sleeps; returns
+    ``(launcher process, pid file)`` once the worker has written it (or 30 s passed)."""
     pid_file = tmp_path / "pid"
     script = tmp_path / "sleepy.py"
     script.write_text("import os, time\n"
                       f"open({str(pid_file)!r} + '.tmp', 'w').write(str(os.getpid()))\n"
                       f"os.rename({str(pid_file)!r} + '.tmp', {str(pid_file)!r})\n"
-                      "time.sleep(60)\n")
+                      f"time.sleep({2 * timeout})\n")
     launcher = subprocess.Popen(
         [sys.executable, "-c", "import sys; from lyricnn.training.launch import launch; "
-         f"sys.exit(launch([sys.executable, {str(script)!r}], workers=1, timeout=30, grace=1))"],
-        stdout=subprocess.PIPE, text=True)
+         f"sys.exit(launch([sys.executable, {str(script)!r}], workers=1, timeout={timeout}, "
+         "grace=1))"], stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return launcher, pid_file
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_to_the_launcher_stops_everything(tmp_path, signum, code):
+    launcher, pid_file = _sleepy_launcher(tmp_path, timeout=30)
     try:
-        deadline = time.monotonic() + 20
-        while not pid_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
         launcher.send_signal(signum)
         text, _ = launcher.communicate(timeout=15)
     finally:
@@ -146,43 +154,16 @@ def test_a_signal_to_the_launcher_stops_everything(tmp_path, signum, code):
     assert_dead([int(pid_file.read_text())])
 
 
-def _children(pid):
-    """The pids of the processes whose parent is ``pid`` (from /proc)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                found.append(int(entry))
-    return found
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal: Linux")
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGHUP])
 def test_no_process_outlives_a_killed_launcher(tmp_path, signum):
     """SIGKILL cannot be caught: the kernel's parent-death signal takes the scheduler,
     the server and the workers down with the launcher; SIGHUP (a closed terminal) is
     handled as SIGTERM."""
-    pid_file = tmp_path / "pid"
-    script = tmp_path / "sleepy.py"
-    script.write_text("import os, time\n"
-                      f"open({str(pid_file)!r} + '.tmp', 'w').write(str(os.getpid()))\n"
-                      f"os.rename({str(pid_file)!r} + '.tmp', {str(pid_file)!r})\n"
-                      "time.sleep(120)\n")
-    launcher = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from lyricnn.training.launch import launch; "
-         f"sys.exit(launch([sys.executable, {str(script)!r}], workers=1, timeout=120, grace=1))"],
-        stdout=subprocess.PIPE, text=True)
+    launcher, _ = _sleepy_launcher(tmp_path, timeout=120)
     try:
-        deadline = time.monotonic() + 30
-        while not pid_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        children = _children(launcher.pid)
-        assert len(children) == 3, children          # scheduler, server, worker
+        kids = children(launcher.pid)
+        assert len(kids) == 3, kids          # scheduler, server, worker
         launcher.send_signal(signum)
         launcher.wait(timeout=15)
     finally:
@@ -190,17 +171,9 @@ def test_no_process_outlives_a_killed_launcher(tmp_path, signum):
     # Orphans are reparented and reaped by whoever adopts them: within a few seconds each is
     # gone or, if its adopter has not reaped it yet, a zombie (dead, holding nothing).
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(_running(pid) for pid in children):
+    while time.monotonic() < deadline and any(running(pid) for pid in kids):
         time.sleep(0.1)
-    assert not [pid for pid in children if _running(pid)]
-
-
-def _running(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+    assert not [pid for pid in kids if running(pid)]
 
 
 def test_workers_and_servers_are_bounded():
