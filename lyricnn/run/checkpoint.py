@@ -2,27 +2,33 @@
 
 A checkpoint is one directory (format 2)::
 
-    config.json    {"format": 2, "config": RunConfig.to_dict()}: model, num_layers,
-                   num_hiddens, vocab_size, num_steps, batch_size, lr,
-                   clipping_theta, sampler, seed, corpus, num_chars,
-                   valid_fraction, corpus_sha1 (lyricnn.run.config)
+    config.json    {"format": 2, "config": RunConfig.to_dict()}: every field of
+                   ``lyricnn.run.config.RunConfig`` (model, num_layers, num_hiddens,
+                   vocab_size, num_steps, batch_size, lr, clipping_theta, sampler,
+                   seed, corpus, num_chars, valid_fraction, corpus_sha1, tokens,
+                   tokenizer, embed_size, dropout, tied, lr_decay, decay_from,
+                   workers); fields a checkpoint predates get their defaults
     vocab.json     the Vocab (first-appearance order of corpus.txt, lyricnn.data.corpus)
     params.params  ``nd.save`` of ``lm.named_parameters()``, for every model
-    history.json   the History: per-epoch perplexities and seconds
+    history.json   the History: per-epoch perplexities (training and held-out),
+                   seconds and learning rates
     rng.json       Python ``random`` and NumPy states after the last epoch,
                    and the MXNet seed to set on resume
-    corpus.txt     the exact characters trained on (training + held-out tail),
-                   so resuming and n-gram scoring need nothing but this folder
+    corpus.txt     the exact text trained on (training + held-out part; for Penn
+                   Treebank its training file), so resuming and n-gram scoring need
+                   nothing but this folder (and PTB's held-out files)
     manifest.json  written last: SHA-256 and size of each file above, the
                    format and the time of the save
 
-The model is rebuilt from ``config.json`` alone (``models.build_lm``) and the
-parameters are loaded with ``lm.load_named_parameters``, which checks every
-name and shape first: a checkpoint that does not fit raises
+The model is rebuilt from ``config.json`` alone (its task's ``build_model``,
+``lyricnn.run.task``), once the parameter file holds as many weights as that
+model has, and the parameters are loaded with ``lm.load_named_parameters``,
+which checks every name and shape first: a checkpoint that does not fit raises
 ``CheckpointError`` (a ``ValueError``) naming the file, the mismatch and what
 to do, never an MXNet shape assertion.
 
-**Integrity.** Loading reads every file once into memory, checks it against
+**Integrity.** Loading reads every file once into memory (regular files only, at
+most one byte past the size the manifest states: ``lyricnn.run.store``), checks it against
 the manifest (a flipped byte is refused, not decoded into garbage), then
 validates each file's content (types, ranges, lengths), that the vocabulary
 is the one ``corpus.txt`` gives, that the corpus has the SHA-1 of the config,
@@ -35,9 +41,9 @@ string ``"inf"`` (or ``"-inf"``, ``"nan"``); ``null`` keeps its meaning of
 "no held-out set".
 
 **RNG.** MXNet 1.x can seed its generator but cannot read its state back.
-The models draw from MXNet only to initialise parameters (no dropout); the
-data order comes from Python's ``random`` (random sampling) and sampled text
-from NumPy.  So the checkpoint stores the Python and NumPy states exactly and,
+The models draw from MXNet to initialise parameters and, for word models with
+``dropout``, for the dropout masks; the data order comes from Python's
+``random`` (random sampling) and sampled text from NumPy.  So the checkpoint stores the Python and NumPy states exactly and,
 instead of an MXNet state, the seed ``mxnet_seed(seed, epoch)`` that
 ``train_epochs(seed=...)`` sets after every epoch; a resumed run sets it too.
 
