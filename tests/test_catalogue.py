@@ -824,16 +824,26 @@ def test_a_word_run_that_stops_early_ends_cleanly(capsys, tmp_path, monkeypatch)
     assert "stopped after epoch 2" in err and ck.load_checkpoint(tmp_path / "run").epoch == 2
 
 
-def test_a_config_of_20000_layers_is_refused_before_the_model_is_built(capsys, prev):
+@pytest.mark.parametrize("field, value, message", [
+    ("num_layers", 20000, "num_layers must be an integer between 1 and 64"),
+    # 65,536 hidden units: a 17 GB W_hh if it were built; the weight count refuses it first.
+    ("num_hiddens", 65536, "but the model of config.json")])
+def test_a_hand_edited_giant_config_is_refused_before_the_model_is_built(capsys, prev, field,
+                                                                         value, message):
     run_dir, _ = prev
     folder = run_dir / "checkpoint"
     config = json.loads((folder / store.CONFIG).read_text())
-    config["config"]["num_layers"] = 20000
+    config["config"][field] = value
     _resigned(store.CONFIG, json.dumps(config))(folder)
     start = time.monotonic()
     code, out, err = run(capsys, "generate", "--checkpoint", run_dir, "--prefix", "分开")
     assert time.monotonic() - start < 30
-    assert code == 1 and "but the model of config.json" in error_line(err) and out == ""
+    assert code == 1 and message in error_line(err) and out == ""
+
+
+def test_deeper_stacks_than_the_limit_are_refused_up_front(capsys, tmp_path):
+    code, _, err = run(capsys, "train", *TINY, "--num-layers", 100000, "--out", tmp_path / "r")
+    assert code == 2 and "num_layers must be an integer between 1 and 64" in error_line(err)
 
 
 def test_a_sparse_parameter_array_is_named(capsys, prev):

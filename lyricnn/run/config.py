@@ -90,6 +90,17 @@ def _positive_int(name, value):
     return check_int(name, value, 1)
 
 
+#: Deepest stack a run may ask for. Each layer is its own arrays and a step of
+#: sequential work per time step: 100,000 layers of 16 units are 300,000 arrays and
+#: gigabytes of per-array overhead before a single step (the memory estimate counts
+#: only the weights). Published character and word models stop below 10.
+MAX_LAYERS = 64
+
+
+def _num_layers(name, value):
+    return check_int(name, value, 1, MAX_LAYERS, hint="deep RNNs use 2 to 4 layers")
+
+
 def _float32_positive(name, value):
     """A positive number that MXNet's float32 optimizer sees as neither 0 nor inf."""
     value = check_number(name, value, 0, FLOAT32_MAX, low_open=True)
@@ -263,8 +274,8 @@ class RunConfig(_Config):
                         "from-scratch cells (6.4, 6.7, 6.8; deep with --num-layers, 6.9), "
                         "rnn/gru/lstm the Gluon layers (6.5)", _model,
                         choices=model_names)
-    num_layers: int = _field(1, "recurrent layers", _positive_int, parse=int_text,
-                             aliases=("--layers",), metavar="N")
+    num_layers: int = _field(1, f"recurrent layers (at most {MAX_LAYERS})", _num_layers,
+                             parse=int_text, aliases=("--layers",), metavar="N")
     num_hiddens: int = _field(256, "hidden units per layer", _positive_int, parse=int_text,
                               aliases=("--hidden",), metavar="N")
     vocab_size: int = _field(0, "distinct characters of the corpus (derived)", _vocab_size,
