@@ -908,3 +908,19 @@ def test_a_file_size_limit_during_a_save_is_one_line(prev, tmp_path):
     line = error_line(proc.stderr)
     assert "Check failed" not in line and ("params.params" in line or "File too large" in line)
     assert_intact(run_dir, before)
+
+
+@pytest.mark.parametrize("name", ["manifest.json", "config.json", "history.json"])
+def test_json_nested_too_deeply_is_one_line(capsys, prev, name):
+    """[[[[…]]]] 100,000 deep: Python's JSON parser recurses past its limit."""
+    run_dir, _ = prev
+    folder = run_dir / "checkpoint"
+    deep = "[" * 100_000 + "]" * 100_000
+    if name == store.MANIFEST:
+        (folder / name).write_text(deep)
+    else:
+        _resigned(name, deep)(folder)
+    for argv in (["generate", "--checkpoint", run_dir, "--prefix", "分开"],
+                 ["train", "--resume", run_dir, "--epochs", 2]):
+        code, out, err = run(capsys, *argv)
+        assert code in (1, 2) and name in error_line(err) and out == "", err

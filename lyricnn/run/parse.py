@@ -35,6 +35,8 @@ def parse_json(folder, name, data, strict=True):
     try:
         return json.loads(data.decode("utf-8"),
                           parse_constant=refuse_constant if strict else format1_constant)
+    except RecursionError:   # [[[[…]]]] 100,000 deep: Python's parser recurses
+        raise checkpoint_error(folder, name, "not valid JSON (nested too deeply)") from None
     except (UnicodeDecodeError, ValueError) as err:
         raise checkpoint_error(folder, name, f"not valid JSON ({err})") from None
 

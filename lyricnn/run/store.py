@@ -206,7 +206,7 @@ def _stated_sizes(manifest_bytes):
         files = json.loads(manifest_bytes.decode("utf-8"))["files"]
         return {name: int(entry["bytes"]) for name, entry in files.items()
                 if name in DATA_FILES and is_int_in(entry["bytes"], 0, 2**63)}
-    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return {}
 
 
@@ -258,7 +258,7 @@ def same_run(a, b):
     def config(folder):
         try:
             return _read_json(folder, CONFIG).get("config")
-        except (OSError, ValueError, AttributeError):
+        except (OSError, ValueError, AttributeError, RecursionError):
             return None
     found = config(a)
     return found is not None and found == config(b)
@@ -274,9 +274,9 @@ def created_ns(folder):
         try:
             config = _read_json(folder, CONFIG)
             return 0 if config.get("format") == 1 else -1
-        except (OSError, ValueError, AttributeError):
+        except (OSError, ValueError, AttributeError, RecursionError):
             return -1
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return -1
 
 
