@@ -8,6 +8,7 @@ content, then the parameters against the model the config describes.
 """
 import json
 import math
+import struct
 
 import mxnet as mx
 import numpy as np
@@ -181,7 +182,83 @@ def mxnet_message(err):
     return line[len("MXNetError: "):] if line.startswith("MXNetError: ") else line
 
 
+#: MXNet 1.x's parameter file (``nd.save``): the list magic, the arrays' magic numbers
+#: (V2; V3 with NumPy shape semantics) and the element sizes of its dtype codes.
+_LIST_MAGIC, _ARRAY_MAGICS = 0x112, (0xF993FAC9, 0xF993FACA)
+_DTYPE_BYTES = {0: 4, 1: 8, 2: 2, 3: 1, 4: 4, 5: 1, 6: 8, 7: 1}
+_MAX_NDIM = 32
+
+
+def parameter_header(data):
+    """``[(shape, dtype code)]`` of the dense arrays in an ``nd.save`` file, read in Python.
+
+    MXNet's own reader trusts the file: a negative or huge ``ndim`` or a shape larger
+    than the file makes it crash the process (a segmentation fault) or allocate what
+    the shape says. So the header is walked here first, every count, shape and size
+    checked against the bytes there are; ``ValueError`` says what is wrong. Sparse
+    arrays are refused (lyricnn saves dense ones).
+    """
+    view, pos = memoryview(data), 0
+
+    def take(fmt):
+        nonlocal pos
+        size = struct.calcsize(fmt)
+        if pos + size > len(view):
+            raise ValueError(f"the file ends inside its header (byte {pos})")
+        values = struct.unpack_from(fmt, view, pos)
+        pos += size
+        return values
+    magic, _ = take("<QQ")
+    if magic != _LIST_MAGIC:
+        raise ValueError("no MXNet parameter-list header")
+    (count,) = take("<Q")
+    if count > len(view) // 16:
+        raise ValueError(f"it claims {count:,} arrays in {len(view):,} bytes")
+    arrays = []
+    for i in range(count):
+        array_magic, stype = take("<Ii")
+        if array_magic not in _ARRAY_MAGICS:
+            raise ValueError(f"array {i} has no MXNet array header")
+        if stype != 0:
+            raise ValueError(f"array {i} is sparse (storage type {stype}); lyricnn saves "
+                             "dense arrays")
+        (ndim,) = take("<i")
+        if not 0 < ndim <= _MAX_NDIM:
+            raise ValueError(f"array {i} has {ndim} dimensions")
+        shape = take(f"<{ndim}q")
+        if any(d < 0 for d in shape):
+            raise ValueError(f"array {i} has the shape {shape}")
+        _, _, dtype = take("<iii")                       # device type, device id, dtype
+        if dtype not in _DTYPE_BYTES:
+            raise ValueError(f"array {i} has the unknown dtype code {dtype}")
+        nbytes = int(np.prod(shape, dtype=object)) * _DTYPE_BYTES[dtype]
+        if nbytes > len(view) - pos:
+            raise ValueError(f"array {i} of shape {shape} needs {nbytes:,} bytes, the file "
+                             f"has {len(view) - pos:,} left")
+        pos += nbytes
+        arrays.append((shape, dtype))
+    (names,) = take("<Q")
+    if names != count:
+        raise ValueError(f"{count} arrays but {names} names")
+    for i in range(names):
+        (length,) = take("<Q")
+        if length > len(view) - pos:
+            raise ValueError(f"name {i} is longer than the file")
+        pos += length
+    return arrays
+
+
 def load_parameters(folder, contents, config, fmt, ctx):
+    try:
+        header = parameter_header(contents[PARAMS])
+    except ValueError as err:
+        raise checkpoint_error(folder, PARAMS, f"not an MXNet parameter file ({err})") from None
+    expected = task_of(config).num_parameters(config)
+    found = sum(int(np.prod(shape, dtype=object)) for shape, _ in header)
+    if expected != found:   # before MXNet reads the file, let alone builds a model
+        raise checkpoint_error(folder, PARAMS, f"holds {found:,} weights, but the model of "
+                               f"{CONFIG} ({config.describe()}) has {expected:,}",
+                               "the checkpoint's files come from different runs: " + FIX)
     try:
         arrays = nd.load_frombuffer(contents[PARAMS])
     except mx.base.MXNetError as err:
@@ -197,14 +274,6 @@ def load_parameters(folder, contents, config, fmt, ctx):
         if not np.isfinite(array.asnumpy()).all():
             raise checkpoint_error(folder, PARAMS, f"{name!r} holds NaN or infinite values "
                                    "(saved from a diverged run, or corrupted)")
-    # The model config.json describes must have as many weights as the file holds, checked
-    # before the model is built: a hand-edited config (20,000 layers) must not allocate it.
-    expected = task_of(config).num_parameters(config)
-    found = sum(int(np.prod(a.shape)) for a in arrays.values())
-    if expected != found:
-        raise checkpoint_error(folder, PARAMS, f"holds {found:,} weights, but the model of "
-                               f"{CONFIG} ({config.describe()}) has {expected:,}",
-                               "the checkpoint's files come from different runs: " + FIX)
     # Building initialises (and so draws from MXNet's generator) before the
     # saved values overwrite the parameters; restore_rng_state reseeds MXNet.
     lm = build_model(config, ctx)
