@@ -941,3 +941,26 @@ def test_a_parameter_header_that_would_crash_mxnet_is_refused(capsys, prev, ndim
     (folder / store.MANIFEST).write_text(json.dumps(manifest))
     code, out, err = run(capsys, "generate", "--checkpoint", run_dir, "--prefix", "分开")
     assert code == 1 and "not an MXNet parameter file" in error_line(err) and out == ""
+
+
+def test_a_resume_into_another_folder_leaves_its_plot(capsys, prev, tmp_path):
+    run_dir, _ = prev
+    out = tmp_path / "elsewhere"
+    out.mkdir()
+    (out / "perplexity.png").write_bytes(b"the user's own picture")
+    assert run(capsys, "train", "--resume", run_dir, "--out", out, "--epochs", 2,
+               "--no-progress")[0] == 0
+    assert (out / "perplexity.png").read_bytes() == b"the user's own picture"
+
+
+def test_without_a_manifest_a_format2_folder_is_refused_unread(capsys, prev):
+    run_dir, _ = prev
+    folder = run_dir / "checkpoint"
+    (folder / store.MANIFEST).unlink()
+    (folder / store.PARAMS).unlink()
+    with open(folder / store.PARAMS, "wb") as f:
+        f.truncate(8 << 30)                         # 8 GiB, sparse: never read
+    start = time.monotonic()
+    code, out, err = run(capsys, "generate", "--checkpoint", run_dir, "--prefix", "分开")
+    assert time.monotonic() - start < 20
+    assert code == 1 and "manifest.json" in error_line(err)

@@ -42,6 +42,7 @@ class Run:
     saved_epoch: int = 0  # the last epoch this process saved (0: none yet)
     writer: bool = True   # False on the workers of rank > 0: they never write to the run
     stale_best: bool = False  # a best/ of an earlier run (--force), removed after our 1st save
+    in_place: bool = False    # resumed in its own run folder (its plot is lyricnn's)
 
     @property
     def checkpoint(self):
@@ -204,7 +205,8 @@ def resume(args, ctxs, workers=1, writer=True):
         corpus = corpus_of(ckpt.config, ckpt.corpus_text)
         restore_rng_state(ckpt.rng_state)
         return Run(ckpt.config, corpus, ckpt.lm, ckpt.history, ckpt.corpus_text, out, lock,
-                   False, saved_epoch=ckpt.epoch if same and writer else 0, writer=writer)
+                   False, saved_epoch=ckpt.epoch if same and writer else 0, writer=writer,
+                   in_place=same)
     except BaseException:
         lock.release()
         raise

@@ -217,8 +217,8 @@ def _saved_status(run):
 def _refresh_plot(args, run):
     """Redraw the run's plot from the epochs saved, if asked for or already there."""
     plot = run.out / PLOT_NAME
-    # A fresh run draws only when asked: a perplexity.png already there may be the user's.
-    if not run.writer or not run.saved_epoch or not (args.plot or (not run.fresh
+    # Only a run resumed in its own folder redraws unasked: elsewhere a plot may be the user's.
+    if not run.writer or not run.saved_epoch or not (args.plot or (run.in_place
                                                                    and plot.exists())):
         return None
     h = run.history

@@ -210,6 +210,14 @@ def _stated_sizes(manifest_bytes):
         return {}
 
 
+def _format1(config_bytes):
+    """Whether ``config.json``'s bytes say format 1 (which had no manifest)."""
+    try:
+        return json.loads(config_bytes.decode("utf-8")).get("format") == 1
+    except (AttributeError, ValueError, RecursionError):
+        return False
+
+
 def read_folder(folder):
     """``{name: bytes}`` of every file present, read through one directory handle.
 
@@ -224,7 +232,10 @@ def read_folder(folder):
     dir_fd = os.open(folder, flags)
     try:
         contents, sizes = {}, {}
-        for name in (MANIFEST,) + DATA_FILES:
+        for name in (MANIFEST,) + DATA_FILES:   # DATA_FILES starts with config.json
+            if name not in (MANIFEST, CONFIG) and MANIFEST not in contents and \
+                    not _format1(contents.get(CONFIG)):
+                break   # no manifest and not format 1: refused as incomplete, nothing big read
             limit = sizes.get(name, MAX_JSON_BYTES if name.endswith(".json") else MAX_DATA_BYTES)
             try:
                 contents[name] = _read_regular(name, dir_fd, limit)
