@@ -728,6 +728,7 @@ def _book_api_cases():
     ``ValueError`` naming the argument (d2lzh returns shifted rows, zeros or NaN)."""
     import mxnet as mx
     from mxnet import nd
+    from mxnet.gluon import nn as gluon_nn
     from mxnet.gluon import rnn as gluon_rnn
 
     import lyricnn as d2l
@@ -740,6 +741,8 @@ def _book_api_cases():
     idx_to_char = [chr(0x4e00 + i) for i in range(V)]
     char_to_idx = {c: i for i, c in enumerate(idx_to_char)}
     other = d2l.get_params(V + 1, H)
+    nan_params = d2l.get_params(V, H)
+    nan_params[1][:] = float("nan")                  # W_hh: every output becomes NaN
     gluon = d2l.RNNModel(gluon_rnn.RNN(H), V + 1)
     gluon.initialize()
 
@@ -772,6 +775,29 @@ def _book_api_cases():
         "sampler-index-2**24": (lambda: next(d2l.data_iter_consecutive(
             [2**24 + 1] * 100, 2, 5)), "2**24"),
         "device-huge": (lambda: d2l.resolve_ctx("cpu:99999999999999999999"), "not a device"),
+        "onehot-size-beyond-float32": (lambda: d2l.to_onehot(nd.array([[0, 1]]), 10**12),
+                                       "size must be an integer between 1 and 16777216"),
+        "sgd-lr-underflows-float32": (lambda: d2l.sgd(params, 1e-50, 1), "lr / batch_size"),
+        "sgd-param-without-grad": (lambda: d2l.sgd([nd.ones(3)], 0.1, 1), "params[0]"),
+        "clip-param-without-grad": (lambda: d2l.grad_clipping([nd.ones(3)], 1.0, None),
+                                    "params[0]"),
+        "predict-num_hiddens-mismatch": (lambda: d2l.predict_rnn(
+            idx_to_char[0], 3, d2l.rnn, params, d2l.init_rnn_state, H + 1, V, mx.cpu(),
+            idx_to_char, char_to_idx), "num_hiddens=5"),
+        "predict-num_hiddens-negative": (lambda: d2l.predict_rnn(
+            idx_to_char[0], 3, d2l.rnn, params, d2l.init_rnn_state, -1, V, mx.cpu(),
+            idx_to_char, char_to_idx), "num_hiddens"),
+        "predict-char_to_idx-past-vocab": (lambda: d2l.predict_rnn(
+            idx_to_char[0], 3, d2l.rnn, params, d2l.init_rnn_state, H, V, mx.cpu(),
+            idx_to_char, {**char_to_idx, idx_to_char[0]: V + 3}), "char_to_idx maps"),
+        "predict-nan-parameters": (lambda: predict(nan_params), "NaN"),
+        "train-gluon-num_hiddens-mismatch": (lambda: d2l.train_and_predict_rnn_gluon(
+            d2l.RNNModel(gluon_rnn.RNN(H), V), H * 2, V, mx.cpu(), [0, 1, 2] * 30, idx_to_char,
+            char_to_idx, 1, 5, 1.0, 0.1, 2, 1, 3, [idx_to_char[0]]), "num_hiddens=8"),
+        "rnnmodel-dense-layer": (lambda: d2l.RNNModel(gluon_nn.Dense(H), V), "rnn_layer"),
+        "rnnmodel-ntc-layout": (lambda: d2l.RNNModel(gluon_rnn.RNN(H, layout="NTC"), V),
+                                "layout='TNC'"),
+        "rnnmodel-no-hidden-units": (lambda: d2l.RNNModel(gluon_rnn.RNN(0), V), "hidden_size"),
     }
 
 
@@ -780,7 +806,11 @@ BOOK_API = ["onehot-too-large", "onehot-negative", "onehot-fraction", "onehot-na
             "clipped-sgd-lr-nan", "sgd-batch-zero", "sgd-lr-nan", "predict-other-vocab-params",
             "predict-other-idx_to_char", "predict-gluon-other-vocab", "train-gluon-other-vocab",
             "rnnmodel-vocab-zero", "rnnmodel-string-layer", "sampler-index-2**24",
-            "device-huge"]
+            "device-huge", "onehot-size-beyond-float32", "sgd-lr-underflows-float32",
+            "sgd-param-without-grad", "clip-param-without-grad", "predict-num_hiddens-mismatch",
+            "predict-num_hiddens-negative", "predict-char_to_idx-past-vocab",
+            "predict-nan-parameters", "train-gluon-num_hiddens-mismatch", "rnnmodel-dense-layer",
+            "rnnmodel-ntc-layout", "rnnmodel-no-hidden-units"]
 
 
 @pytest.mark.parametrize("case", BOOK_API)
@@ -789,6 +819,11 @@ def test_book_api_refuses_what_d2lzh_gets_silently_wrong(case):
     with pytest.raises(ValueError) as err:
         call()
     assert name in str(err.value) and len(str(err.value).splitlines()) == 1, err.value
+
+
+def test_clipping_no_parameters_does_nothing_as_in_the_book():
+    import lyricnn as d2l
+    assert d2l.grad_clipping([], 1.0, None) is None
 
 
 def test_the_plateau_rule_has_a_floor():
@@ -964,3 +999,15 @@ def test_without_a_manifest_a_format2_folder_is_refused_unread(capsys, prev):
     code, out, err = run(capsys, "generate", "--checkpoint", run_dir, "--prefix", "分开")
     assert time.monotonic() - start < 20
     assert code == 1 and "manifest.json" in error_line(err)
+
+
+@pytest.mark.parametrize("role", ["server", "scheduler"])
+def test_a_stray_dmlc_role_is_refused_before_mxnet_makes_a_server(role, tmp_path):
+    """With DMLC_ROLE=server in the environment, ``import mxnet`` would block for ever as a
+    parameter server (deaf to Ctrl-C): the CLI refuses before importing it."""
+    env = {**os.environ, "DMLC_ROLE": role, "DMLC_PS_ROOT_URI": "127.0.0.1",
+           "DMLC_PS_ROOT_PORT": "9", "DMLC_NUM_WORKER": "1", "DMLC_NUM_SERVER": "1"}
+    proc = subprocess.run([sys.executable, "-m", "lyricnn.cli", "generate", "--checkpoint",
+                           str(tmp_path), "--prefix", "分开"], capture_output=True, text=True,
+                          env=env, timeout=60)
+    assert proc.returncode == 2 and f"DMLC_ROLE={role} is set" in error_line(proc.stderr)

@@ -1,5 +1,6 @@
 """lyricnn train --ctx with several devices, and lyricnn launch (dist_sync workers on loopback)."""
 import os
+import re
 import subprocess
 import sys
 
@@ -149,17 +150,32 @@ def test_two_workers_equal_one_process_and_resume_with_two(tmp_path):
 
 
 def test_a_failing_worker_stops_the_job_with_its_code(tmp_path):
+    """The corpus is read by the workers (the launcher checks flags, not files): worker 0
+    fails with code 2; the launcher says why on stderr and stops the rest."""
     proc = launch(tmp_path, "--workers", 2, "--timeout", 120, "--", "train", *SMALL,
-                  "--batch-size", 7, "--out", tmp_path / "run", timeout=150)
+                  "--corpus", tmp_path / "missing.txt", "--out", tmp_path / "run", timeout=150)
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "cannot be split evenly over 1 device(s) x 2 worker(s)" in proc.stdout
-    assert "lyricnn launch: worker" in proc.stdout and "exited with code 2" in proc.stdout
+    assert "missing.txt" in proc.stdout                # the worker's own line, prefixed
+    assert re.search(r"^lyricnn launch: worker [01] \(pid \d+\) exited with code 2",
+                     proc.stderr, re.M), proc.stderr
+
+
+def test_what_worker_0_would_refuse_is_refused_before_any_process_starts(tmp_path):
+    proc = launch(tmp_path, "--workers", 2, "--", "train", *SMALL, "--batch-size", 7,
+                  "--out", tmp_path / "run", timeout=60)
+    assert proc.returncode == 2 and proc.stdout == "", proc.stdout + proc.stderr
+    assert proc.stderr.strip() == ("lyricnn launch: error: --batch-size 7 cannot be split evenly "
+                                   "over 1 device(s) x 2 worker(s) = 2 shards; use a multiple "
+                                   "of 2, e.g. 6")
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("argv, message", [
     (["--workers", 2, "--", "generate", "--checkpoint", "x"], "launch runs 'lyricnn train'"),
     (["--workers", 2, "--", "train", "--kvstore", "local"], "--kvstore local under launch"),
-    (["--workers", 0, "--", "train"], "workers must be an integer between 1 and 64, got 0")])
+    (["--workers", 0, "--", "train"], "workers must be an integer between 1 and 64, got 0"),
+    (["--workers", 2, "--", "train", "--bogus"], "the worker command: lyricnn: error: "
+                                                 "unrecognized arguments: --bogus")])
 def test_launch_usage_errors_are_one_line(tmp_path, capsys, argv, message):
     code, _, err = run(capsys, "launch", *argv)
     assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
@@ -199,3 +215,30 @@ def test_a_worker_killed_mid_run_ends_the_job_and_keeps_the_last_checkpoint(tmp_
     time.sleep(0.5)   # orphans are reaped by init
     assert not [p for p in kids if running(p)]
     assert load_checkpoint(out).history.epoch   # the last saved epoch still loads
+
+
+def test_an_interrupted_launch_says_the_launch_command_that_resumes_it(tmp_path):
+    import signal
+    import time
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    proc = subprocess.Popen([sys.executable, "-m", "lyricnn.cli", "launch", "--workers", "2",
+                             "--", "train", *SMALL, "--epochs", "10000", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "checkpoint" / "manifest.json").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint saved"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    advice = f"continue with: lyricnn launch --workers 2 -- train --resume {out} --epochs 10000"
+    assert stderr.strip().splitlines()[-1].endswith(advice), stderr
+    # ... and it works.
+    resumed = launch(tmp_path, "--workers", 2, "--", "train", "--resume", out, "--epochs",
+                     load_checkpoint(out).history.epoch[-1] + 1)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr

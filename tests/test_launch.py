@@ -64,7 +64,7 @@ def job(tmp_path):
         out = io.StringIO()
         start = time.monotonic()
         code = launch([sys.executable, str(script), mode, str(pid_dir)], workers=2,
-                      output=out, **{"timeout": 30, "grace": 2.0, **kwargs})
+                      output=out, errors=out, **{"timeout": 30, "grace": 2.0, **kwargs})
         pids = [int(p.name) for p in pid_dir.iterdir()]
         return code, out.getvalue(), time.monotonic() - start, pids
     return run
@@ -115,7 +115,8 @@ def test_timeout_stops_everything(tmp_path):
                       "time.sleep(60)\n")
     out = io.StringIO()
     start = time.monotonic()
-    code = launch([sys.executable, str(script)], workers=1, timeout=3, grace=1.0, output=out)
+    code = launch([sys.executable, str(script)], workers=1, timeout=3, grace=1.0, output=out,
+                  errors=out)
     assert code == 124
     assert time.monotonic() - start < 15
     assert "timeout of 3 s passed" in out.getvalue()
@@ -134,7 +135,7 @@ def _sleepy_launcher(tmp_path, timeout):
     launcher = subprocess.Popen(
         [sys.executable, "-c", "import sys; from lyricnn.training.launch import launch; "
          f"sys.exit(launch([sys.executable, {str(script)!r}], workers=1, timeout={timeout}, "
-         "grace=1))"], stdout=subprocess.PIPE, text=True)
+         "grace=1))"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 30
     while not pid_file.exists() and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -16,7 +16,8 @@ def predict_rnn(prefix, num_chars, rnn, params, init_rnn_state, num_hiddens, voc
     another decoding strategy. A prefix character outside the vocabulary
     raises ``ValueError`` naming it (d2lzh raises a bare ``KeyError``).
     """
-    check_vocabulary(vocab_size, idx_to_char, rnn=rnn, params=params)
+    check_vocabulary(vocab_size, idx_to_char, char_to_idx, rnn=rnn, params=params,
+                     num_hiddens=num_hiddens)
     lm = scratch_lm(rnn, params, init_rnn_state, num_hiddens, vocab_size, ctx)
     return generate(lm, prefix, num_chars, idx_to_char, char_to_idx, strategy, temperature,
                     top_k, seed)
@@ -25,7 +26,7 @@ def predict_rnn(prefix, num_chars, rnn, params, init_rnn_state, num_hiddens, voc
 def predict_rnn_gluon(prefix, num_chars, model, vocab_size, ctx, idx_to_char, char_to_idx,
                       strategy="greedy", temperature=1.0, top_k=None, seed=None):
     """Continue ``prefix`` with a Gluon ``RNNModel`` (book 6.5); options as ``predict_rnn``."""
-    check_vocabulary(vocab_size, idx_to_char, model=model)
+    check_vocabulary(vocab_size, idx_to_char, char_to_idx, model=model)
     lm = GluonLM(model, vocab_size, ctx, hybridize=False)
     return generate(lm, prefix, num_chars, idx_to_char, char_to_idx, strategy, temperature,
                     top_k, seed)

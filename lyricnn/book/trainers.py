@@ -11,14 +11,16 @@ in two fused operators, trains the book's cells in their fast form
 
 import numpy as np
 from mxnet import init, nd
+from mxnet.gluon import rnn as gluon_rnn
 
-from lyricnn.checks import check_int, check_number
+from lyricnn.checks import check_int, check_number, is_integer
 from lyricnn.context import resolve_ctx_list
 from lyricnn.training.log import book_logger
 from lyricnn.book.deep import deep_gru, deep_lstm, deep_rnn
 from lyricnn.book.gated import gru, lstm
 from lyricnn.book.scratch import rnn as book_rnn
 from lyricnn.models import cells
+from lyricnn.models.gluon import layer_spec
 from lyricnn.models.interface import GluonLM, ScratchLM
 from lyricnn.training.parallel import worker_info
 from lyricnn.training.loop import train_epochs
@@ -39,7 +41,9 @@ def grad_clipping(params, theta, ctx):
     if theta is None:
         return
     check_number("theta", theta, 0, low_open=True, hint="the largest gradient norm kept, e.g. 1e-2")
-    grads = [p.grad for p in params]
+    grads = _grads(params)
+    if not grads:
+        return   # nothing to clip (d2lzh's loop over no parameters does nothing either)
     norm = nd.sqrt(_sum_of_squares(grads))
     scale = nd.minimum(theta / norm, 1.0)  # norm == 0 gives inf -> 1
     for g in grads:
@@ -50,8 +54,25 @@ def sgd(params, lr, batch_size):
     """Minibatch SGD in place: ``p -= lr * p.grad / batch_size`` (book 3.2)."""
     check_number("lr", lr, 0, low_open=True, hint="the book uses lr=1e2 for 6.4")
     batch_size = check_int("batch_size", batch_size, hint="the book's loop passes 1")
-    for p in params:
-        nd.sgd_update(p, p.grad, lr=lr / batch_size, out=p)
+    params = list(params)
+    step = lr / batch_size
+    if not 1.2e-38 <= step <= 3.4e38:   # MXNet parses lr as a normal float32
+        raise ValueError(f"lr / batch_size must be a normal float32 (between 1.2e-38 and 3.4e38), "
+                         f"got {lr!r} / {batch_size} = {step!r}; MXNet updates in float32")
+    for p, g in zip(params, _grads(params)):
+        nd.sgd_update(p, g, lr=step, out=p)
+
+
+def _grads(params):
+    """The gradients of NDArrays ``params``, or ``ValueError`` naming one without a gradient
+    buffer (a Python attribute read per array: free beside the update itself)."""
+    params = list(params)
+    grads = [getattr(p, "grad", None) for p in params]
+    for i, g in enumerate(grads):
+        if g is None:
+            raise ValueError(f"params[{i}] has no gradient buffer; call attach_grad() on each "
+                             "parameter before autograd.record() (get_params does)")
+    return grads
 
 
 def check_training_args(num_epochs, num_steps, batch_size, lr, clipping_theta, pred_period=1):
@@ -75,8 +96,10 @@ FAST_FORMS = {book_rnn: cells.RNN, gru: cells.GRU, lstm: cells.LSTM,
               deep_rnn: cells.RNN, deep_gru: cells.GRU, deep_lstm: cells.LSTM}
 
 
-def check_vocabulary(vocab_size, idx_to_char=None, *, rnn=None, params=None, model=None):
-    """``ValueError`` unless the vocabulary, the parameters and the model agree on its size.
+def check_vocabulary(vocab_size, idx_to_char=None, char_to_idx=None, *, rnn=None, params=None,
+                     model=None, num_hiddens=None):
+    """``ValueError`` unless the vocabulary, the parameters and the model agree on its size
+    (and, when given, on ``num_hiddens``).
 
     ``params`` of the book's cells (``FAST_FORMS``) start with ``W_x* (V, h)`` and end
     with ``b_q (V,)``; a Gluon ``model`` knows its ``vocab_size``. Checked once per call
@@ -86,6 +109,14 @@ def check_vocabulary(vocab_size, idx_to_char=None, *, rnn=None, params=None, mod
     if idx_to_char is not None and len(idx_to_char) != V:
         raise ValueError(f"idx_to_char has {len(idx_to_char)} tokens but vocab_size={V}; pass "
                          "the vocabulary the model was built for")
+    if char_to_idx is not None:
+        bad = next(((c, i) for c, i in char_to_idx.items()
+                    if not (is_integer(i) and 0 <= i < V)), None)
+        if bad is not None:
+            raise ValueError(f"char_to_idx maps {bad[0]!r} to {bad[1]!r}, outside [0, "
+                             f"vocab_size={V}); pass the char_to_idx of this vocabulary")
+    if num_hiddens is not None:
+        num_hiddens = check_int("num_hiddens", num_hiddens, hint="the book uses 256")
     if params is not None and rnn in FAST_FORMS:
         params = list(params)
         shapes = (tuple(params[0].shape), tuple(params[-1].shape)) if params else ((), ())
@@ -93,10 +124,21 @@ def check_vocabulary(vocab_size, idx_to_char=None, *, rnn=None, params=None, mod
             raise ValueError(f"the parameters are for a vocabulary of {shapes[1][:1] or '?'} "
                              f"(W_x {shapes[0]}, b_q {shapes[1]}), not vocab_size={V}; build "
                              "them with get_params(vocab_size, ...) of this vocabulary")
+        if num_hiddens is not None and shapes[0][1:] != (num_hiddens,):
+            raise ValueError(f"num_hiddens={num_hiddens} but the parameters have "
+                             f"{shapes[0][1]} hidden units (W_x {shapes[0]}); pass the "
+                             "num_hiddens get_params was built with")
     model_size = getattr(model, "vocab_size", None)
     if model_size is not None and model_size != V:
         raise ValueError(f"the model was built for vocab_size={model_size}, not {V}; build "
                          "RNNModel(rnn_layer, vocab_size) with this vocabulary's size")
+    layer = getattr(model, "rnn", None)
+    if num_hiddens is not None and isinstance(layer, (gluon_rnn.RNN, gluon_rnn.GRU,
+                                                      gluon_rnn.LSTM)):
+        hidden = layer_spec(layer).num_hiddens
+        if hidden != num_hiddens:
+            raise ValueError(f"num_hiddens={num_hiddens} but the model's recurrent layer has "
+                             f"{hidden} hidden units; pass num_hiddens={hidden}")
     return V
 
 
@@ -126,7 +168,8 @@ def train_and_predict_rnn(rnn, get_params, init_rnn_state, num_hiddens, vocab_si
     ctxs = resolve_ctx_list(ctx)
     retain_freed_memory()   # lyricnn.tuning: MXNet allocates afresh every minibatch
     params = [p if p.context == ctxs[0] else _with_grad(p.copyto(ctxs[0])) for p in get_params()]
-    check_vocabulary(vocab_size, idx_to_char, rnn=rnn, params=params)
+    check_vocabulary(vocab_size, idx_to_char, char_to_idx, rnn=rnn, params=params,
+                     num_hiddens=num_hiddens)
     lm = scratch_lm(rnn, params, init_rnn_state, num_hiddens, vocab_size, ctxs[0],
                     sparse_inputs=sparse_inputs, trace=trace)
     return _train(lm, corpus_indices, is_random_iter, num_steps, batch_size, lr, clipping_theta,
@@ -163,7 +206,7 @@ def train_and_predict_rnn_gluon(model, num_hiddens, vocab_size, ctx, corpus_indi
     Returns the ``History``.
     """
     check_training_args(num_epochs, num_steps, batch_size, lr, clipping_theta, pred_period)
-    check_vocabulary(vocab_size, idx_to_char, model=model)
+    check_vocabulary(vocab_size, idx_to_char, char_to_idx, model=model, num_hiddens=num_hiddens)
     ctxs = resolve_ctx_list(ctx)
     retain_freed_memory()   # lyricnn.tuning: MXNet allocates afresh every minibatch
     model.initialize(ctx=ctxs, force_reinit=True, init=init.Normal(0.01))

@@ -1,10 +1,17 @@
 """``lyricnn launch``: run ``lyricnn train`` on several worker processes (dist_sync)."""
 import argparse
+import contextlib
+import io
 import sys
+from pathlib import Path
 
 from lyricnn.checks import check_int, check_number
-from lyricnn.cli.common import UsageError, checked
-from lyricnn.training.launch import MAX_SERVERS, MAX_WORKERS, launch
+from lyricnn.cli.common import CHECKPOINT_NAME, UsageError, checked
+from lyricnn.run.store import is_checkpoint
+from lyricnn.training.launch import MAX_SERVERS, MAX_WORKERS, SIGNAL_EXIT, launch
+
+#: The launcher's exit codes when a signal (SIGINT, SIGTERM, SIGHUP) stopped the job.
+INTERRUPTED = frozenset(SIGNAL_EXIT.values())
 
 
 def add_parser(sub):
@@ -48,5 +55,39 @@ def run(args, signals):
             break
     else:
         command = command + ["--kvstore", "dist_sync"]
-    return launch([sys.executable, "-m", "lyricnn.cli"] + command, workers=args.workers,
+    out, epochs = _check_before_starting(command, args.workers)
+    code = launch([sys.executable, "-m", "lyricnn.cli"] + command, workers=args.workers,
                   servers=args.servers, port=args.port, timeout=args.timeout)
+    saved = next((f for f in (out / CHECKPOINT_NAME, out) if is_checkpoint(f)), None)
+    if code in INTERRUPTED and saved is not None:
+        # The workers were stopped mid-step (a dist_sync worker cannot finish alone), so
+        # none of them could say how to go on: the launcher does.
+        print(f"lyricnn launch: {saved} holds the last saved epoch; continue with: "
+              f"lyricnn launch --workers {args.workers} -- train --resume {out}"
+              + (f" --epochs {epochs}" if epochs is not None else ""),
+              file=sys.stderr)
+    return code
+
+
+def _check_before_starting(command, workers):
+    """What a fresh run's worker 0 would refuse at once, refused before any process starts:
+    the worker flags themselves, the batch split over the workers and the ``--out`` folder.
+    (A resumed run's settings come from its checkpoint: its workers check them.) Returns
+    the run folder and ``--epochs`` (None when not given), for the resume advice."""
+    from lyricnn.cli import main, rundir
+    from lyricnn.context import resolve_ctx_list
+    from lyricnn.run.config import RunConfig
+    said = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):
+            train_args = main.build_parser().parse_args(command)
+    except SystemExit:   # argparse's one line (or the help text): say it as the workers would
+        raise UsageError(f"the worker command: {said.getvalue().strip().splitlines()[-1]}"
+                         ) from None
+    if train_args.resume:
+        return Path(train_args.out or train_args.resume), train_args.num_epochs
+    config = RunConfig.from_args(train_args)
+    rundir.check_split(config, resolve_ctx_list(train_args.ctx), workers)
+    out = rundir.out_folder(train_args, config)
+    rundir.check_out(out, train_args.force)
+    return out, train_args.num_epochs

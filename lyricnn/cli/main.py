@@ -228,6 +228,14 @@ def main(argv=None):
     The signal handlers go in first, before MXNet and the rest of lyricnn
     load, so that a Ctrl-C at any moment ends in one line.
     """
+    role = os.environ.get("DMLC_ROLE")
+    if role in ("scheduler", "server"):
+        # MXNet reads DMLC_ROLE at import: this process would become a parameter server
+        # waiting for workers that never come, deaf to Ctrl-C.
+        print(f"lyricnn: error: DMLC_ROLE={role} is set in the environment, which would make "
+              "this process an MXNet parameter server; unset DMLC_ROLE (lyricnn launch sets "
+              "the DMLC_* variables for the processes it starts)", file=sys.stderr)
+        return 2
     signals = Signals()
     with signals.installed():
         try:

@@ -101,7 +101,7 @@ def _lock(path):
         raise Failure(str(err)) from None
 
 
-def _check_split(config, ctxs, workers):
+def check_split(config, ctxs, workers):
     check_divisible(config.batch_size, len(ctxs) * workers, len(ctxs), workers,
                     name="--batch-size")
 
@@ -120,8 +120,8 @@ def start(args, ctxs, workers=1, writer=True):
     change to the run folder, which worker 0 owns.
     """
     config = dataclasses.replace(RunConfig.from_args(args), workers=workers)
-    _check_split(config, ctxs, workers)
-    out = Path(args.out) if args.out else Path("runs") / config.model
+    check_split(config, ctxs, workers)
+    out = out_folder(args, config)
     if writer:
         check_out(out, args.force)
     text = corpus_text(config)
@@ -147,6 +147,11 @@ def start(args, ctxs, workers=1, writer=True):
     except BaseException:
         lock.release()
         raise
+
+
+def out_folder(args, config):
+    """The run folder of a fresh run: ``--out``, or ``runs/MODEL``."""
+    return Path(args.out) if args.out else Path("runs") / config.model
 
 
 def drop_stale_best(run):
@@ -193,7 +198,7 @@ def resume(args, ctxs, workers=1, writer=True):
                 f"run has {workers}: resume it with the same number (lyricnn launch --workers "
                 f"{ckpt.config.workers} -- train --kvstore dist_sync --resume ..."
                 + (")" if ckpt.config.workers > 1 else ", or plain lyricnn train --resume)"))
-        _check_split(ckpt.config, ctxs, workers)
+        check_split(ckpt.config, ctxs, workers)
         given = RunConfig.given(args)
         if "corpus" in given:
             given["corpus"] = str(Path(given["corpus"]).resolve())

@@ -130,7 +130,8 @@ def _train(args, settings, run, signals, ctxs, workers):
         if not run.writer:
             return signals.exit_code
         if run.saved_epoch or not run.fresh:   # a checkpoint of this run is there
-            advice = (f"continue with: lyricnn train --resume {run.out} "
+            launcher = f"lyricnn launch --workers {workers} -- " if workers > 1 else "lyricnn "
+            advice = (f"continue with: {launcher}train --resume {run.out} "
                       f"--epochs {settings.num_epochs}")
         else:
             advice = "run the same command again to start over"

@@ -83,6 +83,10 @@ def generate(lm, prefix, num_chars, idx_to_char, char_to_idx, strategy="greedy",
     temperature, top_k = check_decoding(strategy, temperature, top_k, seed)
     num_chars = check_int("num_chars", num_chars, 0, MAX_LENGTH)
     output = _prefix_indices(prefix, char_to_idx)
+    vocab_size = getattr(lm, "vocab_size", None)
+    if vocab_size is not None and max(output) >= vocab_size:
+        raise ValueError(f"char_to_idx maps the prefix to index {max(output)}, past the model's "
+                         f"vocab_size={vocab_size}; pass the vocabulary the model was built for")
     rng = np.random.default_rng(seed) if seed is not None else None
     state = lm.begin_state(1)
     for t in range(num_chars + len(prefix) - 1):
@@ -90,8 +94,13 @@ def generate(lm, prefix, num_chars, idx_to_char, char_to_idx, strategy="greedy",
             break
         Y, state = lm(nd.array([[output[t]]], ctx=lm.ctx), state)   # Y: (1, V)
         if t >= len(prefix) - 1:
+            logits = Y[0].asnumpy()
+            if np.isnan(logits).any():   # argmax would silently pick index 0 forever
+                raise ValueError("the model's outputs are NaN: its parameters hold NaN or "
+                                 "inf (a diverged training run?); retrain or load a good "
+                                 "checkpoint")
             if strategy == "greedy":
-                output.append(int(Y[0].argmax(axis=0).asscalar()))
+                output.append(int(logits.argmax()))
             else:
-                output.append(choose_next(Y[0].asnumpy(), strategy, temperature, top_k, rng))
+                output.append(choose_next(logits, strategy, temperature, top_k, rng))
     return sep.join(idx_to_char[i] for i in output)

@@ -93,6 +93,24 @@ def layer_parameters(layer):
     return {name[len(layer.prefix):]: p for name, p in layer.params.items()}
 
 
+def check_recurrent_layer(layer):
+    """``ValueError`` unless ``layer`` is a recurrent Gluon block ``RNNModel`` can run: one with
+    ``begin_state`` (a ``Dense`` would fail at the first step), and for Gluon's own
+    ``rnn.RNN/GRU/LSTM`` the time-major layout and at least one hidden unit, which the
+    model's reshape of the output to ``(num_steps * batch, hidden)`` needs."""
+    if not isinstance(layer, nn.Block) or not callable(getattr(layer, "begin_state", None)):
+        raise ValueError(f"rnn_layer must be a Gluon recurrent layer such as rnn.RNN(256), "
+                         f"got {layer!r:.60} ({type(layer).__name__})")
+    if isinstance(layer, (gluon_rnn.RNN, gluon_rnn.GRU, gluon_rnn.LSTM)):
+        spec = layer_spec(layer)
+        if spec.layout != "TNC":
+            raise ValueError(f"rnn_layer must use layout='TNC' (the default; RNNModel feeds it "
+                             f"(num_steps, batch, ...) inputs), got layout={spec.layout!r}")
+        if spec.num_hiddens < 1:
+            raise ValueError(f"rnn_layer's hidden_size must be >= 1, got {spec.num_hiddens}; "
+                             "e.g. rnn.RNN(256)")
+
+
 def _can_gather(layer):
     if not isinstance(layer, (gluon_rnn.RNN, gluon_rnn.GRU, gluon_rnn.LSTM)):
         return False
@@ -127,9 +145,7 @@ class RNNModel(nn.HybridBlock):
     """
 
     def __init__(self, rnn_layer, vocab_size, *, gather_inputs="auto", **kwargs):
-        if not isinstance(rnn_layer, nn.Block):
-            raise ValueError(f"rnn_layer must be a Gluon recurrent layer such as rnn.RNN(256), "
-                             f"got {rnn_layer!r:.60} ({type(rnn_layer).__name__})")
+        check_recurrent_layer(rnn_layer)
         vocab_size = check_int("vocab_size", vocab_size, hint="the number of distinct tokens")
         super().__init__(**kwargs)
         if gather_inputs not in ("auto", True, False):

@@ -2,7 +2,7 @@
 import numpy as np
 from mxnet import nd
 
-from lyricnn.checks import check_int
+from lyricnn.checks import FLOAT32_EXACT, check_int
 
 
 def to_onehot(X, size, sparse=False):
@@ -20,7 +20,9 @@ def to_onehot(X, size, sparse=False):
     outputs, and gradients equal to float rounding. The training loop feeds
     a reader's own cell these (``lyricnn.models.interface.ScratchLM``).
     """
-    size = check_int("size", size, hint="size is the vocabulary size (vocab_size)")
+    size = check_int("size", size, 1, FLOAT32_EXACT,
+                     hint="size is the vocabulary size (vocab_size); float32 indices are exact "
+                          "below 2**24")
     if not isinstance(X, nd.NDArray) or X.ndim != 2:
         shape = getattr(X, "shape", None)
         raise ValueError(f"X must be a 2-D NDArray (batch_size, num_steps), got "

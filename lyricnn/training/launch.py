@@ -172,14 +172,16 @@ def _describe(code):
 class _Job:
     """The children, their reader threads and the lock that keeps output lines whole."""
 
-    def __init__(self, output):
-        self.output, self.lock, self.children, self.threads = output, threading.Lock(), [], []
+    def __init__(self, output, errors):
+        self.output, self.errors = output, errors
+        self.lock, self.children, self.threads = threading.Lock(), [], []
 
-    def say(self, line):
+    def say(self, line, stream=None):
+        stream = self.output if stream is None else stream
         with self.lock:
             try:
-                self.output.write(line + "\n")
-                self.output.flush()
+                stream.write(line + "\n")
+                stream.flush()
             except (OSError, ValueError):  # a closed output must not stop the pipes draining
                 pass
 
@@ -220,12 +222,13 @@ class _Job:
 
 
 def launch(command, *, workers, servers=1, port=None, host="127.0.0.1", timeout=None,
-           grace=5.0, env=None, output=None):
+           grace=5.0, env=None, output=None, errors=None):
     """Run ``command`` as ``workers`` KVStore workers with a scheduler and ``servers``
     servers on ``host``; return an exit code once every process has ended.
 
     Every child line goes to ``output`` (default ``sys.stdout``) as ``[scheduler] ...``,
-    ``[server 0] ...`` or ``[worker 1] ...``.  Children get ``os.environ``, then ``env``,
+    ``[server 0] ...`` or ``[worker 1] ...``; the launcher's own lines (why it stopped the
+    job) go to ``errors`` (default ``sys.stderr``).  Children get ``os.environ``, then ``env``,
     then the ``DMLC_*`` variables.  ``port`` is the scheduler's (None: a free one).
 
     Returns, once no child is left running:
@@ -233,7 +236,7 @@ def launch(command, *, workers, servers=1, port=None, host="127.0.0.1", timeout=
         0        every worker exited 0 (scheduler and servers then get ``grace``
                  seconds to end by themselves before they are killed)
         N        a child exited with code N (the first one seen; workers are
-                 checked first), after one line on ``output`` such as
+                 checked first), after one line on ``errors`` such as
                  ``lyricnn launch: worker 1 (pid 1234) exited with code 3;
                  stopping the other 3 processes``
         128 + S  a child was killed by signal S (``... was killed by signal 9``)
@@ -294,7 +297,8 @@ def launch(command, *, workers, servers=1, port=None, host="127.0.0.1", timeout=
         return {**base, **extra, **role_environment(role, scheduler_host=host, port=port,
                                                     workers=workers, servers=servers, node_host=host)}
 
-    job = _Job(sys.stdout if output is None else output)
+    job = _Job(sys.stdout if output is None else output,
+               sys.stderr if errors is None else errors)
     received = []
     previous = {}
     if threading.current_thread() is threading.main_thread():
@@ -346,6 +350,6 @@ def _watch(job, start, timeout, grace, received):
 def _fail(job, reason, code, which="the other"):
     live = sum(proc.poll() is None for _, proc in job.children)
     message = f"lyricnn launch: {reason}; stopping {which} {live} process{'es' * (live != 1)}"
-    job.say(message)
+    job.say(message, job.errors)
     log.info("%s", message)  # for programs that collect logs; the user already saw it
     return code
