@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -198,7 +199,7 @@ FLAGS = {
     "clip-float32-zero": (["--clip", "1e-60"], "clipping_theta must be at least"),
     "seed-negative": (["--seed", -1], "seed must be an integer between 0 and 4294967295"),
     "seed-huge": (["--seed", 2**32], "seed must be an integer between 0 and 4294967295"),
-    "valid-fraction": (["--valid-fraction", 0.999], "valid_fraction=0.999 of 1200 characters"),
+    "valid-fraction": (["--valid-fraction", 0.999], "--valid-fraction 0.999 of 1200 characters"),
     "valid-fraction-one": (["--valid-fraction", 1], "valid_fraction must be a number >= 0 "
                                                     "and < 1"),
     "model": (["--model", "transformer"], "model must be one of"),
@@ -582,6 +583,74 @@ def test_a_stale_old_checkpoint_of_another_run_is_never_used(capsys, prev):
     loaded = ck.load_checkpoint(run_dir)
     assert loaded.config.num_hiddens == 16 and loaded.epoch == 2
     assert not (run_dir / ".checkpoint.old").exists()                   # our save's leftover
+
+
+def test_a_stale_old_checkpoint_of_this_run_loses_to_a_later_epoch_whatever_its_clock(capsys,
+                                                                                     prev):
+    """An earlier epoch of the same run as ``.checkpoint.old`` with a save time in the future
+    (a clock set back since, or a copied folder): the later epoch is the one used."""
+    run_dir, _ = prev
+    earlier = run_dir.parent / "earlier"
+    shutil.copytree(run_dir / "checkpoint", earlier)
+    assert run(capsys, "train", "--resume", run_dir, "--epochs", 2)[0] == 0
+    manifest = json.loads((earlier / store.MANIFEST).read_text())
+    manifest["created_ns"] = time.time_ns() + 10**18                    # ~30 years ahead
+    (earlier / store.MANIFEST).write_text(json.dumps(manifest))
+    shutil.move(earlier, run_dir / ".checkpoint.old")
+    assert ck.load_checkpoint(run_dir).epoch == 2
+    code, _, err = run(capsys, "train", "--resume", run_dir, "--epochs", 3)
+    assert code == 0 and ck.load_checkpoint(run_dir).history.epoch == [1, 2, 3], err
+
+
+def test_a_file_of_the_users_inside_the_checkpoint_folder_survives_every_save(capsys, prev):
+    run_dir, _ = prev
+    notes = run_dir / "checkpoint" / "notes.txt"
+    notes.write_text("lr 1e2 looked best")
+    (run_dir / "checkpoint" / "plots").mkdir()
+    assert run(capsys, "train", "--resume", run_dir, "--epochs", 3)[0] == 0   # two saves
+    assert notes.read_text() == "lr 1e2 looked best" and (notes.parent / "plots").is_dir()
+    assert ck.load_checkpoint(run_dir).epoch == 3
+
+
+def _best_of_user_files(run_dir):
+    (run_dir / "best").mkdir()
+    (run_dir / "best" / "mine.txt").write_text("not a checkpoint")
+
+
+def _best_link(run_dir):
+    (run_dir / "elsewhere").mkdir()
+    (run_dir / "best").symlink_to(run_dir / "elsewhere")
+
+
+def _best_file(run_dir):
+    (run_dir / "best").write_text("a file")
+
+
+def _plot_folder(run_dir):
+    (run_dir / "perplexity.png").mkdir()
+
+
+OWN_NAMES = {"best-of-user-files": (_best_of_user_files, "not a lyricnn checkpoint"),
+             "best-link": (_best_link, "is a symbolic link"),
+             "best-file": (_best_file, "is a file"),
+             "plot-folder": (_plot_folder, "not a regular file")}
+
+
+@pytest.mark.parametrize("how", ["fresh", "force", "resume"])
+@pytest.mark.parametrize("case", sorted(OWN_NAMES))
+def test_what_a_run_would_replace_is_checked_before_it_trains(capsys, prev, tmp_path, case, how):
+    """Refused at once (not after the first epoch), and nothing of the user's touched."""
+    run_dir, _ = prev
+    make, message = OWN_NAMES[case]
+    target = tmp_path / "fresh" if how != "resume" else run_dir
+    target.mkdir(exist_ok=True)
+    make(target)
+    before = sorted(str(p.relative_to(target)) for p in target.rglob("*"))
+    argv = (["--resume", run_dir, "--epochs", 2] if how == "resume" else
+            [*TINY, "--epochs", 1, "--out", target] + (["--force"] if how == "force" else []))
+    code, out, err = run(capsys, "train", *argv, "--plot")
+    assert code == 2 and message in error_line(err) and "epoch 1" not in out, err
+    assert sorted(str(p.relative_to(target)) for p in target.rglob("*")) == before
 
 
 def test_a_folder_holding_only_best_is_not_replaced_without_force(capsys, prev, tmp_path):
@@ -1011,3 +1080,22 @@ def test_a_stray_dmlc_role_is_refused_before_mxnet_makes_a_server(role, tmp_path
                            str(tmp_path), "--prefix", "分开"], capture_output=True, text=True,
                           env=env, timeout=60)
     assert proc.returncode == 2 and f"DMLC_ROLE={role} is set" in error_line(proc.stderr)
+
+
+def test_a_terminal_that_cannot_show_the_lyrics_gets_escapes_not_a_failed_run(tmp_path):
+    env = {**os.environ, "PYTHONIOENCODING": "ascii", "OMP_WAIT_POLICY": "PASSIVE"}
+    proc = subprocess.run([sys.executable, "-m", "lyricnn.cli", "train", *TINY, "--epochs", "2",
+                           "--period", "1", "--out", str(tmp_path / "run")],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "\\u5206\\u5f00" in proc.stdout                       # 分开, escaped
+    assert "PYTHONIOENCODING=utf-8" in proc.stderr.splitlines()[0]
+    assert ck.load_checkpoint(tmp_path / "run").epoch == 2
+
+
+def test_the_last_line_gives_the_wall_time_and_what_the_log_time_measures(capsys, tmp_path):
+    code, _, err = run(capsys, "train", *TINY, "--epochs", 2, "--out", tmp_path / "run")
+    last = err.strip().splitlines()[-1]
+    assert code == 0 and re.search(r"; 2 epoch\(s\) in [\d.]+ s on the wall, [\d.]+ s each with "
+                                   r"held-out evaluation, samples and saves \(the log's 'time' "
+                                   r"is the training pass alone\)$", last), last

@@ -139,7 +139,7 @@ def test_console_script_is_installed(tmp_path):
     (["train", *TINY, "--lr", "1e-50"], "it becomes 0 in float32"),
     (["train", *TINY, "--corpus", "{tmp}/missing.txt"], "missing.txt"),
     (["train", *TINY, "--num-chars", "40", "--batch", "32"], "needs at least"),
-    (["train", *TINY, "--valid-fraction", "0.0001"], "valid_fraction=0.0001"),
+    (["train", *TINY, "--valid-fraction", "0.0001"], "--valid-fraction 0.0001"),
     (["train", *TINY, "--prefix", "分☃"], "character(s) '☃' are not in the corpus"),
     (["train", *TINY, "--num-hiddens", "200000"], "GiB"),
     (["generate", "--checkpoint", "{tmp}/nowhere", "--prefix", "分"], "does not exist"),

@@ -162,7 +162,7 @@ def test_split_holds_out_the_tail():
     train, valid = RunConfig(valid_fraction=0.1).split(text)
     assert (train, valid) == (text[:90], text[90:])
     assert RunConfig().split(text) == (text, None)
-    with pytest.raises(ValueError, match="valid_fraction=0.01 of 100 characters .* choose a "
+    with pytest.raises(ValueError, match="--valid-fraction 0.01 of 100 characters .* choose a "
                                          "fraction between 0.02 and 0.98"):
         RunConfig(valid_fraction=0.01).split(text)
 
@@ -186,3 +186,10 @@ def test_numpy_numbers_become_plain_python_values_and_save_as_json():
     assert json.loads(json.dumps(config.to_dict()))["num_hiddens"] == 8
     with pytest.raises(ValueError, match="num_hiddens"):
         RunConfig(num_hiddens=np.float64(8.5)).validate(derived=False)
+
+
+@pytest.mark.parametrize("n", [0, 1, 3])
+def test_a_corpus_too_short_for_any_held_out_split_says_so(n):
+    with pytest.raises(ValueError, match=f"the corpus has {n} line(s)?, and a held-out split needs "
+                                         "at least 4 .* --valid-fraction 0"):
+        RunConfig(valid_fraction=0.1).split(["x\n"] * n, "lines")

@@ -58,8 +58,9 @@ def test_bad_size_names_size(size, shown, monkeypatch):
     monkeypatch.setattr(nd, "one_hot", no_mxnet)
     with pytest.raises(ValueError) as err:
         to_onehot(nd.zeros((2, 3)), size)
-    assert str(err.value) == (f"size must be an integer >= 1, got {shown}; "
-                              "size is the vocabulary size (vocab_size)")
+    assert str(err.value) == (f"size must be an integer between 1 and 16777216, got {shown}; "
+                              "size is the vocabulary size (vocab_size); float32 indices are "
+                              "exact below 2**24")
 
 
 def test_numpy_size_is_accepted():

@@ -89,5 +89,5 @@ def _check_before_starting(command, workers):
     config = RunConfig.from_args(train_args)
     rundir.check_split(config, resolve_ctx_list(train_args.ctx), workers)
     out = rundir.out_folder(train_args, config)
-    rundir.check_out(out, train_args.force)
+    rundir.check_out(out, train_args.force, train_args.plot)
     return out, train_args.num_epochs

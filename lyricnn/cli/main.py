@@ -49,6 +49,7 @@ without ``--plot`` refreshes it instead of leaving a stale one).
 # (lyricnn/cli/<command>.py, which load MXNet) are imported by main() once the
 # handlers are in place.
 import argparse
+import codecs
 import contextlib
 import importlib
 import logging
@@ -180,6 +181,23 @@ def _one_line(message):
     return last[len("MXNetError: "):] if last.startswith("MXNetError: ") else last
 
 
+def _escape_what_cannot_be_printed():
+    """A terminal or pipe whose encoding cannot show the lyrics (``PYTHONIOENCODING=ascii``,
+    ``LANG=C`` on old Pythons) gets ``\\uXXXX`` escapes instead of an error that would end
+    a run after its first epoch; one line says so."""
+    for stream in (sys.stdout, sys.stderr):
+        encoding = getattr(stream, "encoding", None) or "utf-8"
+        if codecs.lookup(encoding).name != "utf-8" and hasattr(stream, "reconfigure"):
+            try:
+                "分".encode(encoding)
+            except UnicodeEncodeError:
+                stream.reconfigure(errors="backslashreplace")
+                if stream is sys.stdout:
+                    print(f"lyricnn: standard output's encoding is {encoding}: characters it "
+                          "cannot show are printed as \\u escapes; set PYTHONIOENCODING=utf-8 "
+                          "to see them", file=sys.stderr)
+
+
 def _error(args, message, code):
     print(f"lyricnn {args.command}: error: {_one_line(message)}", file=sys.stderr)
     return code
@@ -199,6 +217,7 @@ def _run(argv, signals):
     if sys.stdout is None:   # started with its standard output closed (>&-)
         return _error(args, "standard output is closed, so nothing could be printed; "
                       "redirect it to a file or to /dev/null", 1)
+    _escape_what_cannot_be_printed()
     with _log_to_stderr(args.verbose):
         try:
             code = args.handler(args, signals)

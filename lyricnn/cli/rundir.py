@@ -63,7 +63,27 @@ def check_memory(config):
             "--num-hiddens, --num-layers, --batch-size or --num-steps")
 
 
-def check_out(out, force):
+def check_own_names(out, plot=False):
+    """Refuse, before any work, a run folder whose ``best/`` (or, with ``--plot``, whose
+    plot) is something a run could not replace without damaging what is not its own: a
+    link (a save would write where it points), a file, or a folder of other files."""
+    best = out / BEST_NAME
+    if best.is_symlink():
+        raise UsageError(f"{best} is a symbolic link; each better epoch replaces {BEST_NAME}/, "
+                         "so move the link away (or give another --out)")
+    if best.exists() and not best.is_dir():
+        raise UsageError(f"{best} is a file, where the run keeps its best checkpoint; move it "
+                         "away (or give another --out)")
+    if best.is_dir() and not is_checkpoint(best) and any(best.iterdir()):
+        raise UsageError(f"{best} holds files that are not a lyricnn checkpoint; move them away "
+                         "(each better epoch replaces that folder), or give another --out")
+    png = out / PLOT_NAME
+    if plot and (png.is_symlink() or (png.exists() and not png.is_file())):
+        raise UsageError(f"{png} is not a regular file (a link or a folder), so --plot cannot "
+                         "write it; move it away, or give another --out")
+
+
+def check_out(out, force, plot=False):
     """Refuse a run folder that cannot hold our checkpoint, or holds a run's files that a
     fresh run would replace without ``--force``, before any work is done."""
     if out.is_symlink() and not out.exists():
@@ -88,6 +108,7 @@ def check_out(out, force):
     if existing is not None and not force:
         raise UsageError(f"{out} already holds a checkpoint: continue it with --resume "
                          f"{out}, or pass --force to overwrite it")
+    check_own_names(out, plot)
     if is_checkpoint(out / BEST_NAME) and not force:
         raise UsageError(f"{out} holds {BEST_NAME}/, the best checkpoint of an earlier run: move "
                          "it away, or pass --force to replace it (it is replaced only once this "
@@ -123,7 +144,7 @@ def start(args, ctxs, workers=1, writer=True):
     check_split(config, ctxs, workers)
     out = out_folder(args, config)
     if writer:
-        check_out(out, args.force)
+        check_out(out, args.force, args.plot)
     text = corpus_text(config)
     if not text:
         raise UsageError(f"the corpus {config.corpus or 'of the data hub'} is empty: there is "
@@ -139,7 +160,7 @@ def start(args, ctxs, workers=1, writer=True):
     try:
         if writer:
             recover(out / CHECKPOINT_NAME)
-            check_out(out, args.force)  # a recovered save may have produced a checkpoint
+            check_out(out, args.force, args.plot)  # a recovered save may have made one
         set_seed(config.seed)
         return Run(config, corpus, task_of(config).build_model(config, ctxs[0]), History(),
                    text, out, lock, True, writer=writer,
@@ -186,7 +207,9 @@ def resume(args, ctxs, workers=1, writer=True):
     out = Path(args.out) if args.out else source.parent
     same = out.absolute() == source.parent.absolute() and source.name == CHECKPOINT_NAME
     if not same and writer:
-        check_out(out, args.force)
+        check_out(out, args.force, args.plot)
+    elif writer:
+        check_own_names(out, args.plot)
     lock = _lock(out / CHECKPOINT_NAME) if writer else _NoLock()
     try:
         if same and writer:

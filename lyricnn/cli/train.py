@@ -7,6 +7,7 @@ token level comes from the run's task (``lyricnn.run.task``); the loop is
 """
 import math
 import sys
+import time
 
 from tqdm import tqdm
 
@@ -107,6 +108,7 @@ def _train(args, settings, run, signals, ctxs, workers):
         bar = tqdm(total=settings.num_epochs, initial=done, unit="epoch", file=sys.stderr,
                    disable=args.no_progress, dynamic_ncols=True)
     retain_freed_memory()   # lyricnn.tuning: MXNet allocates per minibatch
+    started = time.monotonic()
     try:
         if signals.stop_requested():  # a signal while loading: stop before any work
             raise TrainingInterrupted(done)
@@ -140,8 +142,19 @@ def _train(args, settings, run, signals, ctxs, workers):
         return signals.exit_code
     if run.writer:
         print(f"lyricnn: checkpoint (epoch {run.history.epoch[-1]}) in {run.checkpoint}"
-              + (f", plot in {plot}" if plot else ""), file=sys.stderr)
+              + (f", plot in {plot}" if plot else "")
+              + _wall_time(time.monotonic() - started, run.history.epoch[-1] - done),
+              file=sys.stderr)
     return 0
+
+
+def _wall_time(seconds, epochs):
+    """What the epochs cost on the wall: the log's ``time`` is the training pass alone."""
+    if epochs < 1:
+        return ""
+    return (f"; {epochs} epoch(s) in {seconds:.1f} s on the wall, {seconds / epochs:.2f} s each "
+            "with held-out evaluation, samples and saves (the log's 'time' is the training "
+            "pass alone)")
 
 
 def _epoch_end(args, settings, run, bar, signals, prefixes):

@@ -93,8 +93,8 @@ from lyricnn.run.parse import (check_manifest, check_rng, load_parameters, mxnet
                                parse_config, parse_corpus, parse_history, parse_rng, parse_vocab)
 from lyricnn.run.store import (CONFIG, CORPUS, DATA_FILES, FORMAT, HISTORY, MANIFEST, PARAMS,
                                READ_ATTEMPTS, RNG, VOCAB, CheckpointError, CheckpointLock,
-                               checkpoint_error, created_ns, find_checkpoint, is_checkpoint,
-                               leftovers_of, read_folder, remove_folder, replaced, same_run,
+                               checkpoint_error, find_checkpoint, is_checkpoint,
+                               leftovers_of, read_folder, remove_folder, replaced, same_run, save_order,
                                sha256, swap_in, temp_prefix, writable_path)
 from lyricnn.run.task import vocab_of
 from lyricnn.training.loop import History, mxnet_seed
@@ -310,7 +310,7 @@ def recover(path):
     # A leftover of another run (another model or corpus) never replaces this run's.
     complete = [p for p in [path, *leftovers] if p.is_dir() and _verified(p)
                 and (p == path or not mine or same_run(p, path))]
-    best = max(complete, key=lambda p: (created_ns(p), p == path)) if complete else None
+    best = max(complete, key=lambda p: (save_order(p), p == path)) if complete else None
     if best is not None and best != path:
         if path.exists() and is_checkpoint(path):
             remove_folder(path)

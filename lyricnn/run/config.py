@@ -382,21 +382,26 @@ class RunConfig(_Config):
         return dataclasses.replace(self, vocab_size=vocab_size,
                                    corpus_sha1=text_sha1(text)).validate()
 
-    def split(self, sequence):
+    def split(self, sequence, unit="characters"):
         """``(training, held_out)``: the held-out part is the last ``valid_fraction``.
 
         The tail, not a random subset: held-out characters never appear in a
         training minibatch.  ``held_out`` is ``None`` when ``valid_fraction`` is 0.
+        ``unit`` names the items of ``sequence`` in the message (a word corpus splits lines).
         """
         if self.valid_fraction == 0:
             return sequence, None
-        n_valid = int(round(len(sequence) * self.valid_fraction))
-        if n_valid < 2 or len(sequence) - n_valid < 2:
+        n = len(sequence)
+        n_valid = int(round(n * self.valid_fraction))
+        if n < 4:
+            raise ValueError(f"the corpus has {n} {unit[:-1] if n == 1 else unit}, and a held-out split needs at least "
+                             f"4 (2 held out, 2 to train): use a longer corpus, or "
+                             "--valid-fraction 0")
+        if n_valid < 2 or n - n_valid < 2:
             raise ValueError(
-                f"valid_fraction={self.valid_fraction} of {len(sequence)} characters leaves "
-                f"{n_valid} held-out and {len(sequence) - n_valid} training characters; "
-                "both need at least 2: choose a fraction between "
-                f"{2 / max(len(sequence), 1):.3g} and {1 - 2 / max(len(sequence), 1):.3g}")
+                f"--valid-fraction {self.valid_fraction} of {n} {unit} leaves {n_valid} held-out "
+                f"and {n - n_valid} training {unit}; both need at least 2: choose a fraction "
+                f"between {2 / n:.3g} and {1 - 2 / n:.3g}")
         return sequence[:-n_valid], sequence[-n_valid:]
 
     def describe(self):

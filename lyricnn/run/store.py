@@ -29,6 +29,8 @@ CONFIG, VOCAB, PARAMS, HISTORY, RNG, CORPUS, MANIFEST = (
     "manifest.json")
 #: The files the manifest covers, in the order they are written.
 DATA_FILES = (CONFIG, VOCAB, PARAMS, HISTORY, RNG, CORPUS)
+#: Every file a save writes: what replacing a checkpoint folder may replace.
+OWN_FILES = DATA_FILES + (MANIFEST,)
 FILES = DATA_FILES + (MANIFEST,)
 #: A reader retries this often when a save replaces the folder while it reads.
 READ_ATTEMPTS = 5
@@ -154,11 +156,20 @@ def is_checkpoint(path):
 
 
 def swap_in(tmp, path):
-    """Rename ``tmp`` to ``path``, keeping the old ``path`` until that succeeded."""
+    """Rename ``tmp`` to ``path``, keeping the old ``path`` until that succeeded.
+
+    Anything in the old ``path`` that a save does not write (a user's notes) is moved
+    into ``tmp`` first, one rename each: a save replaces only its own files. (A crash
+    in between leaves those entries in ``tmp``, which is complete and of a later epoch,
+    so ``recover`` makes it the checkpoint.)
+    """
     backup = backup_path(path)
     if path.exists():
         if backup.exists():  # ``path`` is complete (recover ran), so the backup can go
             remove_folder(backup)
+        if path.is_dir() and not path.is_symlink():
+            for name in sorted(set(os.listdir(path)) - set(OWN_FILES)):
+                os.rename(path / name, tmp / name)
         os.rename(path, backup)
     os.rename(tmp, path)
     fsync_path(path.parent)
@@ -275,20 +286,27 @@ def same_run(a, b):
     return found is not None and found == config(b)
 
 
-def created_ns(folder):
-    """The manifest's save time of ``folder``: -1 without a readable manifest, 0 for format 1."""
+def save_order(folder):
+    """Which of two saves of one run is the later: ``(epoch, created_ns)`` from the
+    manifest; ``(-1, -1)`` without a readable one, ``(0, 0)`` for format 1.
+
+    The epoch comes first: within a run it only grows, while the wall clock can go back
+    (a clock set back, a machine change) or be copied with an old folder; the save time
+    only breaks a tie.
+    """
     try:
         data = _read_json(folder, MANIFEST)
-        created = data["created_ns"]
-        return created if is_int_in(created, 0, 2**63) else -1
+        epoch, created = data.get("epoch", 0), data["created_ns"]   # early saves: no epoch
+        valid = is_int_in(epoch, 0, 2**63) and is_int_in(created, 0, 2**63)
+        return (epoch, created) if valid else (-1, -1)
     except FileNotFoundError:
         try:
             config = _read_json(folder, CONFIG)
-            return 0 if config.get("format") == 1 else -1
+            return (0, 0) if config.get("format") == 1 else (-1, -1)
         except (OSError, ValueError, AttributeError, RecursionError):
-            return -1
-    except (OSError, ValueError, KeyError, TypeError, RecursionError):
-        return -1
+            return (-1, -1)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        return (-1, -1)
 
 
 def leftovers_of(path):
@@ -312,9 +330,9 @@ def _newest(path):
         candidates = [path] + [p for p in leftovers if same_run(p, path)]
     else:
         candidates = leftovers
-    dated = [(created_ns(p), p != path, p) for p in candidates]
+    dated = [(save_order(p), p != path, p) for p in candidates]
     # The folder itself wins a tie; a temp folder without a manifest never wins.
-    dated = [d for d in dated if d[0] >= 0 or d[2] == path]
+    dated = [d for d in dated if d[0][0] >= 0 or d[2] == path]
     if not dated:
         return None
     return max(dated, key=lambda d: (d[0], not d[1]))[2]

@@ -23,6 +23,8 @@ The defaults of each level are one table, ``lyricnn.run.config.LEVEL_DEFAULTS``.
 The CLI, checkpoints and examples go through a task; none of them asks which
 level a run is.
 """
+from types import SimpleNamespace
+
 from lyricnn.data.corpus import Corpus, Vocab, load_corpus_chars, read_text
 from lyricnn.data.sampling import data_iter_consecutive, data_iter_random, streams
 from lyricnn.data.tokenize import UNK, read_ptb_text
@@ -239,7 +241,8 @@ class _Words(Task):
                                     "whitespace")
         else:
             lines = text.splitlines(keepends=True)
-            train, valid = config.split(lines) if config.valid_fraction else (lines, None)
+            train, valid = (config.split(lines, "lines") if config.valid_fraction
+                            else (lines, None))
             valid = "".join(valid) if valid and held_out else None
             words = word_corpus("".join(train), valid, None, config.tokenizer)
         return words
@@ -337,6 +340,11 @@ def train(config, lm, corpus, epochs, **loop):
     task.check_trainable(config, corpus)
     train_ = check_indices("train", corpus.train, lm.vocab_size)
     valid = None if corpus.valid is None else check_indices("valid", corpus.valid, lm.vocab_size)
+    return _train_indices(config, lm, train_, valid, epochs, **loop)
+
+
+def _train_indices(config, lm, train_, valid, epochs, **loop):
+    task = task_of(config)
     return train_epochs(lm, None, not task.carries_state(config), config.num_steps,
                         config.batch_size, config.lr, config.clipping_theta, epochs,
                         batches=task.batches(config, train_, lm.ctx),
@@ -347,47 +355,32 @@ def train(config, lm, corpus, epochs, **loop):
 def train_word_lm(lm, train, valid, epochs, *, batch_size=WORD_DEFAULTS["batch_size"],
                   num_steps=WORD_DEFAULTS["num_steps"], lr=WORD_DEFAULTS["lr"],
                   clipping_theta=WORD_DEFAULTS["clipping_theta"],
-                  lr_decay=WORD_DEFAULTS["lr_decay"], decay_from=0, history=None,
-                  on_epoch_end=None, seed=None, should_stop=None, on_batch=None,
-                  eval_batch_size=EVAL_BATCH_SIZE, ctx=None, kvstore=None):
+                  lr_decay=WORD_DEFAULTS["lr_decay"], decay_from=0, **loop):
     """Train a word-level ``lm`` on the ``train`` indices for each epoch number in ``epochs``.
 
-    The word task's training (``train``) with its pieces given as arguments:
-    consecutive streams, the perplexity of the whole ``valid`` split after every
-    epoch, and the learning rate of ``annealed_lr`` (``decay_from=0``: divided
-    by ``lr_decay`` whenever the validation perplexity does not improve; ``N``:
-    every epoch after epoch N). Defaults: ``lyricnn.run.config.LEVEL_DEFAULTS``.
-    Returns the ``History`` (with each epoch's ``lr``).
+    ``train`` (above) for a model built outside a run: the word task's consecutive
+    streams, the perplexity of the whole ``valid`` split after every epoch, and the
+    learning rate of ``annealed_lr`` (``decay_from=0``: divided by ``lr_decay`` whenever
+    the validation perplexity does not improve; ``N``: every epoch after epoch N).
+    Defaults: ``lyricnn.run.config.LEVEL_DEFAULTS``. ``loop``: as ``train``'s. Returns
+    the ``History`` (with each epoch's ``lr``).
 
     On the per-token mean loss, Zaremba et al.'s lr 1 and clipping 5 on the
     loss *summed* over ``num_steps`` are ``lr = num_steps`` and
     ``clipping_theta = 5 / num_steps``.
     """
-    batch_size = check_int("batch_size", batch_size)
-    num_steps = check_int("num_steps", num_steps)
-    lr = check_number("lr", lr, 0, low_open=True)
-    lr_decay = check_number("lr_decay", lr_decay, 1, hint="1 keeps the learning rate")
-    decay_from = check_int("decay_from", decay_from, 0)
-    eval_batch_size = check_int("eval_batch_size", eval_batch_size)
+    # The run's training with these settings (checked here, each bad value named) in
+    # place of a whole RunConfig: the word task reads only these fields of it.
+    settings = SimpleNamespace(
+        tokens=WORDS.name, sampler="consecutive",
+        batch_size=check_int("batch_size", batch_size),
+        num_steps=check_int("num_steps", num_steps),
+        lr=check_number("lr", lr, 0, low_open=True),
+        clipping_theta=None if clipping_theta is None else check_number(
+            "clipping_theta", clipping_theta, 0, low_open=True),
+        lr_decay=check_number("lr_decay", lr_decay, 1, hint="1 keeps the learning rate"),
+        decay_from=check_int("decay_from", decay_from, 0))
     train = check_indices("train", train, lm.vocab_size)
-    next(iter(streams(train, batch_size, num_steps)))   # too short: fail now
-    evaluate = None
-    if valid is not None:
-        valid = check_indices("valid", valid, lm.vocab_size)
-        next(iter(streams(valid, eval_batch_size, num_steps)))
-
-        def evaluate(model):
-            return evaluate_perplexity(model, valid, eval_batch_size, num_steps)
-    elif lr_decay != 1 and decay_from == 0:
-        raise ValueError("lr_decay with decay_from=0 divides the learning rate when the "
-                         "validation perplexity stops improving, so it needs a valid split; "
-                         "give one, set decay_from > 0, or lr_decay=1")
-
-    def schedule(epoch, hist):
-        return annealed_lr(epoch, hist, lr, lr_decay, decay_from)
-
-    return train_epochs(lm, None, False, num_steps, batch_size, lr, clipping_theta, epochs,
-                        history, None, on_epoch_end, seed=seed, should_stop=should_stop,
-                        batches=lambda: streams(train, batch_size, num_steps, lm.ctx),
-                        evaluate=evaluate, schedule=schedule, on_batch=on_batch, ctx=ctx,
-                        kvstore=kvstore)
+    valid = None if valid is None else check_indices("valid", valid, lm.vocab_size)
+    WORDS.check_trainable(settings, SimpleNamespace(train=train, valid=valid))
+    return _train_indices(settings, lm, train, valid, epochs, **loop)
