@@ -7,16 +7,12 @@ has been fed in, each next character is chosen from the model's logits:
 ``predict_rnn`` and ``predict_rnn_gluon`` are the book's entry points.
 """
 import numpy as np
-from mxnet import nd
 
 from lyricnn.checks import check_choice, check_int, check_number
+from lyricnn.decoding import processors as P
+from lyricnn.decoding.engine import MAX_LENGTH, Decoder, Options, Vocabulary
 
 STRATEGIES = ("greedy", "sample")
-#: Longest continuation one call may ask for. Each character is one forward
-#: step, so a million characters is already a long wait (measured:
-#: docs/RESULTS.md, "Design measurements"); a larger request is almost surely
-#: a typo.
-MAX_LENGTH = 1_000_000
 
 
 def _prefix_indices(prefix, char_to_idx):
@@ -49,36 +45,35 @@ def check_decoding(strategy, temperature, top_k, seed=None):
 
 
 def choose_next(logits, strategy="greedy", temperature=1.0, top_k=None, rng=None):
-    """Pick the next index from ``logits: (V,)`` (NumPy).
+    """Pick the next index from ``logits: (V,)`` (NumPy) with the engine's processors.
 
     ``'sample'`` draws from ``softmax(logits / temperature)`` over the ``top_k``
     largest logits; temperature 0 or ``top_k=1`` is greedy.
     """
-    logits = np.asarray(logits, dtype=np.float64)
-    if strategy == "greedy" or temperature == 0 or top_k == 1:
-        return int(np.argmax(logits))
-    candidates = np.arange(len(logits))
-    if top_k is not None and top_k < len(logits):
-        candidates = np.argpartition(-logits, top_k - 1)[:top_k]
-    z = logits[candidates]
-    with np.errstate(over="ignore"):   # a tiny temperature: every other logit -> -inf
-        p = np.exp((z - z.max()) / temperature)   # shifted first: the largest is exactly 0
-    p /= p.sum()
+    z = np.array(logits, dtype=np.float64)
+    if strategy == "greedy" or temperature == 0:
+        return P.select(z)
     rng = rng if rng is not None else np.random.default_rng(np.random.randint(2**31))
-    return int(candidates[rng.choice(len(candidates), p=p)])
+    uniform = rng.random()
+    P.scale(z, temperature)
+    P.truncate(z, top_k)
+    return P.select(z, uniform)
 
 
 def generate(lm, prefix, num_chars, idx_to_char, char_to_idx, strategy="greedy",
              temperature=1.0, top_k=None, seed=None, sep="", should_stop=None):
     """Feed ``prefix`` one character at a time to ``lm``, then extend it by ``num_chars``.
 
+    The book's interface to the one decoding engine (``lyricnn.decoding.engine``):
+    greedy, or sampling at ``temperature`` among the ``top_k`` most likely.
     A word-level model takes ``prefix`` as a list of tokens and generates
-    ``num_chars`` tokens; the result joins the tokens with ``sep`` (``" "``
-    for words).
+    ``num_chars`` tokens; the result joins the prefix and the tokens with ``sep``
+    (``" "`` for words).
 
     ``seed`` makes ``'sample'`` repeatable (each call uses it afresh); without
-    it the draw comes from NumPy's global generator. ``should_stop()``, polled at
-    every step, ends the text early (a signal during a long sample in a training log).
+    it the seed comes from NumPy's global generator (so ``set_seed`` repeats it).
+    ``should_stop()``, polled at every step, ends the text early (a signal during a
+    long sample in a training log).
     """
     temperature, top_k = check_decoding(strategy, temperature, top_k, seed)
     num_chars = check_int("num_chars", num_chars, 0, MAX_LENGTH)
@@ -87,20 +82,11 @@ def generate(lm, prefix, num_chars, idx_to_char, char_to_idx, strategy="greedy",
     if vocab_size is not None and max(output) >= vocab_size:
         raise ValueError(f"char_to_idx maps the prefix to index {max(output)}, past the model's "
                          f"vocab_size={vocab_size}; pass the vocabulary the model was built for")
-    rng = np.random.default_rng(seed) if seed is not None else None
-    state = lm.begin_state(1)
-    for t in range(num_chars + len(prefix) - 1):
-        if should_stop is not None and should_stop():
-            break
-        Y, state = lm(nd.array([[output[t]]], ctx=lm.ctx), state)   # Y: (1, V)
-        if t >= len(prefix) - 1:
-            logits = Y[0].asnumpy()
-            if np.isnan(logits).any():   # argmax would silently pick index 0 forever
-                raise ValueError("the model's outputs are NaN: its parameters hold NaN or "
-                                 "inf (a diverged training run?); retrain or load a good "
-                                 "checkpoint")
-            if strategy == "greedy":
-                output.append(int(logits.argmax()))
-            else:
-                output.append(choose_next(logits, strategy, temperature, top_k, rng))
-    return sep.join(idx_to_char[i] for i in output)
+    greedy = strategy == "greedy" or temperature == 0
+    options = Options(max_tokens=num_chars, temperature=0.0 if greedy else temperature,
+                      top_k=top_k)
+    if seed is None and not greedy:
+        seed = int(np.random.randint(2**31))
+    decoder = Decoder(lm, Vocabulary(idx_to_char, separator=None))
+    candidate, = decoder.generate(output, options, seed=seed, should_stop=should_stop)
+    return sep.join(idx_to_char[i] for i in output + candidate.tokens)

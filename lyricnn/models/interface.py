@@ -42,6 +42,25 @@ class LanguageModel:
     def __call__(self, X, state):
         return self.forward(X, state)
 
+    #: The axis of each state array that runs over the batch: ``(batch, hidden)`` for the
+    #: book's cells, ``(layers, batch, hidden)`` for Gluon's layers.
+    state_batch_axis = 0
+
+    def take_state(self, state, rows):
+        """The state of sequences ``rows`` (a list of batch indices, repeats allowed) of
+        ``state``: how decoding copies one prefix's state to n candidates, reorders beams
+        and drops finished rows."""
+        index = nd.array(rows, ctx=self.ctx, dtype="int64")
+        return _map_arrays(state, lambda a: nd.take(a, index, axis=self.state_batch_axis))
+
+    def join_states(self, states):
+        """One batch of the sequences of several ``states`` (each from ``begin_state`` or a
+        forward call), in order: how a server adds requests to a running batch."""
+        first = states[0]
+        if isinstance(first, nd.NDArray):
+            return nd.concat(*states, dim=self.state_batch_axis)
+        return type(first)(self.join_states([s[i] for s in states]) for i in range(len(first)))
+
     def named_parameters(self):
         """``{name: NDArray}`` of every parameter, under the names checkpoint files use."""
         raise NotImplementedError
@@ -162,12 +181,21 @@ class ScratchLM(LanguageModel):
         return [p.grad for p in self.params]
 
 
+def _map_arrays(state, f):
+    """``state`` (an NDArray, or tuples/lists of them) with ``f`` applied to each array."""
+    if isinstance(state, nd.NDArray):
+        return f(state)
+    return type(state)(_map_arrays(s, f) for s in state)
+
+
 class GluonLM(LanguageModel):
     """An initialised Gluon ``RNNModel`` as a ``LanguageModel``.
 
     ``hybridize`` (default) compiles it once (``static_alloc``/``static_shape``:
     one memory plan reused every minibatch).
     """
+
+    state_batch_axis = 1   # Gluon's recurrent layers: (layers, batch, hidden)
 
     def __init__(self, model, vocab_size, ctx, hybridize=True):
         # None: MXNet's current context, named now (forward enters its scope).
