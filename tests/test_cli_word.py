@@ -113,9 +113,12 @@ def test_evaluate_refuses_what_it_cannot_score(trained, capsys, argv, message, m
     assert code == 2 and out == "" and message in error_line(err)
 
 
-def test_generate_continues_words_and_unknown_prefix_words_become_unk(trained, capsys):
+def test_generate_refuses_unknown_prefix_words_or_reads_them_as_unk(trained, capsys):
     code, out, err = run(capsys, "generate", "--checkpoint", trained, "--prefix", "w0 nosuch",
                          "--length", 5)
+    assert code == 2 and "['nosuch']" in err and out == ""
+    code, out, err = run(capsys, "generate", "--checkpoint", trained, "--prefix", "w0 nosuch",
+                         "--length", 5, "--unknown", "unk")
     assert code == 0, err
     words = out.split()
     assert words[:2] == ["w0", "<unk>"] and len(words) == 7

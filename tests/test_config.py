@@ -33,7 +33,8 @@ def test_field_names_are_the_books_and_defaults_the_books():
     names = [f.name for f in dataclasses.fields(RunConfig)]
     assert names == ["model", "num_layers", "num_hiddens", "vocab_size", "num_steps",
                      "batch_size", "lr", "clipping_theta", "sampler", "seed", "corpus",
-                     "num_chars", "valid_fraction", "corpus_sha1", "tokens", "tokenizer",
+                     "num_chars", "valid_fraction", "corpus_sha1", "keep_newlines", "tokens",
+                     "tokenizer",
                      "embed_size", "dropout", "tied", "lr_decay", "decay_from", "workers"]
     defaults = RunConfig()
     assert {k: getattr(defaults, k) for k in BOOK} == BOOK

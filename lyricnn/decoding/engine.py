@@ -138,11 +138,12 @@ class Candidate:
 
 class Vocabulary:
     """What decoding needs of a vocabulary: ``idx_to_token``, the line ``separator`` id
-    and how tokens join into text (characters touch; words take a space, and the
-    separator of a word model, ``<eos>``, is written as a newline)."""
+    (or ``None``) and the ``joiner`` put between tokens (characters: none; whitespace
+    words: a space). A separator that is a symbol, not a character (``<eos>``), is
+    written as a newline."""
 
-    def __init__(self, idx_to_token, separator, words=False):
-        self.idx_to_token, self.separator, self.words = list(idx_to_token), separator, words
+    def __init__(self, idx_to_token, separator=None, joiner=""):
+        self.idx_to_token, self.separator, self.joiner = list(idx_to_token), separator, joiner
 
     def __len__(self):
         return len(self.idx_to_token)
@@ -150,12 +151,12 @@ class Vocabulary:
     def piece(self, token, previous):
         """The text ``token`` adds after the text so far, whose last piece was
         ``previous`` (``None`` at the start)."""
-        if not self.words:
-            return self.idx_to_token[token]
-        if token == self.separator:
+        text = self.idx_to_token[token]
+        if token == self.separator and len(text) > 1:
             return "\n"
-        return self.idx_to_token[token] if previous in (None, "\n") else \
-            " " + self.idx_to_token[token]
+        if previous is None or previous == "\n" or not self.joiner:
+            return text
+        return self.joiner + text
 
 
 class _Row:

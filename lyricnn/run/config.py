@@ -304,6 +304,10 @@ class RunConfig(_Config):
                                    parse=float_text, metavar="F")
     corpus_sha1: str = _field("", "SHA-1 of the characters trained on (derived)", _sha1,
                               flag=False)
+    keep_newlines: bool = _field(False, "keep the corpus's line breaks as a character (the "
+                                 "book turns them into spaces, so its models cannot tell a "
+                                 "line end from a pause); generated lines then end with one",
+                                 _boolean, switch=True)
     # -- word-level runs (issue 13); a character-level run keeps these defaults
     tokens: str = _field("char", "what the model reads: characters (the book) or words "
                          "(embedding input; word-level defaults: --model lstm --num-hiddens "
@@ -350,6 +354,9 @@ class RunConfig(_Config):
                 raise ValueError("--corpus ptb is the word-level Penn Treebank: add --tokens "
                                  "word (a file named ptb: give its path, e.g. ./ptb)")
             return self
+        if self.keep_newlines:
+            raise ValueError("--keep-newlines is for character-level models: a word-level "
+                             "corpus already ends each line with <eos>; drop it")
         if self.model.endswith("-scratch"):
             raise ValueError(f"--model {self.model}: word-level models are Gluon layers with "
                              "an embedding input; use --model rnn, gru or lstm")
@@ -415,9 +422,9 @@ class RunConfig(_Config):
             raise ValueError(f"a config must be a JSON object, got {type(data).__name__}")
         names = [f.name for f in dataclasses.fields(cls)]
         # Saved before word-level fields existed: those runs had their defaults.
-        # Saved before distributed runs: one worker.
+        # Saved before distributed runs: one worker. Before --keep-newlines: the book's spaces.
         data = {**{n: cls.__dataclass_fields__[n].default
-                   for n in ("tokens", "workers") + WORD_FIELDS}, **data}
+                   for n in ("tokens", "workers", "keep_newlines") + WORD_FIELDS}, **data}
         unknown = sorted(set(data) - set(names))
         missing = [n for n in names if n not in data]
         if unknown or missing:

@@ -25,14 +25,16 @@ level a run is.
 """
 from types import SimpleNamespace
 
-from lyricnn.data.corpus import Corpus, Vocab, load_corpus_chars, read_text
+from lyricnn.data.corpus import JAY_LYRICS, Corpus, Vocab, load_corpus_chars, read_text
+from lyricnn.data.hub import locate
 from lyricnn.data.sampling import data_iter_consecutive, data_iter_random, streams
-from lyricnn.data.tokenize import UNK, read_ptb_text
+from lyricnn.data.tokenize import EOS, UNK, read_ptb_text
 from lyricnn.data.words import tokenize_lines, word_corpus
 from lyricnn.models.build import build_lm
 from lyricnn.models.word import build_word_lm
 from lyricnn.training.log import book_logger, book_print
-from lyricnn.checks import check_indices, check_int, check_number
+from lyricnn.checks import check_choice, check_indices, check_int, check_number
+from lyricnn.decoding.engine import Decoder, Vocabulary
 from lyricnn.run.config import PTB_CORPUS, WORD_DEFAULTS
 from lyricnn.training.evaluate import EVAL_BATCH_SIZE, evaluate_perplexity
 from lyricnn.training.loop import annealed_lr, train_epochs
@@ -91,24 +93,49 @@ class Task:
         each line of words) a file to score."""
         raise NotImplementedError
 
-    def encode(self, config, vocab, text, name="text", eos=False):
-        """Indices of ``text``; ``ValueError`` naming the tokens ``vocab`` lacks. Words
-        outside the vocabulary become ``<unk>`` when it has one (the word models' stated
-        policy, as Penn Treebank's); a character outside it is an error."""
+    #: What ``encode`` does with tokens outside the vocabulary.
+    UNKNOWN = ("error", "skip", "unk")
+
+    def encode(self, config, vocab, text, name="text", eos=False, unknown=None, empty=False):
+        """Indices of ``text``; tokens the vocabulary lacks are, by ``unknown``: ``'error'``
+        (a ``ValueError`` naming them), ``'skip'`` (left out) or ``'unk'`` (read as
+        ``<unk>``, which word vocabularies have). ``None``: the level's policy for text to
+        score (words ``'unk'`` when the vocabulary has it, as Penn Treebank's; characters
+        ``'error'``). ``empty``: an empty result is allowed."""
+        if unknown is None:
+            unknown = self.unknown_policy
+        check_choice("unknown", unknown, self.UNKNOWN)
         tokens = self.tokens(config, text, eos)
-        if not tokens:
-            raise ValueError(f"{name} has no {self.unit}")
         missing = list(dict.fromkeys(t for t in tokens if t not in vocab))
-        if missing and UNK in vocab:
+        if missing and unknown == "unk" and UNK in vocab:
             tokens = [t if t in vocab else UNK for t in tokens]
+        elif missing and unknown == "skip":
+            tokens = [t for t in tokens if t in vocab]
         elif missing:
+            extra = "" if unknown == "error" else " (and the vocabulary has no <unk>)"
             raise ValueError(f"{name}: {self.unit} {missing[:20]!r} are not in the corpus the "
-                             f"model was trained on; use {self.unit} of its vocabulary")
+                             f"model was trained on{extra}; use {self.unit} of its "
+                             "vocabulary, or skip them (--unknown skip)")
+        if not tokens and not empty:
+            raise ValueError(f"{name} has no {self.unit}" + (
+                " of the vocabulary" if missing else ""))
         return vocab.to_indices(tokens)
+
+    def decoder(self, config, vocab, lm, index=None):
+        """The decoding engine for a model of this level (``lyricnn.decoding.engine``)."""
+        sep = self.line_separator(config, vocab)
+        return Decoder(lm, Vocabulary(vocab.idx_to_token, None if sep is None else
+                                      vocab.token_to_idx[sep], self.separator(config)), index)
 
     def separator(self, config):
         """What joins generated tokens into text."""
         return ""
+
+    def line_separator(self, config, vocab):
+        """The token that ends a line when decoding asks for lines: the newline for a
+        character model that kept them (``--keep-newlines``), else the space (the book's
+        stand-in for it); ``<eos>`` for words. ``None`` if the vocabulary has none."""
+        raise NotImplementedError
 
     #: The progress bar of training counts epochs (characters) or tokens (words: an epoch
     #: of Penn Treebank takes minutes, and tokens/s is the figure to watch).
@@ -179,9 +206,14 @@ class Task:
 
 class _Chars(Task):
     name, unit, eval_batch_size = "char", "characters", 1
+    unknown_policy = "error"      # a character outside the vocabulary is refused
 
     def text(self, config):
-        return load_corpus_chars(config.corpus, config.num_chars)
+        if not config.keep_newlines:
+            return load_corpus_chars(config.corpus, config.num_chars)   # the book's
+        text = read_text(locate(JAY_LYRICS) if config.corpus is None else config.corpus)
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        return text if config.num_chars is None else text[:config.num_chars]
 
     def corpus(self, config, text, held_out=True):
         vocab = Vocab.from_tokens(text)
@@ -198,7 +230,12 @@ class _Chars(Task):
         return lambda: sampler(train, config.batch_size, config.num_steps, ctx)
 
     def tokens(self, config, text, eos=False):
+        if config.keep_newlines:
+            return list(text.replace("\r\n", "\n").replace("\r", "\n"))
         return list(text.replace("\n", " ").replace("\r", " "))
+
+    def line_separator(self, config, vocab):
+        return next((c for c in ("\n", " ") if c in vocab), None)
 
     def log_prefixes(self, requested, vocab, text):
         if requested:
@@ -224,6 +261,7 @@ class _Chars(Task):
 
 class _Words(Task):
     name, unit, eval_batch_size = "word", "words", EVAL_BATCH_SIZE
+    unknown_policy = "unk"        # scoring: an unknown word is <unk>, as Penn Treebank's
 
     def text(self, config):
         if config.corpus == PTB_CORPUS:
@@ -266,6 +304,9 @@ class _Words(Task):
 
     def separator(self, config):
         return " " if config.tokenizer == "whitespace" else ""
+
+    def line_separator(self, config, vocab):
+        return EOS if EOS in vocab else None
 
     counts_tokens = True
 
