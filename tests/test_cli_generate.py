@@ -129,3 +129,41 @@ def test_beam_returns_the_best_first(capsys, lines_run):
 def test_bad_generate_flags_are_one_line(capsys, lines_run, argv, message):
     code, out, err = run(capsys, "generate", "--checkpoint", lines_run, *argv)
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and message in err, err
+
+
+@pytest.fixture(scope="module")
+def held_out_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("gen") / "held"
+    argv = ["train", *TINY, "--keep-newlines", "--valid-fraction", "0.2", "--out", out]
+    assert cli.main([str(a) for a in argv]) == 0
+    return out
+
+
+def test_json_reports_originality_beside_the_human_baseline(capsys, held_out_run):
+    from lyricnn.decoding.originality import OriginalityIndex, human_baseline
+    from lyricnn.run.task import task_of
+    code, out, err = run(capsys, "generate", "--checkpoint", held_out_run, "--prefix", "想要",
+                         "--length", 40, "-n", 2, "--strategy", "sample", "--seed", 1, "--json")
+    assert code == 0, err
+    ckpt = load_checkpoint(held_out_run)
+    corpus = task_of(ckpt.config).corpus(ckpt.config, ckpt.corpus_text)
+    index = OriginalityIndex(corpus.train)
+    baseline = human_baseline(corpus.train, corpus.valid)
+    train_text = ckpt.corpus_text[:len(corpus.train)]
+    for r in records(out):
+        tokens = ckpt.vocab.to_indices(r["tokens"])
+        assert r["novel_ngram_fraction"] == index.novelty_curve(tokens)
+        assert r["human_novel_ngram_fraction"] == baseline
+        assert r["duplication"] == index.duplication_scores(tokens).tolist()
+        longest = r["longest_copy"]
+        assert longest["length"] == index.longest_copy(tokens)["length"]
+        if longest["length"]:
+            copied = r["text"][longest["start"]:longest["end"]]
+            assert copied in train_text and copied in longest["source"]["text"]
+
+
+def test_max_copy_flag(capsys, held_out_run):
+    code, out, err = run(capsys, "generate", "--checkpoint", held_out_run, "--prefix", "想要",
+                         "--length", 40, "-n", 3, "--max-copy", 2, "--strategy", "sample",
+                         "--seed", 3, "--json")
+    assert code == 0 and all(r["longest_copy"]["length"] <= 2 for r in records(out)), err

@@ -296,3 +296,33 @@ def test_bad_options_name_the_field(decoder, field, value, message):
 def test_everything_banned_is_refused(trained, decoder):
     with pytest.raises(ValueError, match="bans every token"):
         decoder.generate([1], Options(banned=list(range(len(trained[1])))))
+
+
+# -- the copy guard -----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def guarded(trained):
+    """The decoder with an index of the model's training text (the first 2,000 chars)."""
+    from lyricnn.decoding.originality import OriginalityIndex
+    lm, idx_to_char, char_to_idx = trained
+    text = read_text(locate(JAY_LYRICS)).replace("\r", "")[:2000]
+    index = OriginalityIndex([char_to_idx[c] for c in text], line_breaks={char_to_idx["\n"]})
+    return Decoder(lm, Vocabulary(idx_to_char, char_to_idx["\n"]), index), index
+
+
+@pytest.mark.parametrize("limit", [1, 3, 6])
+def test_max_copy_bounds_every_candidates_longest_copy(trained, guarded, limit):
+    decoder, index = guarded
+    prefixes = ["我的", "想要", "你"]
+    free = [c for p in prefixes for c in decoder.generate(
+        ids(trained, p), Options(max_tokens=60, temperature=0.5), n=4, seed=1)]
+    assert max(index.longest_copy(c.tokens)["length"] for c in free) > limit   # it copies
+    for p in prefixes:
+        for c in decoder.generate(ids(trained, p), Options(max_tokens=60, temperature=0.5,
+                                                           max_copy=limit), n=4, seed=1):
+            assert index.longest_copy(c.tokens)["length"] <= limit, c.text
+
+
+def test_max_copy_needs_an_index(trained, decoder):
+    with pytest.raises(ValueError, match="max_copy needs an index"):
+        decoder.generate(ids(trained, "我"), Options(max_copy=3))

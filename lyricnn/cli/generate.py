@@ -95,12 +95,19 @@ def add_parser(sub):
     c.add_argument("--acrostic", metavar="TEXT",
                    help="藏头: each line after the prefix's own starts with the next "
                         "character of TEXT (word of TEXT, for words); ends after the last")
+    c.add_argument("--max-copy", default=0, metavar="N", type=_int("max_copy", 0),
+                   help="never copy more than N tokens in a row verbatim from the training "
+                        "text (0: no guard); it guards verbatim copies only, not near-copies")
     c.add_argument("--unknown", choices=Task.UNKNOWN, default="error",
                    help="prefix tokens outside the vocabulary: refuse them (default), skip "
                         "them, or read them as <unk> (word models)")
     p.add_argument("--json", action="store_true",
                    help="one JSON object per candidate: prefix, text, tokens, log_prob "
-                        "(natural log of P(tokens | prefix)), seed, finish_reason")
+                        "(natural log of P(tokens | prefix)), seed, finish_reason, and its "
+                        "originality against the training text: longest_copy, copied_spans "
+                        "(with their source lines), duplication, novel_ngram_fraction "
+                        "(n = 1..10) beside human_novel_ngram_fraction, the same curve for "
+                        "the held-out text")
     add_ctx(p)
     p.set_defaults(handler=run)
 
@@ -117,7 +124,7 @@ def options_of(args, encode):
         dry_base=args.dry_base, dry_allowed_length=args.dry_allowed_length,
         beam_width=args.beam_width, length_penalty=args.length_penalty,
         banned=encode(args.ban, "--ban") if args.ban else (), stop=tuple(args.stop),
-        lines=args.lines, line_length=args.line_length,
+        lines=args.lines, line_length=args.line_length, max_copy=args.max_copy,
         acrostic=encode(args.acrostic, "--acrostic") if args.acrostic else ())
 
 
@@ -145,13 +152,19 @@ def run(args, signals):
         raise UsageError(str(err)) from None
     prefixes = [(p, encode(p, f"--prefix {p!r}", args.unknown, empty=bool(args.acrostic)))
                 for p in (args.prefix or [""])]
-    decoder = task.decoder(config, vocab, ckpt.lm)
+    index = baseline = None
+    if args.json or args.max_copy:
+        index, baseline = task.originality(config, vocab, ckpt.corpus_text)
+    decoder = task.decoder(config, vocab, ckpt.lm, index)
+    joiner = task.separator(config)
     for text, ids in prefixes:
         candidates = decoder.generate(ids, options, n=args.n, seed=args.seed,
                                       should_stop=signals.stop_requested)
         for c in candidates:
             if args.json:
-                print(json.dumps(_record(text, ids, c, vocab), ensure_ascii=False), flush=True)
+                record = {**_record(text, ids, c, vocab),
+                          **originality(index, baseline, c.tokens, vocab, joiner)}
+                print(json.dumps(record, ensure_ascii=False), flush=True)
             else:
                 print(_plain(text, ids, c, vocab, task.separator(config)), flush=True)
         if signals.stop_requested():
@@ -171,3 +184,21 @@ def _record(prefix, ids, candidate, vocab):
     return {"prefix": prefix, "text": candidate.text,
             "tokens": vocab.to_tokens(candidate.tokens), "log_prob": candidate.log_prob,
             "seed": candidate.seed, "finish_reason": candidate.finish_reason}
+
+
+def originality(index, baseline, tokens, vocab, joiner):
+    """A candidate's originality fields: its copies of the training text, with the text of
+    each copy's source line, and its novelty curve beside the human baseline."""
+    report = index.report(tokens)
+    train = index.corpus_ids()
+
+    def line(source):
+        if source is None:
+            return None
+        return {**source, "text": joiner.join(vocab.to_tokens(
+            train[source["line_start"]:source["line_end"]].tolist()))}
+    longest = dict(report["longest_copy"], source=line(report["longest_copy"]["source"]))
+    spans = [dict(span, source=line(span["source"])) for span in report["copied_spans"]]
+    return {"longest_copy": longest, "copied_spans": spans, "duplication": report["duplication"],
+            "novel_ngram_fraction": report["novel_ngram_fraction"],
+            "human_novel_ngram_fraction": baseline}

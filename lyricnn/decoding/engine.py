@@ -406,6 +406,9 @@ class Decoder:
         """``n`` candidates continuing ``prefix`` (token ids), as one batch; beam search
         when ``options.beam_width``. ``should_stop()``, polled every step, ends them early."""
         options = (options or Options()).checked(self.lm.vocab_size)
+        if options.max_copy and self.index is None:
+            raise ValueError("max_copy needs an index of the training text: build the "
+                             "Decoder with index=OriginalityIndex(training ids)")
         prefix = self.check_prefix(prefix)
         if options.beam_width:
             return self.beam(prefix, options, n, should_stop)

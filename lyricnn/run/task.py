@@ -35,6 +35,7 @@ from lyricnn.models.word import build_word_lm
 from lyricnn.training.log import book_logger, book_print
 from lyricnn.checks import check_choice, check_indices, check_int, check_number
 from lyricnn.decoding.engine import Decoder, Vocabulary
+from lyricnn.decoding.originality import OriginalityIndex, human_baseline
 from lyricnn.run.config import PTB_CORPUS, WORD_DEFAULTS
 from lyricnn.training.evaluate import EVAL_BATCH_SIZE, evaluate_perplexity
 from lyricnn.training.loop import annealed_lr, train_epochs
@@ -120,6 +121,19 @@ class Task:
             raise ValueError(f"{name} has no {self.unit}" + (
                 " of the vocabulary" if missing else ""))
         return vocab.to_indices(tokens)
+
+    def originality(self, config, vocab, text):
+        """``(index, baseline)``: an ``OriginalityIndex`` of the training split of ``text``
+        (its lines end at the line separator), and the human baseline, the novelty curve
+        of the held-out split against it (``None`` without one). Built in memory when a
+        checkpoint is loaded; nothing is written."""
+        corpus = self.corpus(config, text)
+        sep = self.line_separator(config, vocab)
+        index = OriginalityIndex(corpus.train, line_breaks=None if sep is None else
+                                 {vocab.token_to_idx[sep]})
+        baseline = None if corpus.valid is None or len(corpus.valid) < 2 else \
+            human_baseline(None, corpus.valid, index=index)
+        return index, baseline
 
     def decoder(self, config, vocab, lm, index=None):
         """The decoding engine for a model of this level (``lyricnn.decoding.engine``)."""
