@@ -171,8 +171,9 @@ def test_bad_word_flags_fail_up_front(corpus, tmp_path, capsys, argv, message):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--dropout", "0.5"], "--dropout apply to word-level models"),
-    (["--tied"], "--tied apply to word-level models"),
+    (["--dropout", "0.5"], "--dropout apply to the Gluon models"),     # default: rnn-scratch
+    (["--model", "gru", "--tied", "--embed-size", "8"], "--tied shares the decoder's weight"),
+    (["--model", "gru", "--tokenizer", "jieba"], "--tokenizer cuts a word-level corpus"),
     (["--corpus", "ptb"], "--corpus ptb is the word-level Penn Treebank"),
 ])
 def test_word_flags_on_a_character_run_are_refused(tmp_path, capsys, argv, message):
@@ -208,3 +209,17 @@ def test_a_forced_fresh_run_drops_the_old_runs_best(trained, corpus, tmp_path, c
                        "--no-progress", "--out", out, "--force")
     assert code == 0, err
     assert not (out / "best").exists() and load_checkpoint(out).config.tokens == "char"
+
+
+def test_a_character_model_with_dropout_reads_an_embedding_and_resumes_exactly(tmp_path, capsys):
+    """--dropout (or --embed-size, --tied) on characters: the word models' embedding path."""
+    flags = ["--model", "gru", "--num-chars", "2000", "--num-hiddens", "16", "--embed-size", 8,
+             "--dropout", 0.3, "--valid-fraction", 0.1, "--lr-decay", 2, "--seed", 4,
+             "--num-steps", 10, "--batch-size", 8, "--no-progress", "--period", 100]
+    assert run(capsys, "train", *flags, "--epochs", 3, "--out", tmp_path / "whole")[0] == 0
+    assert run(capsys, "train", *flags, "--epochs", 1, "--out", tmp_path / "part")[0] == 0
+    assert run(capsys, "train", "--resume", tmp_path / "part", "--epochs", 3)[0] == 0
+    whole, part = (load_checkpoint(tmp_path / d) for d in ("whole", "part"))
+    assert "embedding.weight" in " ".join(whole.lm.named_parameters())
+    assert whole.history.valid_perplexity == part.history.valid_perplexity
+    assert whole.history.lr == part.history.lr and len(whole.history.lr) == 3

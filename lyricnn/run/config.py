@@ -345,11 +345,17 @@ class RunConfig(_Config):
         """Check every field, then how they combine; ``ValueError`` naming the flags."""
         super().validate(derived)
         if self.tokens == "char":
-            changed = [flag_of(n) for n in WORD_FIELDS
+            changed = [n for n in WORD_FIELDS
                        if getattr(self, n) != RunConfig.__dataclass_fields__[n].default]
-            if changed:
-                raise ValueError(f"{', '.join(changed)} apply to word-level models: add "
-                                 "--tokens word, or drop them")
+            if "tokenizer" in changed:
+                raise ValueError("--tokenizer cuts a word-level corpus: add --tokens word, or "
+                                 "drop it")
+            if changed and self.model.endswith("-scratch"):
+                raise ValueError(f"{', '.join(flag_of(n) for n in changed)} apply to the Gluon "
+                                 f"models (the embedding model with dropout and the annealed "
+                                 f"rate), not --model {self.model}: use --model rnn, gru or "
+                                 "lstm")
+            self._check_tied()
             if self.corpus == PTB_CORPUS:
                 raise ValueError("--corpus ptb is the word-level Penn Treebank: add --tokens "
                                  "word (a file named ptb: give its path, e.g. ./ptb)")
@@ -363,11 +369,7 @@ class RunConfig(_Config):
         if self.sampler != "consecutive":
             raise ValueError("word-level models train on consecutive streams (the state is "
                              "carried); drop --sampler or use --sampler consecutive")
-        if self.tied and self.embedding_size != self.num_hiddens:
-            raise ValueError(f"--tied shares the decoder's weight (vocab, --num-hiddens "
-                             f"{self.num_hiddens}) with the embedding (vocab, --embed "
-                             f"{self.embedding_size}), so they must be equal; set --embed "
-                             f"{self.num_hiddens} or drop --tied")
+        self._check_tied()
         if self.corpus == PTB_CORPUS and (self.valid_fraction or self.num_chars is not None):
             raise ValueError("--corpus ptb has its own train/valid/test files: drop "
                              "--valid-fraction and --num-chars")
@@ -388,6 +390,19 @@ class RunConfig(_Config):
             vocab_size = len(dict.fromkeys(text))
         return dataclasses.replace(self, vocab_size=vocab_size,
                                    corpus_sha1=text_sha1(text)).validate()
+
+    def _check_tied(self):
+        if self.tied and self.embedding_size != self.num_hiddens:
+            raise ValueError(f"--tied shares the decoder's weight (vocab, --num-hiddens "
+                             f"{self.num_hiddens}) with the embedding (vocab, --embed "
+                             f"{self.embedding_size}), so they must be equal; set --embed "
+                             f"{self.num_hiddens} or drop --tied")
+
+    @property
+    def embeds(self):
+        """Whether the model reads an embedding (words always; characters when asked for an
+        embedding, dropout or tying) instead of the book's one-hot vectors."""
+        return self.tokens == "word" or bool(self.embed_size or self.dropout or self.tied)
 
     def split(self, sequence, unit="characters"):
         """``(training, held_out)``: the held-out part is the last ``valid_fraction``.

@@ -79,8 +79,14 @@ class Task:
         return config.sampler == "consecutive"
 
     def schedule(self, config):
-        """``(epoch, history) -> lr``, or ``None`` for the constant ``config.lr``."""
-        return None
+        """``(epoch, history) -> lr`` of ``annealed_lr`` (``--lr-decay``, ``--decay-from``),
+        or ``None`` for the constant ``config.lr`` (the book's)."""
+        if config.lr_decay == 1:
+            return None
+
+        def lr(epoch, history):
+            return annealed_lr(epoch, history, config.lr, config.lr_decay, config.decay_from)
+        return lr
 
     def evaluator(self, config, indices):
         """``lm -> perplexity`` of the held-out ``indices`` (``None`` without them)."""
@@ -181,9 +187,17 @@ class Task:
                 f"{config.num_steps} needs at least {need:,} {self.unit}, but the training "
                 f"text has {n:,}; use a longer corpus (or --num-chars all), or a smaller "
                 "--batch-size or --num-steps")
+        self._check_schedule(config, corpus)
         if corpus.valid is not None and len(corpus.valid) < 2:
             raise ValueError(f"the held-out split has {len(corpus.valid)} {self.unit}, "
                              "perplexity needs at least 2: use a larger --valid-fraction")
+
+    @staticmethod
+    def _check_schedule(config, corpus):
+        if corpus.valid is None and config.lr_decay != 1 and config.decay_from == 0:
+            raise ValueError(f"--lr-decay {config.lr_decay:g} anneals when the validation "
+                             "perplexity stops improving, but this corpus has no valid split: "
+                             "give --valid-fraction, --decay-from N, or --lr-decay 1")
 
     def num_parameters(self, config):
         """The number of weights of the model ``config`` describes, computed, not built:
@@ -211,6 +225,9 @@ class Task:
 
     def _input_size(self, config):
         """``(layer 1's input width, weights outside the layers and the output layer)``."""
+        if config.embeds:
+            return config.embedding_size, 0 if config.tied else \
+                config.vocab_size * config.embedding_size
         return config.vocab_size, 0
 
     def _biases(self, config):
@@ -236,6 +253,10 @@ class _Chars(Task):
 
     def build_model(self, config, ctx=None):
         config.validate()
+        if config.embeds:   # the word models' embedding-dropout-RNN path, on characters
+            return build_word_lm(config.model, config.vocab_size, config.embedding_size,
+                                 config.num_hiddens, config.num_layers, config.dropout,
+                                 config.tied, ctx)
         return build_lm(config.model, config.vocab_size, config.num_hiddens, config.num_layers,
                         ctx=ctx)
 
@@ -308,7 +329,7 @@ class _Words(Task):
     def batches(self, config, train, ctx):
         return lambda: streams(train, config.batch_size, config.num_steps, ctx, last=True)
 
-    def schedule(self, config):
+    def schedule(self, config):   # always annealed_lr: it records each epoch's rate
         def lr(epoch, history):
             return annealed_lr(epoch, history, config.lr, config.lr_decay, config.decay_from)
         return lr
@@ -345,6 +366,7 @@ class _Words(Task):
         return log
 
     def check_trainable(self, config, corpus):
+        self._check_schedule(config, corpus)
         n = len(corpus.train)
         if n // config.batch_size < 2:
             raise ValueError(f"the training split has {n:,} words: cut into --batch-size "
@@ -355,14 +377,7 @@ class _Words(Task):
                              f"{2 * self.eval_batch_size} (it is read as "
                              f"{self.eval_batch_size} streams); use a larger --valid-fraction "
                              "or a longer corpus")
-        if corpus.valid is None and config.lr_decay != 1 and config.decay_from == 0:
-            raise ValueError(f"--lr-decay {config.lr_decay:g} anneals when the validation "
-                             "perplexity stops improving, but this corpus has no valid split: "
-                             "give --valid-fraction, --decay-from N, or --lr-decay 1")
 
-    def _input_size(self, config):
-        tied = config.tied
-        return config.embedding_size, 0 if tied else config.vocab_size * config.embedding_size
 
 
 CHARS, WORDS = _Chars(), _Words()
