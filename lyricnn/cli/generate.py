@@ -4,6 +4,7 @@ import json
 from lyricnn.checks import check_int, check_number
 from lyricnn.cli.common import UsageError, add_checkpoint, add_ctx, checked, load
 from lyricnn.decoding.engine import LINE_LENGTH, MAX_CANDIDATES, MAX_LENGTH, Options
+from lyricnn.decoding.originality import shown
 from lyricnn.run.task import Task, task_of
 
 
@@ -189,16 +190,5 @@ def _record(prefix, ids, candidate, vocab):
 def originality(index, baseline, tokens, vocab, joiner):
     """A candidate's originality fields: its copies of the training text, with the text of
     each copy's source line, and its novelty curve beside the human baseline."""
-    report = index.report(tokens)
-    train = index.corpus_ids()
-
-    def line(source):
-        if source is None:
-            return None
-        return {**source, "text": joiner.join(vocab.to_tokens(
-            train[source["line_start"]:source["line_end"]].tolist()))}
-    longest = dict(report["longest_copy"], source=line(report["longest_copy"]["source"]))
-    spans = [dict(span, source=line(span["source"])) for span in report["copied_spans"]]
-    return {"longest_copy": longest, "copied_spans": spans, "duplication": report["duplication"],
-            "novel_ngram_fraction": report["novel_ngram_fraction"],
-            "human_novel_ngram_fraction": baseline}
+    return shown(index, index.report(tokens), baseline,
+                 lambda ids: joiner.join(vocab.to_tokens(ids.tolist())))

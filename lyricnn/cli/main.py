@@ -62,7 +62,7 @@ from lyricnn import __version__
 
 #: The subcommands, in --help order: each is lyricnn/cli/<name>.py with
 #: ``add_parser(subparsers)`` and ``run(args, signals) -> exit code``.
-COMMANDS = ("train", "generate", "score", "evaluate", "launch")
+COMMANDS = ("train", "generate", "score", "evaluate", "launch", "serve")
 #: Exit codes of the signals that stop a run (128 + the signal number, as a shell reports).
 #: SIGHUP (the terminal closed, the ssh session dropped) is handled as SIGTERM.
 EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}

@@ -177,6 +177,8 @@ class _Row:
         self.acrostic_next = 0
         self.lines_done = 0
         self.log_prob = 0.0
+        # The text continues the prefix's: a word after a prefix word takes the joiner.
+        self.prefix_piece = vocab.piece(self.context[-1], None) if self.context else None
 
     @property
     def lines_mode(self):
@@ -242,7 +244,7 @@ class _Row:
         if o.logprobs:
             best = np.argsort(-raw_log_probs, kind="stable")[:o.logprobs]
             self.top.append({int(t): float(raw_log_probs[t]) for t in best})
-        previous = self.pieces[-1] if self.pieces else None
+        previous = self.pieces[-1] if self.pieces else self.prefix_piece
         self.pieces.append(self.vocab.piece(token, previous))
         if token == sep:
             self.line_tokens = 0

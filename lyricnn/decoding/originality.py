@@ -53,7 +53,7 @@ from pydivsufsort import divsufsort
 
 from lyricnn.checks import check_int, is_integer
 
-__all__ = ["OriginalityIndex", "human_baseline"]
+__all__ = ["OriginalityIndex", "human_baseline", "shown"]
 
 #: Floats hold every integer below 2**53 exactly: integral float ids above are refused.
 _FLOAT_EXACT = 2**53
@@ -410,3 +410,24 @@ def human_baseline(train_ids, heldout_ids, max_n=10, index=None):
         raise ValueError(f"index holds {len(index):,} tokens but train_ids has "
                          f"{len(train_ids):,}; pass the index of train_ids, or train_ids=None")
     return index.novelty_curve(heldout_ids, max_n=max_n)
+
+
+
+def shown(index, report, baseline, to_text):
+    """The originality fields of a candidate as the CLI's ``--json`` and the server show
+    them: ``report`` (``index.report(ids)``) with each copy's source line as text
+    (``to_text(ids)`` renders corpus ids) and ``baseline`` (``human_baseline``) beside
+    its novelty curve as ``human_novel_ngram_fraction``."""
+    corpus = index.corpus_ids()
+
+    def line(source):
+        if source is None:
+            return None
+        return {**source, "text": to_text(corpus[source["line_start"]:source["line_end"]])}
+    return {"longest_copy": {**report["longest_copy"],
+                             "source": line(report["longest_copy"]["source"])},
+            "copied_spans": [{**span, "source": line(span["source"])}
+                             for span in report["copied_spans"]],
+            "duplication": report["duplication"],
+            "novel_ngram_fraction": report["novel_ngram_fraction"],
+            "human_novel_ngram_fraction": baseline}
