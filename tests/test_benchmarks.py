@@ -66,3 +66,35 @@ def test_bench_openmp_team_quick_shows_the_python_threads_team():
     threads = {(" ".join(r[:3]), r[3]): int(r[r.index("threads") - 1]) for r in rows}
     # MXNet's threshold gives the Python thread an OpenMP team: one thread more
     assert threads[("book RNN cell", "MXNet's")] == threads[("book RNN cell", "lyricnn")] + 1
+
+
+def test_bench_decoding_runs_both_ways():
+    bench = BENCH.with_name("bench_decoding.py")
+    out = subprocess.run([sys.executable, str(bench), "--n", "3", "--length", "5",
+                          "--rounds", "1"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    for line in ("machine:", "one batch", "sequential", "batch speed-up"):
+        assert line in out.stdout, line
+
+
+def test_bench_serve_loads_a_server_and_reports(tmp_path):
+    from lyricnn.cli import main as cli
+    run = tmp_path / "run"
+    assert cli.main(["train", "--num-chars", "1200", "--num-hiddens", "16", "--epochs", "1",
+                     "--no-progress", "--out", str(run)]) == 0
+    bench = BENCH.with_name("bench_serve.py")
+    out = subprocess.run([sys.executable, str(bench), "--checkpoint", str(run), "--clients", "1",
+                          "2", "--requests", "1", "--max-tokens", "5"], capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    for line in ("machine:", "tokens/s", "p95", "2 clients:"):
+        assert line in out.stdout, line
+
+
+def test_bench_originality_reports_build_and_query():
+    bench = BENCH.with_name("bench_originality.py")
+    out = subprocess.run([sys.executable, str(bench), "--repeats", "1"], capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    for line in ("machine:", "Jay Chou lyrics", "PTB train", "build", "human baseline"):
+        assert line in out.stdout, line
