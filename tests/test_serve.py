@@ -164,8 +164,12 @@ def test_logprobs_are_the_models_and_name_the_tokens(client):
 
 def test_a_word_model_is_served_too(client):
     out = client.completions.create(model="words", prompt="the cat", max_tokens=6,
-                                    temperature=0)
-    assert out.choices[0].text.startswith(" ") or out.choices[0].text.startswith("\n")
+                                    temperature=0, logprobs=1)
+    text, lp = out.choices[0].text, out.choices[0].logprobs
+    assert text.startswith(" ") or text.startswith("\n")      # it continues "the cat"
+    assert "".join(lp.tokens) == text                          # each token's piece of text
+    full = "the cat" + text
+    assert all(full[o:o + len(t)] == t for o, t in zip(lp.text_offset, lp.tokens))
     with pytest.raises(openai.BadRequestError) as err:
         client.completions.create(model="words", prompt="the zebra", max_tokens=3)
     assert "zebra" in str(err.value)

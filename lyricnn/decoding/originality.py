@@ -428,6 +428,6 @@ def shown(index, report, baseline, to_text):
                              "source": line(report["longest_copy"]["source"])},
             "copied_spans": [{**span, "source": line(span["source"])}
                              for span in report["copied_spans"]],
-            "duplication": report["duplication"],
+            "min_span": report["min_span"], "duplication": report["duplication"],
             "novel_ngram_fraction": report["novel_ngram_fraction"],
             "human_novel_ngram_fraction": baseline}

@@ -283,25 +283,38 @@ def _parse(state, body):
     return served, encoded, options, n, seed, stream
 
 
-def _logprobs(candidate, vocab, start_offset):
-    """OpenAI's ``logprobs`` object of a candidate."""
+def _logprobs(candidate, pieces, start_offset, vocab):
+    """OpenAI's ``logprobs`` object of a candidate: ``tokens`` are the pieces of text each
+    token added (so they join into the text), ``text_offset`` where each starts in
+    prompt + text."""
     if candidate.top_logprobs is None:
         return None
-    tokens = vocab.to_tokens(candidate.tokens)
     offsets, at = [], start_offset
-    for t in tokens:
+    for piece in pieces:
         offsets.append(at)
-        at += len(t)
-    return {"tokens": tokens, "token_logprobs": candidate.token_log_probs,
+        at += len(piece)
+    return {"tokens": pieces, "token_logprobs": candidate.token_log_probs,
             "top_logprobs": [{vocab.idx_to_token[k]: v for k, v in top.items()}
                              for top in candidate.top_logprobs],
             "text_offset": offsets}
 
 
-def _choice(candidate, report, index, served, prompt_text):
+def _pieces(served, prompt_ids, tokens):
+    """The text each of ``tokens`` adds after ``prompt_ids`` (as the engine joins them)."""
+    vocab, out = served.decoder.vocab, []
+    previous = vocab.piece(prompt_ids[-1], None) if prompt_ids else None
+    for t in tokens:
+        previous = vocab.piece(t, previous)
+        out.append(previous)
+    return out
+
+
+def _choice(candidate, report, index, served, prompt):
     joiner, vocab = served.task.separator(served.config), served.vocab
+    prompt_text, prompt_ids = prompt
+    pieces = _pieces(served, prompt_ids, candidate.tokens)
     return {"text": candidate.text, "index": index, "finish_reason": candidate.finish_reason,
-            "logprobs": _logprobs(candidate, vocab, len(prompt_text)),
+            "logprobs": _logprobs(candidate, pieces, len(prompt_text), vocab),
             "seed": candidate.seed,
             "originality": shown(served.index, report, served.baseline,
                                  lambda ids: joiner.join(vocab.to_tokens(ids.tolist())))}
@@ -326,8 +339,7 @@ async def _whole(request, state, job, events, meta, prompts, served):
             continue
         if event[0] == "done":
             _, index, candidate, report = event
-            prompt_text = prompts[index // job.n][0]
-            choices[index] = _choice(candidate, report, index, served, prompt_text)
+            choices[index] = _choice(candidate, report, index, served, prompts[index // job.n])
             tokens += len(candidate.tokens)
         elif event[0] == "error":
             raise ApiError(500, f"generation failed: {event[1]}", None, "generation_failed",
@@ -368,8 +380,7 @@ async def _stream(state, job, events, meta, prompts, served, include_usage=False
                                                      "logprobs": None, "finish_reason": None}]})
             elif kind == "done":
                 _, index, candidate, report = event
-                prompt_text = prompts[index // job.n][0]
-                choice = _choice(candidate, report, index, served, prompt_text)
+                choice = _choice(candidate, report, index, served, prompts[index // job.n])
                 choice["text"] = candidate.text[sent.get(index, 0):]
                 tokens += len(candidate.tokens)
                 yield _sse({**meta, "choices": [choice]})
