@@ -3,6 +3,7 @@
 The book passes ``ctx`` everywhere: ``None`` means MXNet's current default
 context (``mx.cpu()`` unless changed), otherwise an ``mx.Context``.
 """
+import functools
 import logging
 import random
 
@@ -60,6 +61,8 @@ def resolve_ctx(ctx):
     if ctx is None:
         return mx.context.current_context()
     if isinstance(ctx, mx.Context):
+        if ctx.device_type == "gpu":
+            _check_gpu(ctx.device_id, f"mx.gpu({ctx.device_id})")
         return ctx
     if not isinstance(ctx, str):
         hint = "; pass one context, not a list" if isinstance(ctx, (list, tuple)) else ""
@@ -109,13 +112,25 @@ def _indexed_ctx(ctx):
                          f"below {MAX_DEVICE}, comma-separated for several")
     device = mx.Context(kind, int(index))
     if kind == "gpu":
-        try:
-            nd.array([0], ctx=device).wait_to_read()
-        except mx.base.MXNetError:
-            raise ValueError(f"ctx {ctx!r}: MXNet cannot use gpu({index}) (no such GPU, or "
-                             "this MXNet build has no CUDA); cpu:0,cpu:1 exercises the "
-                             "multi-device path on a CPU") from None
+        _check_gpu(int(index), repr(ctx))
     return device
+
+
+@functools.lru_cache(maxsize=None)
+def _gpu_usable(index):
+    try:
+        nd.array([0], ctx=mx.gpu(index)).wait_to_read()
+        return True
+    except mx.base.MXNetError:
+        return False
+
+
+def _check_gpu(index, shown):
+    """``ValueError`` unless MXNet can use ``gpu(index)`` (asked once per process)."""
+    if not _gpu_usable(index):
+        raise ValueError(f"ctx {shown}: MXNet cannot use gpu({index}) (no such GPU, or "
+                         "this MXNet build has no CUDA); cpu:0,cpu:1 exercises the "
+                         "multi-device path on a CPU")
 
 
 def set_seed(seed):

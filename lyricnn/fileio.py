@@ -73,6 +73,18 @@ def _check_target(path):
 
 
 @contextlib.contextmanager
+def _named(path):
+    """Give an ``OSError`` without a file name (``write``, ``fsync``: "No space left on
+    device") the name of the file being written, so that its message says which."""
+    try:
+        yield
+    except OSError as err:
+        if err.filename is None and err.errno is not None:
+            raise OSError(err.errno, err.strerror, str(path)) from None
+        raise
+
+
+@contextlib.contextmanager
 def atomic_path(path):
     """Yield a temp ``Path`` next to ``path``; on clean exit it becomes ``path``.
 
@@ -84,18 +96,20 @@ def atomic_path(path):
     """
     path = Path(path)
     _check_target(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    with _named(path):
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     try:
-        yield tmp
-        if not tmp.is_file():
-            raise FileNotFoundError(
-                f"the temp file {str(tmp)!r} for {str(path)!r} was removed or replaced "
-                "before it could be renamed into place")
-        fsync_path(tmp)
-        os.chmod(tmp, 0o666 & ~current_umask())
-        os.replace(tmp, path)
+        with _named(path):   # a full disk fails in write() or fsync(): say which file
+            yield tmp
+            if not tmp.is_file():
+                raise FileNotFoundError(
+                    f"the temp file {str(tmp)!r} for {str(path)!r} was removed or replaced "
+                    "before it could be renamed into place")
+            fsync_path(tmp)
+            os.chmod(tmp, 0o666 & ~current_umask())
+            os.replace(tmp, path)
     finally:
         if tmp.is_file() or tmp.is_symlink():
             tmp.unlink()

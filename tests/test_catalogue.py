@@ -556,7 +556,9 @@ def test_a_really_full_disk_keeps_the_previous_checkpoint(capsys, prev, small_tm
     target = small_tmpfs / "run"
     shutil.copytree(run_dir, target)
     code, out, err = run(capsys, "train", "--resume", target, "--epochs", 3, "--no-progress")
-    assert code == 1 and "No space left on device" in error_line(err)
+    line = error_line(err)
+    assert code == 1 and "No space left on device" in line
+    assert str(target) in line and any(n in line for n in store.OWN_FILES)   # which file
     assert_intact(target, before)
     assert not [n for n in os.listdir(target / "..") if n.startswith(".") and "tmp" in n]
     assert sorted(os.listdir(target)) == [".checkpoint.lock", "checkpoint"]  # no temp left
@@ -870,6 +872,37 @@ def _book_api_cases():
     }
 
 
+BOOK_API_MORE = {   # found by the independent hostile run after the first fixes
+    "predict-gpu-context": lambda d2l, mx, P, V, i2c, c2i: d2l.predict_rnn(
+        i2c[0], 3, d2l.rnn, P, d2l.init_rnn_state, 4, V, mx.gpu(0), i2c, c2i),
+    "predict-bad-context-string": lambda d2l, mx, P, V, i2c, c2i: d2l.predict_rnn(
+        i2c[0], 3, d2l.rnn, P, d2l.init_rnn_state, 4, V, "foo", i2c, c2i),
+    "init-state-batch-zero": lambda d2l, mx, P, V, i2c, c2i: d2l.init_rnn_state(0, 4, mx.cpu()),
+    "init-state-hidden-negative": lambda d2l, mx, P, V, i2c, c2i: d2l.init_lstm_state(
+        2, -1, mx.cpu()),
+    "rnn-state-of-other-size": lambda d2l, mx, P, V, i2c, c2i: d2l.rnn(
+        d2l.to_onehot(mx.nd.array([[0, 1], [2, 3]]), V), d2l.init_rnn_state(2, 8, mx.cpu()), P),
+    "get-params-beyond-memory": lambda d2l, mx, P, V, i2c, c2i: d2l.get_params(V, 10**12),
+    "getter-without-gradients": lambda d2l, mx, P, V, i2c, c2i: d2l.train_and_predict_rnn(
+        d2l.rnn, lambda: [p.copy() for p in P], d2l.init_rnn_state, 4, V, mx.cpu(),
+        [0, 1, 2] * 40, i2c, c2i, True, 1, 5, 1.0, 0.1, 2, 1, 3, [i2c[0]]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BOOK_API_MORE))
+def test_book_api_refuses_what_reached_mxnet(case):
+    import mxnet as mx
+
+    import lyricnn as d2l
+    V = 20
+    i2c = [chr(0x4e00 + i) for i in range(V)]
+    c2i = {c: i for i, c in enumerate(i2c)}
+    P = d2l.get_params(V, 4)
+    with pytest.raises(ValueError) as err:
+        BOOK_API_MORE[case](d2l, mx, P, V, i2c, c2i)
+    assert len(str(err.value).splitlines()) == 1 and "MXNet" not in str(err.value)[:8], err.value
+
+
 BOOK_API = ["onehot-too-large", "onehot-negative", "onehot-fraction", "onehot-nan",
             "clip-zero", "clip-negative", "clip-nan", "clipped-sgd-negative",
             "clipped-sgd-lr-nan", "sgd-batch-zero", "sgd-lr-nan", "predict-other-vocab-params",
@@ -1099,3 +1132,147 @@ def test_the_last_line_gives_the_wall_time_and_what_the_log_time_measures(capsys
     assert code == 0 and re.search(r"; 2 epoch\(s\) in [\d.]+ s on the wall, [\d.]+ s each with "
                                    r"held-out evaluation, samples and saves \(the log's 'time' "
                                    r"is the training pass alone\)$", last), last
+
+
+# -- found by the independent hostile run (second round) ---------------------------------
+
+@pytest.mark.parametrize("size", [2**50, 2**63 - 1])
+def test_a_manifest_stating_a_giant_size_is_one_line(capsys, prev, size):
+    run_dir, _ = prev
+    path = run_dir / "checkpoint" / store.MANIFEST
+    manifest = json.loads(path.read_text())
+    manifest["files"][store.PARAMS]["bytes"] = size
+    path.write_text(json.dumps(manifest))
+    for argv in (["generate", "--checkpoint", run_dir, "--prefix", "分开"],
+                 ["train", "--resume", run_dir, "--epochs", 2]):
+        code, out, err = run(capsys, *argv)
+        assert code == 1 and store.PARAMS in error_line(err), err
+
+
+def test_a_giant_manifest_in_a_leftover_does_not_block_the_resume(capsys, prev):
+    run_dir, _ = prev
+    old = run_dir / ".checkpoint.old"
+    shutil.copytree(run_dir / "checkpoint", old)
+    manifest = json.loads((old / store.MANIFEST).read_text())
+    manifest["files"][store.PARAMS]["bytes"] = 2**50
+    (old / store.MANIFEST).write_text(json.dumps(manifest))
+    code, _, err = run(capsys, "train", "--resume", run_dir, "--epochs", 2)
+    assert code == 0 and ck.load_checkpoint(run_dir).epoch == 2, err
+
+
+def test_a_checkpoint_file_that_is_a_folder_is_named(capsys, prev):
+    run_dir, _ = prev
+    folder = run_dir / "checkpoint"
+    (folder / store.PARAMS).unlink()
+    (folder / store.PARAMS).mkdir()
+    code, _, err = run(capsys, "generate", "--checkpoint", run_dir, "--prefix", "分开")
+    assert code == 1 and store.PARAMS in error_line(err), err
+
+
+def test_user_things_under_leftover_names_are_never_removed(capsys, tmp_path):
+    out = tmp_path / "run"
+    (out / ".checkpoint.old").mkdir(parents=True)
+    (out / ".checkpoint.old" / "thesis.tex").write_text("precious")
+    (out / ".checkpoint.tmp-notes.txt").write_text("precious too")
+    code, _, err = run(capsys, "train", *TINY, "--epochs", 2, "--out", out)
+    assert code == 2 and ".checkpoint.old" in error_line(err)       # in the way of a save
+    assert (out / ".checkpoint.old" / "thesis.tex").read_text() == "precious"
+    (out / ".checkpoint.old" / "thesis.tex").rename(tmp_path / "thesis.tex")
+    (out / ".checkpoint.old").rmdir()
+    assert run(capsys, "train", *TINY, "--epochs", 2, "--out", out)[0] == 0
+    assert (out / ".checkpoint.tmp-notes.txt").read_text() == "precious too"
+
+
+def test_an_interrupt_between_moves_of_the_users_files_loses_none(capsys, prev, monkeypatch):
+    """A save moves a user's files from checkpoint/ into the new folder one rename each; a
+    crash after the first leaves the rest behind, and recovery carries them over."""
+    run_dir, _ = prev
+    folder = run_dir / "checkpoint"
+    for name in ("a-notes.txt", "z-notes.txt"):
+        (folder / name).write_text(name)
+    real_rename, calls = os.rename, []
+
+    def crash_after_first_user_file(src, dst):
+        real_rename(src, dst)
+        if str(src).endswith("-notes.txt") and not calls:
+            calls.append(src)
+            raise KeyboardInterrupt("interrupted")   # the save's clean-up runs (see below
+    monkeypatch.setattr(store.os, "rename", crash_after_first_user_file)   # for SIGKILL)
+    with pytest.raises(KeyboardInterrupt):
+        ck.save_checkpoint(folder, *_loaded_parts(run_dir))
+    monkeypatch.setattr(store.os, "rename", real_rename)
+    assert len(calls) == 1
+    assert run(capsys, "train", "--resume", run_dir, "--epochs", 3)[0] == 0
+    for name in ("a-notes.txt", "z-notes.txt"):
+        assert (folder / name).read_text() == name
+
+
+def _loaded_parts(run_dir):
+    from lyricnn.run.task import task_of
+    from lyricnn.training.loop import mxnet_seed
+    from lyricnn.run.checkpoint import capture_rng_state
+    c = ck.load_checkpoint(run_dir)
+    following = c.epoch + 1
+    c.history.append(following, 1.0, 1.0, None, None)    # the next epoch's save
+    return (c.config, c.vocab, c.lm, c.history, c.corpus_text,
+            capture_rng_state(mxnet_seed(c.config.seed, following)))
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo", "dangling"])
+def test_a_lock_file_that_is_not_a_regular_file_is_left_alone(capsys, tmp_path, kind):
+    out = tmp_path / "run"
+    out.mkdir()
+    victim = tmp_path / "important.txt"
+    victim.write_text("IMPORTANT DATA")
+    lock = out / ".checkpoint.lock"
+    if kind == "symlink":
+        lock.symlink_to(victim)
+    elif kind == "fifo":
+        os.mkfifo(lock)
+    else:
+        lock.symlink_to(tmp_path / "nowhere")
+    code, _, err = run(capsys, "train", *TINY, "--epochs", 1, "--out", out)
+    assert code in (1, 2) and ".checkpoint.lock" in error_line(err), err
+    assert victim.read_text() == "IMPORTANT DATA" and not (tmp_path / "nowhere").exists()
+
+
+def test_a_forced_resume_into_another_runs_folder_drops_its_best(capsys, prev, tmp_path):
+    run_dir, _ = prev
+    other = tmp_path / "other"
+    assert run(capsys, "train", *TINY, "--epochs", 1, "--seed", 3, "--valid-fraction", 0.2,
+               "--out", other)[0] == 0
+    assert (other / "best").is_dir()
+    code, _, err = run(capsys, "train", "--resume", run_dir, "--epochs", 2, "--out", other,
+                       "--force")
+    assert code == 0, err
+    assert not (other / "best").exists()           # the seed-3 run's best/ is not ours
+    assert ck.load_checkpoint(other).config.seed == ck.load_checkpoint(run_dir).config.seed
+
+
+def test_a_sigkill_between_moves_of_the_users_files_loses_none(prev):
+    """As above with a real SIGKILL (no clean-up runs): recovery carries the files left in
+    the old folder into the complete new one."""
+    run_dir, _ = prev
+    folder = run_dir / "checkpoint"
+    for name in ("a-notes.txt", "z-notes.txt"):
+        (folder / name).write_text(name)
+    script = ("import os, signal, sys\n"
+              "from lyricnn.run import store\n"
+              "from lyricnn.cli import main\n"
+              "real = os.rename\n"
+              "def rename(src, dst):\n"
+              "    real(src, dst)\n"
+              "    if str(src).endswith('-notes.txt'):\n"
+              "        os.kill(os.getpid(), signal.SIGKILL)\n"
+              "store.os.rename = rename\n"
+              f"main.main(['train', '--resume', {str(run_dir)!r}, '--epochs', '2',"
+              " '--no-progress'])\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert not (folder / "a-notes.txt").exists()          # it went into the temp folder
+    code = cli.main(["train", "--resume", str(run_dir), "--epochs", "3", "--no-progress"])
+    assert code == 0
+    for name in ("a-notes.txt", "z-notes.txt"):
+        assert (folder / name).read_text() == name
+    assert ck.load_checkpoint(run_dir).epoch == 3

@@ -71,7 +71,7 @@ def trained(tmp_path_factory):
 def test_every_flag_of_every_command_has_help_text():
     parser = cli.build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    assert set(commands.choices) == {"train", "generate", "score", "evaluate", "launch"}
+    assert set(commands.choices) == {"train", "generate", "score", "evaluate", "launch", "serve"}
     for name, sub in commands.choices.items():
         for action in sub._actions:
             assert action.help, f"lyricnn {name} {action.option_strings or action.dest}"

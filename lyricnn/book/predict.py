@@ -3,6 +3,7 @@
 Both wrap the one decoder, ``lyricnn.decoding.generate.generate``.
 """
 from lyricnn.book.trainers import check_vocabulary, scratch_lm
+from lyricnn.context import resolve_ctx
 from lyricnn.decoding.generate import generate
 from lyricnn.models.interface import GluonLM
 
@@ -18,7 +19,7 @@ def predict_rnn(prefix, num_chars, rnn, params, init_rnn_state, num_hiddens, voc
     """
     check_vocabulary(vocab_size, idx_to_char, char_to_idx, rnn=rnn, params=params,
                      num_hiddens=num_hiddens)
-    lm = scratch_lm(rnn, params, init_rnn_state, num_hiddens, vocab_size, ctx)
+    lm = scratch_lm(rnn, params, init_rnn_state, num_hiddens, vocab_size, resolve_ctx(ctx))
     return generate(lm, prefix, num_chars, idx_to_char, char_to_idx, strategy, temperature,
                     top_k, seed)
 
@@ -27,6 +28,6 @@ def predict_rnn_gluon(prefix, num_chars, model, vocab_size, ctx, idx_to_char, ch
                       strategy="greedy", temperature=1.0, top_k=None, seed=None):
     """Continue ``prefix`` with a Gluon ``RNNModel`` (book 6.5); options as ``predict_rnn``."""
     check_vocabulary(vocab_size, idx_to_char, char_to_idx, model=model)
-    lm = GluonLM(model, vocab_size, ctx, hybridize=False)
+    lm = GluonLM(model, vocab_size, resolve_ctx(ctx), hybridize=False)
     return generate(lm, prefix, num_chars, idx_to_char, char_to_idx, strategy, temperature,
                     top_k, seed)

@@ -44,7 +44,7 @@ def params_getter(vocab_size, num_hiddens, ctx=None, factory=get_params):
 
 def init_rnn_state(batch_size, num_hiddens, ctx):
     """The initial state ``(H,)``, ``H = zeros((batch_size, num_hiddens))`` (book 6.4.2)."""
-    return (nd.zeros(shape=(batch_size, num_hiddens), ctx=ctx),)
+    return cells.RNN.zero_state(1, batch_size, num_hiddens, ctx)
 
 
 def rnn(inputs, state, params):

@@ -167,7 +167,11 @@ def train_and_predict_rnn(rnn, get_params, init_rnn_state, num_hiddens, vocab_si
     check_training_args(num_epochs, num_steps, batch_size, lr, clipping_theta, pred_period)
     ctxs = resolve_ctx_list(ctx)
     retain_freed_memory()   # lyricnn.tuning: MXNet allocates afresh every minibatch
-    params = [p if p.context == ctxs[0] else _with_grad(p.copyto(ctxs[0])) for p in get_params()]
+    params = get_params()
+    if any(getattr(p, "grad", None) is None for p in params):
+        raise ValueError("get_params() returned parameters without gradient buffers; call "
+                         "attach_grad() on each (the book's get_params does)")
+    params = [p if p.context == ctxs[0] else _with_grad(p.copyto(ctxs[0])) for p in params]
     check_vocabulary(vocab_size, idx_to_char, char_to_idx, rnn=rnn, params=params,
                      num_hiddens=num_hiddens)
     lm = scratch_lm(rnn, params, init_rnn_state, num_hiddens, vocab_size, ctxs[0],

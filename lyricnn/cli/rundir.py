@@ -18,7 +18,8 @@ from lyricnn.context import set_seed
 from lyricnn.memory import available_memory
 from lyricnn.run.checkpoint import load_checkpoint, recover, restore_rng_state
 from lyricnn.run.config import RunConfig, flag_of
-from lyricnn.run.store import CheckpointLock, CheckpointLocked, find_checkpoint, is_checkpoint
+from lyricnn.run.store import (CheckpointLock, CheckpointLocked, backup_path, find_checkpoint,
+                               is_checkpoint, is_leftover)
 from lyricnn.run.task import task_of
 from lyricnn.training.loop import History
 from lyricnn.training.parallel import check_divisible
@@ -77,6 +78,10 @@ def check_own_names(out, plot=False):
     if best.is_dir() and not is_checkpoint(best) and any(best.iterdir()):
         raise UsageError(f"{best} holds files that are not a lyricnn checkpoint; move them away "
                          "(each better epoch replaces that folder), or give another --out")
+    aside = backup_path(out / CHECKPOINT_NAME)
+    if (aside.exists() or aside.is_symlink()) and not is_leftover(aside):
+        raise UsageError(f"{aside} is not one lyricnn left (each save sets the checkpoint "
+                         "aside under that name): move it elsewhere, or give another --out")
     png = out / PLOT_NAME
     if plot and (png.is_symlink() or (png.exists() and not png.is_file())):
         raise UsageError(f"{png} is not a regular file (a link or a folder), so --plot cannot "
@@ -232,9 +237,12 @@ def resume(args, ctxs, workers=1, writer=True):
                              + "; ".join(conflicts) + ". Drop those flags to resume")
         corpus = corpus_of(ckpt.config, ckpt.corpus_text)
         restore_rng_state(ckpt.rng_state)
+        # Resumed with --force into another run's folder: its best/ is that run's, replaced
+        # by ours or removed once we have saved (as for a fresh --force run).
         return Run(ckpt.config, corpus, ckpt.lm, ckpt.history, ckpt.corpus_text, out, lock,
                    False, saved_epoch=ckpt.epoch if same and writer else 0, writer=writer,
-                   in_place=same)
+                   in_place=same,
+                   stale_best=writer and not same and is_checkpoint(out / BEST_NAME))
     except BaseException:
         lock.release()
         raise

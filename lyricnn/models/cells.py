@@ -40,6 +40,7 @@ from typing import Callable, Optional, Tuple
 
 from mxnet import nd
 
+from lyricnn.memory import available_memory
 from lyricnn.checks import check_int
 from lyricnn.models import fused as fused_kernel
 
@@ -144,6 +145,8 @@ class Cell:
         return (_concat(W_h[:k], 1).T, _concat(b[:k], 0)) + later
 
     def zero_state(self, num_layers, batch_size, num_hiddens, ctx):
+        batch_size = check_int("batch_size", batch_size, hint="the number of sequences")
+        num_hiddens = check_int("num_hiddens", num_hiddens, hint="the book uses 256")
         return tuple(nd.zeros((batch_size, num_hiddens), ctx=ctx)
                      for _ in range(num_layers * self.num_states))
 
@@ -184,6 +187,13 @@ def init_params(cell, vocab_size, num_hiddens, num_layers=1, ctx=None):
     vocab_size = check_int("vocab_size", vocab_size)
     num_hiddens = check_int("num_hiddens", num_hiddens)
     num_layers = check_int("num_layers", num_layers)
+    count = sum(len(cell.gates) * ((vocab_size if l == 0 else num_hiddens) + num_hiddens + 1)
+                * num_hiddens for l in range(num_layers)) + (num_hiddens + 1) * vocab_size
+    have = available_memory()
+    if have is not None and 8 * count > have:   # the weights and their gradients, float32
+        raise ValueError(f"vocab_size={vocab_size}, num_hiddens={num_hiddens} make {count:,} "
+                         f"weights, {8 * count / 2**30:.1f} GiB with their gradients, more than "
+                         f"the {have / 2**30:.1f} GiB available; use a smaller num_hiddens")
     params = []
     for l in range(num_layers):
         d = vocab_size if l == 0 else num_hiddens
@@ -216,6 +226,17 @@ def split_state(cell, state, num_layers):
 
 # ---------------------------------------------------------------- the two loops
 
+def _check_state(state, inputs, num_hiddens):
+    """``ValueError`` unless every state array is ``(batch, num_hiddens)`` for the batch of
+    ``inputs`` (a shape read per call: nothing next to the step it guards)."""
+    batch = inputs[0].shape[0] if len(inputs) else None
+    for s in state:
+        if len(s.shape) != 2 or s.shape[1] != num_hiddens or (batch and s.shape[0] != batch):
+            raise ValueError(f"state has an array of shape {s.shape}, but the parameters have "
+                             f"{num_hiddens} hidden units and the inputs a batch of {batch}: "
+                             f"build it with init_rnn_state({batch}, {num_hiddens}, ctx)")
+
+
 def unrolled(cell, inputs, state, params):
     """The book's loop: one-hot ``inputs`` (list of ``(batch, V)``) -> ``(outputs, state)``.
 
@@ -224,6 +245,7 @@ def unrolled(cell, inputs, state, params):
     ``Y = H W_hq + b_q``, one per step.
     """
     layers, (W_hq, b_q) = split_params(cell, params)
+    _check_state(state, inputs, W_hq.shape[0])
     states = split_state(cell, state, len(layers))
     W_x = [cell.input_weights(p) for p in layers]
     hidden = [cell.hidden_weights(p) for p in layers]

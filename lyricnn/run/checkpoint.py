@@ -95,6 +95,7 @@ from lyricnn.run.store import (CONFIG, CORPUS, DATA_FILES, FORMAT, HISTORY, MANI
                                READ_ATTEMPTS, RNG, VOCAB, CheckpointError, CheckpointLock,
                                checkpoint_error, find_checkpoint, is_checkpoint,
                                leftovers_of, read_folder, remove_folder, replaced, same_run, save_order,
+                               carry_foreign, foreign_entries, backup_path,
                                sha256, swap_in, temp_prefix, writable_path)
 from lyricnn.run.task import vocab_of
 from lyricnn.training.loop import History, mxnet_seed
@@ -252,8 +253,13 @@ def save_checkpoint(path, config, vocab, lm, history, corpus_text, rng_state, *,
             fsync_path(tmp)
             swap_in(tmp, path)
         finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+            if tmp.exists():   # the save failed: a user's files it had moved go back first
+                home = next((f for f in (path, backup_path(path)) if f.is_dir()
+                             and not f.is_symlink()), None)
+                if home is not None:
+                    carry_foreign(tmp, home)
+                if not foreign_entries(tmp):
+                    shutil.rmtree(tmp, ignore_errors=True)
     return path
 
 
@@ -313,16 +319,24 @@ def recover(path):
     best = max(complete, key=lambda p: (save_order(p), p == path)) if complete else None
     if best is not None and best != path:
         if path.exists() and is_checkpoint(path):
+            carry_foreign(path, best)   # a user's files in the folder go with the checkpoint
             remove_folder(path)
             actions.append(f"removed the older or incomplete checkpoint {path}")
         if not path.exists():
             os.rename(best, path)
             fsync_path(path.parent)
             actions.append(f"recovered the newest complete checkpoint from {best.name}")
+    winner = path if is_checkpoint(path) else None
     for leftover in leftovers:
-        if leftover.exists() or leftover.is_symlink():
-            remove_folder(leftover)
-            actions.append(f"removed {leftover.name}, left by an interrupted save")
+        if not leftover.exists():
+            continue
+        if winner is not None:
+            carry_foreign(leftover, winner)
+        if foreign_entries(leftover):   # nowhere to carry them: the leftover stays
+            actions.append(f"kept {leftover.name}: it holds files no save writes")
+            continue
+        remove_folder(leftover)
+        actions.append(f"removed {leftover.name}, left by an interrupted save")
     for action in actions:
         log.warning("%s: %s", path, action)
     return actions

@@ -90,7 +90,16 @@ class CheckpointLock:
         if self._fd is not None:
             return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.file, os.O_RDWR | os.O_CREAT, 0o666)
+        try:   # never through a link (it would overwrite what it points to), never a FIFO
+            fd = os.open(self.file, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK,
+                         0o666)
+        except OSError as err:
+            raise CheckpointError(f"the lock file {self.file} cannot be used ({err.strerror}): "
+                                  "it must be a regular file lyricnn creates; remove it") \
+                from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise CheckpointError(f"the lock file {self.file} is not a regular file; remove it")
         if fcntl is not None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -160,20 +169,23 @@ def swap_in(tmp, path):
 
     Anything in the old ``path`` that a save does not write (a user's notes) is moved
     into ``tmp`` first, one rename each: a save replaces only its own files. (A crash
-    in between leaves those entries in ``tmp``, which is complete and of a later epoch,
-    so ``recover`` makes it the checkpoint.)
+    in between leaves some in ``tmp`` and some in ``path``; ``recover`` makes ``tmp``,
+    complete and of a later epoch, the checkpoint and carries the rest over first.)
     """
-    backup = backup_path(path)
+    backup, moved = backup_path(path), False
     if path.exists():
-        if backup.exists():  # ``path`` is complete (recover ran), so the backup can go
-            remove_folder(backup)
+        if backup.exists() or backup.is_symlink():
+            if not is_leftover(backup) or foreign_entries(backup):
+                raise CheckpointError(f"{backup} is in the way of the save and is not one "
+                                      "lyricnn left: move it elsewhere")
+            remove_folder(backup)   # ``path`` is complete (recover ran), so it can go
         if path.is_dir() and not path.is_symlink():
-            for name in sorted(set(os.listdir(path)) - set(OWN_FILES)):
-                os.rename(path / name, tmp / name)
+            carry_foreign(path, tmp)
         os.rename(path, backup)
+        moved = True
     os.rename(tmp, path)
     fsync_path(path.parent)
-    if backup.exists():
+    if moved:   # only what this save set aside (a user's own .NAME.old is not ours)
         remove_folder(backup)
 
 
@@ -201,10 +213,17 @@ def _read_regular(name, dir_fd, limit):
     grown past its stated size is seen as such, never read whole.
     """
     fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK, dir_fd=dir_fd)
+    try:
+        info = os.fstat(fd)
+    except OSError:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(info.st_mode):   # a folder too: fdopen would fail without its name
+        os.close(fd)
+        raise NotARegularFile(name)
     with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise NotARegularFile(name)
-        return f.read(limit + 1)
+        # Never ask for more than is there: a manifest may state any size (2**62).
+        return f.read(min(limit, info.st_size) + 1)
 
 
 class NotARegularFile(OSError):
@@ -310,13 +329,47 @@ def save_order(folder):
 
 
 def leftovers_of(path):
-    """``.NAME.old`` and ``.NAME.tmp-*`` beside ``path``: what interrupted saves leave."""
+    """``.NAME.old`` and ``.NAME.tmp-*`` beside ``path`` that interrupted saves left: folders
+    (not links) empty or holding a file a save writes. Anything else under those names is
+    the user's: never used, never removed (``swap_in`` refuses to work around it)."""
     parent, prefix = path.parent, temp_prefix(path)
     if not parent.is_dir():
         return []
     found = [p for p in parent.iterdir()
-             if p.name == backup_path(path).name or p.name.startswith(prefix)]
+             if (p.name == backup_path(path).name or p.name.startswith(prefix))
+             and is_leftover(p)]
     return sorted(found)
+
+
+def is_leftover(folder):
+    """Whether ``folder`` looks like a save's own: a real folder, empty or with a file of
+    ``OWN_FILES`` in it."""
+    if folder.is_symlink() or not folder.is_dir():
+        return False
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return False
+    return not names or bool(set(names) & set(OWN_FILES))
+
+
+def foreign_entries(folder):
+    """The entries of a checkpoint folder that no save writes (a user's notes)."""
+    try:
+        return sorted(set(os.listdir(folder)) - set(OWN_FILES))
+    except OSError:
+        return []
+
+
+def carry_foreign(source, target):
+    """Move ``source``'s foreign entries into ``target`` (one rename each; a name already
+    in ``target`` gets a ``.recovered`` suffix): before ``source`` is removed."""
+    for name in foreign_entries(source):
+        destination = target / name
+        k = 1
+        while destination.exists() or destination.is_symlink():
+            destination, k = target / f"{name}.recovered{'' if k == 1 else k}", k + 1
+        os.rename(source / name, destination)
 
 
 def _newest(path):
