@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 SHARED_DATA ?= ../shared/data
 DATA_FILES := jaychou_lyrics.txt.zip ptb.zip
 
-.PHONY: test test-fast demo data bench clean
+.PHONY: test test-fast demo studio lyrics data bench clean
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 8) <= v <= (3, 11) else \
@@ -36,6 +36,10 @@ test-fast: $(VENV)/.installed data
 demo: $(VENV)/.installed data
 	$(VENV)/bin/lyricnn train --out runs/demo --force --plot --no-progress
 	$(VENV)/bin/lyricnn generate --checkpoint runs/demo --prefix 分开 --prefix 不分开 --length 50
+
+# The lyrics studio: lyricnn serve on http://127.0.0.1:8000/ with the best model there is.
+studio: $(VENV)/.installed
+	$(VENV)/bin/lyricnn serve --checkpoint $(if $(wildcard runs/lyrics/best/manifest.json),runs/lyrics/best,runs/demo)
 
 bench: $(VENV)/.installed data
 	$(PY) benchmarks/bench_speed.py

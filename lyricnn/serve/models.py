@@ -58,16 +58,20 @@ def _finite(x):
 
 def load_served(paths, ctx=None):
     """``{name: Served}`` for the checkpoint folders ``paths``; a model's name is its run
-    folder's name (``-2``, ``-3`` … added when two are alike)."""
+    folder's name (``lyrics``; ``lyrics/best`` for a run's best checkpoint; ``-2``, ``-3``
+    … added when two are alike)."""
     served = {}
     for path in paths:
         ckpt = load_checkpoint(path, ctx)
         task = task_of(ckpt.config)
         index, baseline = task.originality(ckpt.config, ckpt.vocab, ckpt.corpus_text)
         folder = ckpt.path.parent if ckpt.path.name == "checkpoint" else ckpt.path
-        name, k = folder.name or "model", 2
+        base = folder.name or "model"
+        if base == "best" and folder.parent.name:   # runs/lyrics/best: "lyrics/best"
+            base = f"{folder.parent.name}/best"
+        name, k = base, 2
         while name in served:
-            name, k = f"{folder.name}-{k}", k + 1
+            name, k = f"{base}-{k}", k + 1
         served[name] = Served(name, ckpt.path, ckpt, task,
                               task.decoder(ckpt.config, ckpt.vocab, ckpt.lm, index), index,
                               baseline)
