@@ -167,3 +167,19 @@ def test_max_copy_flag(capsys, held_out_run):
                          "--length", 40, "-n", 3, "--max-copy", 2, "--strategy", "sample",
                          "--seed", 3, "--json")
     assert code == 0 and all(r["longest_copy"]["length"] <= 2 for r in records(out)), err
+
+
+def test_json_log_prob_equals_lyricnn_score_on_the_same_text(capsys, book_run):
+    """score prints log P(text[1:] | text[0]) to 4 decimals; with a one-character prefix
+    that is the candidate's log_prob. The two read the text differently (one step per call
+    against chunks of 256): float32 rounding of the same products, at most about
+    (h + 1) * 2**-24 * |log p| = 33 * 6e-8 * 10 = 2e-5 per token, 8e-4 over 40 tokens,
+    plus half a unit of the printed digit."""
+    code, out, _ = run(capsys, "generate", "--checkpoint", book_run, "--prefix", "想",
+                       "--length", 40, "--strategy", "sample", "--seed", 5, "--json")
+    r, = records(out)
+    code, out, err = run(capsys, "score", "--checkpoint", book_run, "--ngram-order", 0,
+                         "想" + r["text"])
+    row = next(line for line in out.splitlines() if line.strip().startswith("1 "))
+    scored = float(row.split()[1])
+    assert code == 0 and abs(scored - r["log_prob"]) <= 8e-4 + 5e-5, (scored, r["log_prob"])
