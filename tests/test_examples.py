@@ -83,3 +83,26 @@ def test_ptb_word_lm_stops_cleanly_on_ctrl_c():
         proc.kill()
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     assert "interrupted by SIGINT" in out and proc.returncode in (0, 130), (out, err)
+
+
+def test_the_lyrics_recipe_trains_and_keeps_the_best_held_out_epoch(tmp_path):
+    """The studio's recipe on a slice (its flags otherwise as given): a held-out split,
+    newlines kept, the embedding model with dropout, best/ written."""
+    out = tmp_path / "lyrics"
+    done = _run("train_lyrics.py", "--num-chars", "3000", "--num-hiddens", "16",
+                "--embed-size", "16", "--epochs", "2", "--no-progress", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    from lyricnn.run.checkpoint import load_checkpoint
+    best = load_checkpoint(out / "best")
+    assert best.config.keep_newlines and best.config.dropout == 0.75 and best.config.tied
+    assert best.history.valid_perplexity[-1] is not None and "\n" in best.vocab.token_to_idx
+
+
+def test_the_lyrics_anchor_prints_both_preprocessings():
+    done = _run("lyrics_anchor.py")
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| newlines")]
+    assert len(rows) == 2
+    for row in rows:   # perplexities fall with the order on this text
+        ppl = [float(c) for c in row.strip("|").split("|")[1:]]
+        assert ppl == sorted(ppl, reverse=True) and all(p > 1 for p in ppl)
