@@ -13,7 +13,7 @@ from pathlib import Path
 
 
 from lyricnn.checks import is_integer, is_real
-from lyricnn.fileio import fsync_path
+from lyricnn.fileio import TEMP_SUFFIX, fsync_path
 
 try:  # advisory locks: POSIX only
     import fcntl
@@ -341,22 +341,29 @@ def leftovers_of(path):
     return sorted(found)
 
 
+def _own(name):
+    """A name a save writes: one of ``OWN_FILES``, or the temp file ``atomic_path`` writes
+    it through (``.config.json.XXXX.tmp``, left by a crash in the middle of that write)."""
+    return name in OWN_FILES or any(name.startswith(f".{own}.") and name.endswith(TEMP_SUFFIX)
+                                    for own in OWN_FILES)
+
+
 def is_leftover(folder):
-    """Whether ``folder`` looks like a save's own: a real folder, empty or with a file of
-    ``OWN_FILES`` in it."""
+    """Whether ``folder`` looks like a save's own: a real folder, empty or with a file a
+    save writes in it."""
     if folder.is_symlink() or not folder.is_dir():
         return False
     try:
         names = os.listdir(folder)
     except OSError:
         return False
-    return not names or bool(set(names) & set(OWN_FILES))
+    return not names or any(_own(n) for n in names)
 
 
 def foreign_entries(folder):
     """The entries of a checkpoint folder that no save writes (a user's notes)."""
     try:
-        return sorted(set(os.listdir(folder)) - set(OWN_FILES))
+        return sorted(n for n in os.listdir(folder) if not _own(n))
     except OSError:
         return []
 
