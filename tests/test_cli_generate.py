@@ -183,3 +183,13 @@ def test_json_log_prob_equals_lyricnn_score_on_the_same_text(capsys, book_run):
     row = next(line for line in out.splitlines() if line.strip().startswith("1 "))
     scored = float(row.split()[1])
     assert code == 0 and abs(scored - r["log_prob"]) <= 8e-4 + 5e-5, (scored, r["log_prob"])
+
+
+def test_acrostic_with_the_books_spaces_as_line_ends(capsys, book_run):
+    """Without --keep-newlines the space is the line separator (the book's stand-in)."""
+    code, out, err = run(capsys, "generate", "--checkpoint", book_run, "--acrostic", "想要你",
+                         "--line-length", 6, "--strategy", "sample", "--seed", 4, "--json")
+    r, = records(out)
+    lines = r["text"].split(" ")
+    assert code == 0 and [line[:1] for line in lines] == list("想要你"), err
+    assert all(1 <= len(line) <= 6 for line in lines) and r["finish_reason"] == "stop"

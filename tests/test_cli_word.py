@@ -223,3 +223,14 @@ def test_a_character_model_with_dropout_reads_an_embedding_and_resumes_exactly(t
     assert "embedding.weight" in " ".join(whole.lm.named_parameters())
     assert whole.history.valid_perplexity == part.history.valid_perplexity
     assert whole.history.lr == part.history.lr and len(whole.history.lr) == 3
+
+
+def test_word_acrostic_lines_start_with_the_given_words(trained, capsys):
+    """Words: the acrostic is cut into words, lines end at <eos> (written as a newline)."""
+    import json
+    code, out, err = run(capsys, "generate", "--checkpoint", trained, "--acrostic", "w0 w1 w2",
+                         "--line-length", 5, "--strategy", "sample", "--seed", 1, "--json")
+    r = json.loads(out)
+    lines = r["text"].split("\n")
+    assert code == 0 and [line.split()[0] for line in lines] == ["w0", "w1", "w2"], err
+    assert all(1 <= len(line.split()) <= 5 for line in lines) and r["finish_reason"] == "stop"
