@@ -38,6 +38,7 @@ level. A value the user has set (``OMP_NUM_THREADS=…``, ``OMP_WAIT_POLICY``,
 settings changes a result, only speed.
 """
 import ctypes
+import logging
 import os
 import sys
 
@@ -88,8 +89,25 @@ def environment(environ=None, mxnet_loaded=None):
     return wanted
 
 
+#: The user's ``OMP_NUM_THREADS`` when it was not a number (``apply_environment`` replaced
+#: it: MXNet aborts on such a value with a C++ ``terminate``); ``None`` otherwise.
+INVALID_THREADS = None
+
+
 def apply_environment():
-    """Set ``environment()`` in ``os.environ``; return what was set. Called by ``import lyricnn``."""
+    """Set ``environment()`` in ``os.environ``; return what was set. Called by ``import lyricnn``.
+
+    An ``OMP_NUM_THREADS`` that is not a positive whole number would abort the process
+    when MXNet loads (a C++ ``terminate``, no Python error): the library replaces it by
+    the CPU count (logged at INFO; the library prints nothing), and the ``lyricnn``
+    command refuses it with one line naming it (``INVALID_THREADS``)."""
+    global INVALID_THREADS
+    value = os.environ.get("OMP_NUM_THREADS")
+    if value is not None and not (value.strip().isdigit() and int(value) > 0):
+        INVALID_THREADS = value
+        del os.environ["OMP_NUM_THREADS"]
+        logging.getLogger(__name__).info("OMP_NUM_THREADS=%r is not a number of threads "
+                                         "(MXNet would abort on it); using %d", value, _cpus())
     wanted = environment()
     os.environ.update(wanted)
     return wanted

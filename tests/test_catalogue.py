@@ -883,6 +883,19 @@ BOOK_API_MORE = {   # found by the independent hostile run after the first fixes
     "rnn-state-of-other-size": lambda d2l, mx, P, V, i2c, c2i: d2l.rnn(
         d2l.to_onehot(mx.nd.array([[0, 1], [2, 3]]), V), d2l.init_rnn_state(2, 8, mx.cpu()), P),
     "get-params-beyond-memory": lambda d2l, mx, P, V, i2c, c2i: d2l.get_params(V, 10**12),
+    "get-params-gpu-context": lambda d2l, mx, P, V, i2c, c2i: d2l.get_params(V, 4, mx.gpu(3)),
+    "get-params-bad-context": lambda d2l, mx, P, V, i2c, c2i: d2l.get_params(V, 4, "banana"),
+    "init-state-gpu-context": lambda d2l, mx, P, V, i2c, c2i: d2l.init_rnn_state(
+        2, 4, mx.gpu(1)),
+    "init-state-giant": lambda d2l, mx, P, V, i2c, c2i: d2l.init_rnn_state(2, 10**12, mx.cpu()),
+    "rnnmodel-giant-vocabulary": lambda d2l, mx, P, V, i2c, c2i: d2l.RNNModel(
+        __import__("mxnet").gluon.rnn.RNN(4), 10**12),
+    "getter-returning-none": lambda d2l, mx, P, V, i2c, c2i: d2l.train_and_predict_rnn(
+        d2l.rnn, lambda: None, d2l.init_rnn_state, 4, V, mx.cpu(), [0, 1, 2] * 40, i2c, c2i,
+        True, 1, 5, 1.0, 0.1, 2, 1, 3, [i2c[0]]),
+    "predict-uninitialised-model": lambda d2l, mx, P, V, i2c, c2i: d2l.predict_rnn_gluon(
+        i2c[0], 3, d2l.RNNModel(__import__("mxnet").gluon.rnn.RNN(4), V), V, mx.cpu(), i2c,
+        c2i),
     "getter-without-gradients": lambda d2l, mx, P, V, i2c, c2i: d2l.train_and_predict_rnn(
         d2l.rnn, lambda: [p.copy() for p in P], d2l.init_rnn_state, 4, V, mx.cpu(),
         [0, 1, 2] * 40, i2c, c2i, True, 1, 5, 1.0, 0.1, 2, 1, 3, [i2c[0]]),
@@ -1276,3 +1289,75 @@ def test_a_sigkill_between_moves_of_the_users_files_loses_none(prev):
     for name in ("a-notes.txt", "z-notes.txt"):
         assert (folder / name).read_text() == name
     assert ck.load_checkpoint(run_dir).epoch == 3
+
+
+# -- found by the third independent hostile run -----------------------------------------
+
+@pytest.mark.parametrize("name", [".checkpoint.old", ".checkpoint.tmp-mybackup"])
+def test_a_users_folder_with_checkpoint_file_names_under_a_leftover_name_is_kept(capsys, prev,
+                                                                                name):
+    run_dir, _ = prev
+    mine = run_dir / name
+    mine.mkdir()
+    (mine / store.CONFIG).write_text('{"mine": 1}')
+    (mine / store.PARAMS).write_bytes((run_dir / "checkpoint" / store.PARAMS).read_bytes())
+    code, _, err = run(capsys, "train", "--resume", run_dir, "--epochs", 2)
+    if name == ".checkpoint.old":        # in the way of the save: refused before training
+        assert code == 2 and name in error_line(err)
+    else:
+        assert code == 0, err
+    assert (mine / store.CONFIG).read_text() == '{"mine": 1}' and (mine / store.PARAMS).exists()
+
+
+def test_force_keeps_a_users_file_inside_the_earlier_best(capsys, prev, tmp_path):
+    out = tmp_path / "B"
+    assert run(capsys, "train", *TINY, "--epochs", 1, "--valid-fraction", 0.2, "--out",
+               out)[0] == 0
+    (out / "best" / "bnote").write_text("mine")
+    code, _, err = run(capsys, "train", *TINY, "--epochs", 1, "--force", "--out", out)
+    assert code == 0 and (out / "best" / "bnote").read_text() == "mine", err
+    assert not store.is_checkpoint(out / "best")       # the earlier run's checkpoint went
+
+
+def test_an_interrupted_resume_into_another_folder_advises_the_same_command(tmp_path):
+    """Before its first save, a resume into --out B has nothing of its own in B: the advice
+    is to run the command again (B may hold another run, --resume B would continue that)."""
+    source = tmp_path / "A"
+    assert cli.main(["train", *TINY, "--epochs", "1", "--out", str(source)]) == 0
+    out = tmp_path / "B"
+    proc = spawn("train", "--resume", source, "--out", out, "--epochs", 10**6,
+                 "--save-every", 10**6, "--no-progress")
+    try:
+        wait_for(lambda: (out / ".checkpoint.lock").exists(), proc)
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    line = error_line(err)
+    assert "run the same command again" in line and "--resume" not in line.split(";")[-1]
+
+
+def test_an_omp_thread_count_mxnet_would_abort_on_is_one_line(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "banana"}
+    proc = subprocess.run([sys.executable, "-m", "lyricnn.cli", "generate", "--checkpoint",
+                           str(tmp_path), "--prefix", "分开"], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert proc.returncode == 2 and "OMP_NUM_THREADS='banana'" in error_line(proc.stderr)
+    library = subprocess.run([sys.executable, "-c", "import lyricnn, mxnet; print('ok')"],
+                             capture_output=True, text=True, env=env, timeout=120)
+    assert library.returncode == 0 and library.stdout.strip() == "ok", library.stderr
+
+
+def test_a_strange_matplotlib_folder_does_not_break_commands_that_do_not_plot(tmp_path):
+    env = {**os.environ, "MPLCONFIGDIR": "/proc"}
+    proc = subprocess.run([sys.executable, "-m", "lyricnn.cli", "--version"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.startswith("lyricnn "), proc.stderr
+
+
+def test_the_root_folder_as_a_checkpoint_is_one_clear_line(capsys):
+    code, _, err = run(capsys, "generate", "--checkpoint", "/", "--prefix", "分开")
+    assert code == 2 and "PosixPath" not in error_line(err) and "/" in error_line(err)

@@ -71,7 +71,7 @@ def test_every_model_round_trips_from_the_folder_alone(tmp_path, model, layers):
     assert generate(loaded.lm, "分开", 12, *ARGS) == generate(lm, "分开", 12, *ARGS)
     assert loaded.split_text() == cfg.split(TEXT)
     on_disk = sorted(p.name for p in (tmp_path / "ck").iterdir())
-    assert on_disk == sorted(store.FILES)
+    assert on_disk == sorted(store.FILES + (store.MARKER,))
     saved = nd.load(str(tmp_path / "ck" / store.PARAMS))  # plain nd.save of named parameters
     assert sorted(saved) == sorted(lm.named_parameters())
 
@@ -397,6 +397,7 @@ def test_a_complete_newer_temp_folder_wins_and_incomplete_ones_are_removed(tmp_p
     os.rename(tmp_path / "newer", tmp_path / ".ck.tmp-killed")
     # and one killed half way (no manifest):
     (tmp_path / ".ck.tmp-half").mkdir()
+    (tmp_path / ".ck.tmp-half" / store.MARKER).write_text("")   # a save writes it first
     (tmp_path / ".ck.tmp-half" / store.CONFIG).write_text("{")
     assert ck.load_checkpoint(path).epoch == 3  # readers already see the newest
     actions = ck.recover(path)

@@ -3,6 +3,8 @@
 Both wrap the one decoder, ``lyricnn.decoding.generate.generate``.
 """
 from lyricnn.book.trainers import check_vocabulary, scratch_lm
+from mxnet.gluon.parameter import DeferredInitializationError
+
 from lyricnn.context import resolve_ctx
 from lyricnn.decoding.generate import generate
 from lyricnn.models.interface import GluonLM
@@ -28,6 +30,16 @@ def predict_rnn_gluon(prefix, num_chars, model, vocab_size, ctx, idx_to_char, ch
                       strategy="greedy", temperature=1.0, top_k=None, seed=None):
     """Continue ``prefix`` with a Gluon ``RNNModel`` (book 6.5); options as ``predict_rnn``."""
     check_vocabulary(vocab_size, idx_to_char, char_to_idx, model=model)
-    lm = GluonLM(model, vocab_size, resolve_ctx(ctx), hybridize=False)
+    ctx = resolve_ctx(ctx)
+    try:
+        for p in model.collect_params().values():
+            try:
+                p.data(ctx)
+            except DeferredInitializationError:   # initialised; shapes come at 1st call
+                pass
+    except RuntimeError:   # Gluon: "has not been initialized" / "not initialized on context"
+        raise ValueError(f"the model's parameters are not initialised on {ctx}: call "
+                         f"model.initialize(ctx={ctx}) (or train it) first") from None
+    lm = GluonLM(model, vocab_size, ctx, hybridize=False)
     return generate(lm, prefix, num_chars, idx_to_char, char_to_idx, strategy, temperature,
                     top_k, seed)

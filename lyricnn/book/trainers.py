@@ -168,6 +168,9 @@ def train_and_predict_rnn(rnn, get_params, init_rnn_state, num_hiddens, vocab_si
     ctxs = resolve_ctx_list(ctx)
     retain_freed_memory()   # lyricnn.tuning: MXNet allocates afresh every minibatch
     params = get_params()
+    if not isinstance(params, (list, tuple)) or not params:
+        raise ValueError(f"get_params() must return the list of parameter arrays, got "
+                         f"{params!r:.60}; see d2l.get_params / d2l.params_getter")
     if any(getattr(p, "grad", None) is None for p in params):
         raise ValueError("get_params() returned parameters without gradient buffers; call "
                          "attach_grad() on each (the book's get_params does)")

@@ -247,6 +247,11 @@ def main(argv=None):
     The signal handlers go in first, before MXNet and the rest of lyricnn
     load, so that a Ctrl-C at any moment ends in one line.
     """
+    from lyricnn import tuning
+    if tuning.INVALID_THREADS is not None:   # MXNet would abort on it (a C++ terminate)
+        print(f"lyricnn: error: OMP_NUM_THREADS={tuning.INVALID_THREADS!r} is not a number of "
+              "threads; set a positive whole number (e.g. 2) or unset it", file=sys.stderr)
+        return 2
     role = os.environ.get("DMLC_ROLE")
     if role in ("scheduler", "server"):
         # MXNet reads DMLC_ROLE at import: this process would become a parameter server

@@ -7,6 +7,7 @@ with ``--plot``, ``perplexity.png``. ``start`` and ``resume`` check everything
 the flags and the corpus can tell before they take the lock and build a model.
 """
 import dataclasses
+import logging
 import os
 import shutil
 from dataclasses import dataclass
@@ -19,13 +20,15 @@ from lyricnn.memory import available_memory
 from lyricnn.run.checkpoint import load_checkpoint, recover, restore_rng_state
 from lyricnn.run.config import RunConfig, flag_of
 from lyricnn.run.store import (CheckpointLock, CheckpointLocked, backup_path, find_checkpoint,
-                               is_checkpoint, is_leftover)
+                               foreign_entries, is_checkpoint, is_leftover, remove_folder)
 from lyricnn.run.task import task_of
 from lyricnn.training.loop import History
 from lyricnn.training.parallel import check_divisible
 
 #: Share of the available memory a training run may plan to use.
 MEMORY_SHARE = 0.8
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -187,7 +190,14 @@ def drop_stale_best(run):
     best = run.out / BEST_NAME
     if run.stale_best and best.is_dir() and not best.is_symlink() and is_checkpoint(best):
         with CheckpointLock(best):
-            shutil.rmtree(best)
+            kept = foreign_entries(best)
+            if not kept:
+                shutil.rmtree(best)
+            else:   # a user's files in it stay: only the stale checkpoint's own files go
+                for name in set(os.listdir(best)) - set(kept):
+                    remove_folder(best / name)
+                log.warning("%s: removed the earlier run's checkpoint files, kept %s", best,
+                            ", ".join(kept))
     run.stale_best = False
 
 

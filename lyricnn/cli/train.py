@@ -15,7 +15,6 @@ from lyricnn.checks import check_int
 from lyricnn.cli import rundir
 from lyricnn.cli.common import BEST_NAME, PLOT_NAME, UsageError, checked
 from lyricnn.context import resolve_ctx_list
-from lyricnn.plotting import plot_history
 from lyricnn.run import task as tasks
 from lyricnn.run.checkpoint import capture_rng_state, save_checkpoint
 from lyricnn.run.config import LEVEL_TRAIN_DEFAULTS, RunConfig, TrainSettings
@@ -131,7 +130,7 @@ def _train(args, settings, run, signals, ctxs, workers):
     if signals.stop_requested():
         if not run.writer:
             return signals.exit_code
-        if run.saved_epoch or not run.fresh:   # a checkpoint of this run is there
+        if run.saved_epoch or run.in_place:   # a checkpoint of this run is in run.out
             launcher = f"lyricnn launch --workers {workers} -- " if workers > 1 else "lyricnn "
             advice = (f"continue with: {launcher}train --resume {run.out} "
                       f"--epochs {settings.num_epochs}")
@@ -230,6 +229,7 @@ def _saved_status(run):
 
 def _refresh_plot(args, run):
     """Redraw the run's plot from the epochs saved, if asked for or already there."""
+    from lyricnn.plotting import plot_history   # matplotlib: only for a run that plots
     plot = run.out / PLOT_NAME
     # Only a run resumed in its own folder redraws unasked: elsewhere a plot may be the user's.
     if not run.writer or not run.saved_epoch or not (args.plot or (run.in_place

@@ -41,7 +41,8 @@ from typing import Callable, Optional, Tuple
 from mxnet import nd
 
 from lyricnn.memory import available_memory
-from lyricnn.checks import check_int
+from lyricnn.checks import FLOAT32_EXACT, check_int
+from lyricnn.context import resolve_ctx
 from lyricnn.models import fused as fused_kernel
 
 
@@ -145,8 +146,11 @@ class Cell:
         return (_concat(W_h[:k], 1).T, _concat(b[:k], 0)) + later
 
     def zero_state(self, num_layers, batch_size, num_hiddens, ctx):
-        batch_size = check_int("batch_size", batch_size, hint="the number of sequences")
-        num_hiddens = check_int("num_hiddens", num_hiddens, hint="the book uses 256")
+        batch_size = check_int("batch_size", batch_size, 1, FLOAT32_EXACT,
+                               hint="the number of sequences")
+        num_hiddens = check_int("num_hiddens", num_hiddens, 1, FLOAT32_EXACT,
+                                hint="the book uses 256")
+        ctx = resolve_ctx(ctx)
         return tuple(nd.zeros((batch_size, num_hiddens), ctx=ctx)
                      for _ in range(num_layers * self.num_states))
 
@@ -187,6 +191,7 @@ def init_params(cell, vocab_size, num_hiddens, num_layers=1, ctx=None):
     vocab_size = check_int("vocab_size", vocab_size)
     num_hiddens = check_int("num_hiddens", num_hiddens)
     num_layers = check_int("num_layers", num_layers)
+    ctx = resolve_ctx(ctx)
     count = sum(len(cell.gates) * ((vocab_size if l == 0 else num_hiddens) + num_hiddens + 1)
                 * num_hiddens for l in range(num_layers)) + (num_hiddens + 1) * vocab_size
     have = available_memory()

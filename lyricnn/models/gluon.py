@@ -10,7 +10,7 @@ from mxnet.gluon import nn
 from mxnet.gluon.parameter import DeferredInitializationError
 from mxnet.gluon import rnn as gluon_rnn
 
-from lyricnn.checks import check_int
+from lyricnn.checks import FLOAT32_EXACT, check_int
 from lyricnn.models import fused
 
 
@@ -146,7 +146,8 @@ class RNNModel(nn.HybridBlock):
 
     def __init__(self, rnn_layer, vocab_size, *, gather_inputs="auto", **kwargs):
         check_recurrent_layer(rnn_layer)
-        vocab_size = check_int("vocab_size", vocab_size, hint="the number of distinct tokens")
+        vocab_size = check_int("vocab_size", vocab_size, 1, FLOAT32_EXACT,
+                               hint="the number of distinct tokens")
         super().__init__(**kwargs)
         if gather_inputs not in ("auto", True, False):
             raise ValueError(f"gather_inputs must be 'auto', True or False, got {gather_inputs!r}")

@@ -91,7 +91,8 @@ from lyricnn.fileio import atomic_write_bytes, current_umask, fsync_path
 from lyricnn.run.config import RunConfig, text_sha1
 from lyricnn.run.parse import (check_manifest, check_rng, load_parameters, mxnet_message,
                                parse_config, parse_corpus, parse_history, parse_rng, parse_vocab)
-from lyricnn.run.store import (CONFIG, CORPUS, DATA_FILES, FORMAT, HISTORY, MANIFEST, PARAMS,
+from lyricnn.run.store import (CONFIG, CORPUS, DATA_FILES, FORMAT, HISTORY, MANIFEST, MARKER,
+                               PARAMS,
                                READ_ATTEMPTS, RNG, VOCAB, CheckpointError, CheckpointLock,
                                checkpoint_error, find_checkpoint, is_checkpoint,
                                leftovers_of, read_folder, remove_folder, replaced, same_run, save_order,
@@ -249,6 +250,7 @@ def save_checkpoint(path, config, vocab, lm, history, corpus_text, rng_state, *,
         tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(path), dir=path.parent))
         try:
             os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes it private (0700)
+            (tmp / MARKER).write_bytes(b"a folder lyricnn's save made\n")   # see store.MARKER
             _write_contents(tmp, config, vocab, lm, history, corpus_text, rng_state)
             fsync_path(tmp)
             swap_in(tmp, path)

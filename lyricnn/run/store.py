@@ -29,8 +29,11 @@ CONFIG, VOCAB, PARAMS, HISTORY, RNG, CORPUS, MANIFEST = (
     "manifest.json")
 #: The files the manifest covers, in the order they are written.
 DATA_FILES = (CONFIG, VOCAB, PARAMS, HISTORY, RNG, CORPUS)
+#: Written first into every folder a save makes: how a folder under a leftover name
+#: (``.NAME.old``, ``.NAME.tmp-*``) is known to be lyricnn's and not a user's.
+MARKER = ".lyricnn-save"
 #: Every file a save writes: what replacing a checkpoint folder may replace.
-OWN_FILES = DATA_FILES + (MANIFEST,)
+OWN_FILES = DATA_FILES + (MANIFEST, MARKER)
 FILES = DATA_FILES + (MANIFEST,)
 #: A reader retries this often when a save replaces the folder while it reads.
 READ_ATTEMPTS = 5
@@ -333,7 +336,7 @@ def leftovers_of(path):
     (not links) empty or holding a file a save writes. Anything else under those names is
     the user's: never used, never removed (``swap_in`` refuses to work around it)."""
     parent, prefix = path.parent, temp_prefix(path)
-    if not parent.is_dir():
+    if not path.name or not parent.is_dir():   # "/": nothing beside it
         return []
     found = [p for p in parent.iterdir()
              if (p.name == backup_path(path).name or p.name.startswith(prefix))
@@ -349,15 +352,25 @@ def _own(name):
 
 
 def is_leftover(folder):
-    """Whether ``folder`` looks like a save's own: a real folder, empty or with a file a
-    save writes in it."""
+    """Whether ``folder`` (under a leftover name) is a save's own: a real folder, empty or
+    holding the ``MARKER`` every save writes first (saves before the marker existed: a
+    folder whose manifest verifies). A user's folder under such a name, even one holding
+    files with a checkpoint's names, is not."""
     if folder.is_symlink() or not folder.is_dir():
         return False
     try:
         names = os.listdir(folder)
     except OSError:
         return False
-    return not names or any(_own(n) for n in names)
+    if not names or MARKER in names:
+        return True
+    if MANIFEST not in names:
+        return False
+    try:
+        read_folder(folder)     # an earlier lyricnn's complete save: its manifest verifies
+        return True
+    except (OSError, ValueError, CheckpointError):
+        return False
 
 
 def foreign_entries(folder):
