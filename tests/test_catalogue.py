@@ -1361,3 +1361,48 @@ def test_a_strange_matplotlib_folder_does_not_break_commands_that_do_not_plot(tm
 def test_the_root_folder_as_a_checkpoint_is_one_clear_line(capsys):
     code, _, err = run(capsys, "generate", "--checkpoint", "/", "--prefix", "分开")
     assert code == 2 and "PosixPath" not in error_line(err) and "/" in error_line(err)
+
+
+# -- found by the fourth independent hostile run ----------------------------------------
+
+@pytest.mark.parametrize("when", [1, 3, 5])
+def test_a_sigkill_while_removing_the_set_aside_checkpoint_is_finished_next_time(prev, when):
+    """A save removes the folder it set aside (.checkpoint.old) file by file, its marker
+    last: killed in the middle, the folder is still lyricnn's and the next run removes it."""
+    run_dir, _ = prev
+    script = ("import os, signal, pathlib\n"
+              "from lyricnn.cli import main\n"
+              "real, count = pathlib.Path.unlink, [0]\n"
+              "def unlink(self, *a, **k):\n"
+              "    if self.parent.name == '.checkpoint.old':\n"
+              "        count[0] += 1\n"
+              f"        if count[0] == {when}:\n"
+              "            os.kill(os.getpid(), signal.SIGKILL)\n"
+              "    return real(self, *a, **k)\n"
+              "pathlib.Path.unlink = unlink\n"
+              f"main.main(['train', '--resume', {str(run_dir)!r}, '--epochs', '2',"
+              " '--no-progress'])\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert (run_dir / ".checkpoint.old").is_dir()                 # half removed
+    assert cli.main(["train", "--resume", str(run_dir), "--epochs", "3", "--no-progress"]) == 0
+    assert not (run_dir / ".checkpoint.old").exists()
+    assert ck.load_checkpoint(run_dir).epoch == 3
+
+
+def test_a_user_file_named_like_a_temp_file_is_kept(capsys, prev):
+    run_dir, _ = prev
+    mine = run_dir / "checkpoint" / ".config.json.mine.tmp"
+    mine.write_text("USER")
+    assert run(capsys, "train", "--resume", run_dir, "--epochs", 3)[0] == 0
+    assert mine.read_text() == "USER"
+
+
+def test_an_unreadable_checkpoint_file_is_named(capsys, prev):
+    run_dir, _ = prev
+    vocab = run_dir / "checkpoint" / store.VOCAB
+    vocab.unlink()
+    vocab.symlink_to("/proc/self/mem")                           # every read fails (EIO)
+    code, _, err = run(capsys, "generate", "--checkpoint", run_dir, "--prefix", "分开")
+    assert code == 1 and store.VOCAB in error_line(err), err

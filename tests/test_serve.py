@@ -309,3 +309,50 @@ def test_a_full_queue_answers_429(runs):
     finally:
         running.stop()
         state.close()
+
+
+def test_serve_refuses_an_address_it_cannot_listen_on(runs, capsys):
+    for host in ("8.8.8.8", "no such host!!"):
+        code = cli.main(["serve", "--checkpoint", str(runs / "lyrics"), "--host", host,
+                         "--port", "0"])
+        err = capsys.readouterr().err
+        assert code == 2 and len(err.strip().splitlines()) == 1 and "--host" in err, err
+
+
+def test_serve_stops_on_sigterm_even_with_a_stalled_client(runs):
+    """A client that sent half a request (and never more) must not keep the server up:
+    open connections get lyricnn.cli.serve.GRACE seconds after the signal."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from lyricnn.cli.serve import GRACE
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    proc = subprocess.Popen([sys.executable, "-m", "lyricnn.cli", "serve", "--checkpoint",
+                             str(runs / "lyrics"), "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_until(lambda: _healthy(port), 60)
+        stalled = socket.create_connection(("127.0.0.1", port))
+        stalled.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100"
+                        b"\r\n\r\n{\"a")
+        time.sleep(0.5)
+        start = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=GRACE + 20)
+        assert time.monotonic() - start < GRACE + 20
+        stalled.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def _healthy(port):
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

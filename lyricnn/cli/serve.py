@@ -10,6 +10,9 @@ from lyricnn.run.store import find_checkpoint
 
 log = logging.getLogger(__name__)
 
+#: Seconds open connections get to finish after SIGINT/SIGTERM.
+GRACE = 5
+
 
 def add_parser(sub):
     p = sub.add_parser(
@@ -38,11 +41,10 @@ def run(args, signals):
     from lyricnn.training.launch import LaunchError, check_port_free
     for path in args.checkpoint:   # a wrong path is a usage error before the server starts
         find_checkpoint(path)
-    if args.port:
-        try:
-            check_port_free(args.port, args.host)
-        except LaunchError as err:
-            raise UsageError(f"--port {args.port}: {err}") from None
+    try:   # an address this machine does not have, or a port in use: one line, exit 2
+        check_port_free(args.port, args.host)
+    except LaunchError as err:
+        raise UsageError(f"--host {args.host} --port {args.port}: {err}") from None
     server = None
 
     def loaded(state):
@@ -57,8 +59,11 @@ def run(args, signals):
               f"page; the API at http://{host}:{port}/v1); Ctrl-C stops it",
               file=sys.stderr, flush=True)
     app, state = app_for(args.checkpoint, resolve_ctx(args.ctx), on_loaded=loaded)
+    # A client that stalls (never reads its stream, sends half a body) must not keep the
+    # server alive after Ctrl-C: open connections get GRACE seconds, then are closed.
     server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port,
-                                           log_level="warning", lifespan="off"))
+                                           log_level="warning", lifespan="off",
+                                           timeout_graceful_shutdown=GRACE))
     # uvicorn handles SIGINT/SIGTERM itself: it stops taking requests and shuts down.
     try:
         server.run()

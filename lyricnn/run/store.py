@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import stat
 from pathlib import Path
@@ -193,10 +194,23 @@ def swap_in(tmp, path):
 
 
 def remove_folder(folder):
+    """Remove ``folder`` (or a file or link). A save's folder loses its ``MARKER`` last: a
+    kill in the middle leaves a folder still known as lyricnn's (``is_leftover``), which
+    the next run finishes removing, not one that looks like a user's."""
     if folder.is_symlink() or folder.is_file():
         folder.unlink()
-    else:
-        shutil.rmtree(folder)
+        return
+    marker = folder / MARKER
+    for entry in sorted(folder.iterdir()):
+        if entry.name == MARKER:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    if marker.exists():
+        marker.unlink()
+    folder.rmdir()
 
 
 # -- reading ------------------------------------------------------------------------
@@ -226,7 +240,10 @@ def _read_regular(name, dir_fd, limit):
         raise NotARegularFile(name)
     with os.fdopen(fd, "rb") as f:
         # Never ask for more than is there: a manifest may state any size (2**62).
-        return f.read(min(limit, info.st_size) + 1)
+        try:
+            return f.read(min(limit, info.st_size) + 1)
+        except OSError as err:   # EIO and the like: say which file
+            raise OSError(err.errno, err.strerror, name) from None
 
 
 class NotARegularFile(OSError):
@@ -344,11 +361,17 @@ def leftovers_of(path):
     return sorted(found)
 
 
+#: The temp file ``atomic_path`` writes a file through: ``mkstemp``'s ``.NAME.XXXXXXXX.tmp``
+#: (8 characters of ``[a-z0-9_]``), left by a crash in the middle of that write.
+_TEMP_NAME = re.compile(r"\.(?P<own>.+)\.[a-z0-9_]{8}" + re.escape(TEMP_SUFFIX))
+
+
 def _own(name):
-    """A name a save writes: one of ``OWN_FILES``, or the temp file ``atomic_path`` writes
-    it through (``.config.json.XXXX.tmp``, left by a crash in the middle of that write)."""
-    return name in OWN_FILES or any(name.startswith(f".{own}.") and name.endswith(TEMP_SUFFIX)
-                                    for own in OWN_FILES)
+    """A name a save writes: one of ``OWN_FILES``, or the temp file of one."""
+    if name in OWN_FILES:
+        return True
+    match = _TEMP_NAME.fullmatch(name)
+    return match is not None and match.group("own") in OWN_FILES
 
 
 def is_leftover(folder):
