@@ -1221,7 +1221,6 @@ def test_an_interrupt_between_moves_of_the_users_files_loses_none(capsys, prev, 
 
 
 def _loaded_parts(run_dir):
-    from lyricnn.run.task import task_of
     from lyricnn.training.loop import mxnet_seed
     from lyricnn.run.checkpoint import capture_rng_state
     c = ck.load_checkpoint(run_dir)

@@ -3,7 +3,6 @@
 The model is a small trained character RNN (a few epochs on the lyrics, so its
 distributions are peaked and varied, not uniform); every property is checked on it.
 """
-import itertools
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ import lyricnn as d2l
 from lyricnn.data.corpus import JAY_LYRICS, read_text
 from lyricnn.data.hub import locate
 from lyricnn.decoding import processors as P
-from lyricnn.decoding.engine import Candidate, Decoder, Options, Vocabulary
+from lyricnn.decoding.engine import Decoder, Options, Vocabulary
 from lyricnn.decoding.score import token_log_probs
 
 

@@ -17,8 +17,6 @@ Two forms of the same model, both running ``lyricnn.models.cells.rnn_step``:
 """
 import functools
 
-from mxnet import nd
-
 from lyricnn.models import cells
 
 

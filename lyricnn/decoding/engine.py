@@ -26,7 +26,7 @@ import secrets
 import numpy as np
 from mxnet import nd
 
-from lyricnn.checks import check_choice, check_int, check_number
+from lyricnn.checks import check_int, check_number
 from lyricnn.decoding import processors as P
 
 
