@@ -42,9 +42,10 @@ demo: $(VENV)/.installed data
 lyrics: $(VENV)/.installed data
 	$(PY) examples/train_lyrics.py --out runs/lyrics --force --no-progress
 
-# The lyrics studio: lyricnn serve on http://127.0.0.1:8000/ with the best model there is.
+# The lyrics studio: lyricnn serve on http://127.0.0.1:8000/ with the best model there is
+# (the recipe's LSTM mixed with a 5-gram of its training text: docs/RESULTS.md).
 studio: $(VENV)/.installed
-	$(VENV)/bin/lyricnn serve --checkpoint $(if $(wildcard runs/lyrics/best/manifest.json),runs/lyrics/best,runs/demo)
+	$(VENV)/bin/lyricnn serve $(if $(wildcard runs/lyrics/best/manifest.json),--checkpoint runs/lyrics/best --mix-ngram 5,--checkpoint runs/demo)
 
 bench: $(VENV)/.installed data
 	$(PY) benchmarks/bench_speed.py

@@ -193,3 +193,33 @@ def test_acrostic_with_the_books_spaces_as_line_ends(capsys, book_run):
     lines = r["text"].split(" ")
     assert code == 0 and [line[:1] for line in lines] == list("想要你"), err
     assert all(1 <= len(line) <= 6 for line in lines) and r["finish_reason"] == "stop"
+
+
+def test_evaluate_and_generate_with_the_model_mixed_with_an_ngram(capsys, held_out_run):
+    from lyricnn.run.task import task_of
+    code, out, err = run(capsys, "evaluate", "--checkpoint", held_out_run)
+    alone = float(out.split()[-1])
+    code, out, err = run(capsys, "evaluate", "--checkpoint", held_out_run, "--mix-ngram", 3,
+                         "--mix-weight", 1.0)
+    assert code == 0 and abs(float(out.split()[-1]) - alone) <= 1e-3 * alone, err
+    code, out, err = run(capsys, "evaluate", "--checkpoint", held_out_run, "--mix-ngram", 3)
+    ckpt = load_checkpoint(held_out_run)
+    task = task_of(ckpt.config)
+    mixture = task.mixture(ckpt.config, ckpt.vocab, ckpt.lm, ckpt.corpus_text, 3, 0.5)
+    held_out = task.corpus(ckpt.config, ckpt.corpus_text).valid
+    want = task.evaluator(ckpt.config, held_out)(mixture)
+    assert code == 0 and out.strip() == f"valid perplexity {want:.3f}", err
+    code, out, err = run(capsys, "generate", "--checkpoint", held_out_run, "--prefix", "想要",
+                         "--mix-ngram", 3, "--strategy", "sample", "--seed", 2, "-n", 2,
+                         "--json")
+    batch = records(out)
+    alone = records(run(capsys, "generate", "--checkpoint", held_out_run, "--prefix", "想要",
+                        "--mix-ngram", 3, "--strategy", "sample", "--seed", 3, "--json")[1])
+    assert code == 0 and alone[0]["text"] == batch[1]["text"], err
+
+
+@pytest.mark.parametrize("argv, message", [(["--mix-ngram", 11], "mix_ngram"),
+                                           (["--mix-ngram", 3, "--mix-weight", 0], "mix_weight")])
+def test_bad_mixture_flags_are_one_line(capsys, held_out_run, argv, message):
+    code, out, err = run(capsys, "evaluate", "--checkpoint", held_out_run, *argv)
+    assert code == 2 and out == "" and message in err and len(err.strip().splitlines()) == 1

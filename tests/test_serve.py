@@ -356,3 +356,18 @@ def _healthy(port):
         return httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_a_model_served_mixed_with_an_ngram(runs):
+    app, state = app_for([runs / "lyrics"], background=False, mix_ngram=3, mix_weight=0.5)
+    running = Running(app)
+    try:
+        card = httpx.get(running.url + "/v1/models/lyrics").json()["card"]
+        assert card["mixture"] == {"ngram": 3, "weight": 0.5}
+        r = httpx.post(running.url + "/v1/completions",
+                       json={"model": "lyrics", "prompt": "想要", "max_tokens": 10, "seed": 1},
+                       timeout=60)
+        assert r.status_code == 200 and len(r.json()["choices"][0]["text"]) >= 1
+    finally:
+        running.stop()
+        state.close()

@@ -2,6 +2,7 @@
 import argparse
 import dataclasses
 
+from lyricnn.checks import check_int, check_number
 from lyricnn.context import resolve_ctx
 from lyricnn.data.corpus import read_text
 from lyricnn.run.checkpoint import load_checkpoint
@@ -82,3 +83,25 @@ def read_user_text(path):
     except (OSError, ValueError) as err:
         raise UsageError(f"--text {path}: {err}" if str(path) not in str(err) else str(err)) \
             from None
+
+
+def add_mixture(p):
+    """``--mix-ngram N`` and ``--mix-weight W``: read the model mixed with an n-gram."""
+    p.add_argument("--mix-ngram", default=0, metavar="N",
+                   type=checked(lambda v: check_int("mix_ngram", v, 0, 10)),
+                   help="mix the model with a Kneser-Ney N-gram fitted on its training text "
+                        "(Mikolov's RNN + KN; 0: the model alone; the lyrics recipe uses 5)")
+    p.add_argument("--mix-weight", default=0.5, metavar="W",
+                   type=checked(lambda v: check_number("mix_weight", v, 0, 1, low_open=True)),
+                   help="the model's share of the mixture (default 0.5)")
+
+
+def model_of(args, ckpt):
+    """The checkpoint's model, mixed with an n-gram if ``--mix-ngram`` asks for it."""
+    if not args.mix_ngram:
+        return ckpt.lm
+    try:
+        return task_of(ckpt.config).mixture(ckpt.config, ckpt.vocab, ckpt.lm, ckpt.corpus_text,
+                                            args.mix_ngram, args.mix_weight)
+    except ValueError as err:
+        raise UsageError(f"--mix-ngram {args.mix_ngram}: {err}") from None

@@ -1,8 +1,8 @@
 """``lyricnn evaluate``: the perplexity of a checkpoint on a held-out split or a text file."""
 from pathlib import Path
 
-from lyricnn.cli.common import (UsageError, add_checkpoint, add_ctx, corpus_of, corpus_text,
-                                load, read_user_text, replace)
+from lyricnn.cli.common import (UsageError, add_checkpoint, add_ctx, add_mixture, corpus_of,
+                                corpus_text, load, model_of, read_user_text, replace)
 from lyricnn.run.config import PTB_CORPUS
 from lyricnn.run.task import task_of
 
@@ -23,6 +23,7 @@ def add_parser(sub):
     p.add_argument("--corpus", metavar="PATH|ptb",
                    help="take --split from this corpus instead of the checkpoint's (its "
                         "vocabulary must be the checkpoint's)")
+    add_mixture(p)
     add_ctx(p)
     p.set_defaults(handler=run)
 
@@ -50,7 +51,8 @@ def run(args, signals):
         indices, name = _split(ckpt, config, text, args.split)
     if len(indices) < 2:
         raise UsageError(f"{name} has {len(indices)} {task.unit}; perplexity needs at least 2")
-    print(f"{name} perplexity {task.evaluator(config, indices)(ckpt.lm):.3f}", flush=True)
+    model = model_of(args, ckpt)
+    print(f"{name} perplexity {task.evaluator(config, indices)(model):.3f}", flush=True)
     return 0
 
 

@@ -2,7 +2,8 @@
 import json
 
 from lyricnn.checks import check_int, check_number
-from lyricnn.cli.common import UsageError, add_checkpoint, add_ctx, checked, load
+from lyricnn.cli.common import (UsageError, add_checkpoint, add_ctx, add_mixture, checked, load,
+                                model_of)
 from lyricnn.decoding.engine import LINE_LENGTH, MAX_CANDIDATES, MAX_LENGTH, Options
 from lyricnn.decoding.originality import shown
 from lyricnn.run.task import Task, task_of
@@ -109,6 +110,7 @@ def add_parser(sub):
                         "(with their source lines), duplication, novel_ngram_fraction "
                         "(n = 1..10) beside human_novel_ngram_fraction, the same curve for "
                         "the held-out text")
+    add_mixture(p)
     add_ctx(p)
     p.set_defaults(handler=run)
 
@@ -156,7 +158,7 @@ def run(args, signals):
     index = baseline = None
     if args.json or args.max_copy:
         index, baseline = task.originality(config, vocab, ckpt.corpus_text)
-    decoder = task.decoder(config, vocab, ckpt.lm, index)
+    decoder = task.decoder(config, vocab, model_of(args, ckpt), index)
     joiner = task.separator(config)
     for text, ids in prefixes:
         candidates = decoder.generate(ids, options, n=args.n, seed=args.seed,

@@ -4,7 +4,7 @@ import sys
 import time
 
 from lyricnn.checks import check_int
-from lyricnn.cli.common import UsageError, add_ctx, checked
+from lyricnn.cli.common import UsageError, add_ctx, add_mixture, checked
 from lyricnn.context import resolve_ctx
 from lyricnn.run.store import find_checkpoint
 
@@ -30,6 +30,7 @@ def add_parser(sub):
     p.add_argument("--port", default=8000, metavar="N",
                    type=checked(lambda v: check_int("port", v, 0, 65535)),
                    help="port (default 8000; 0 picks a free one)")
+    add_mixture(p)
     add_ctx(p)
     p.set_defaults(handler=run)
 
@@ -58,7 +59,8 @@ def run(args, signals):
         print(f"lyricnn serve: http://{host}:{port}/ serves {', '.join(state.models)} (the "
               f"page; the API at http://{host}:{port}/v1); Ctrl-C stops it",
               file=sys.stderr, flush=True)
-    app, state = app_for(args.checkpoint, resolve_ctx(args.ctx), on_loaded=loaded)
+    app, state = app_for(args.checkpoint, resolve_ctx(args.ctx), on_loaded=loaded,
+                         mix_ngram=args.mix_ngram, mix_weight=args.mix_weight)
     # A client that stalls (never reads its stream, sends half a body) must not keep the
     # server alive after Ctrl-C: open connections get GRACE seconds, then are closed.
     server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port,

@@ -36,6 +36,9 @@ from lyricnn.training.log import book_logger, book_print
 from lyricnn.checks import check_choice, check_indices, check_int, check_number
 from lyricnn.decoding.engine import Decoder, Vocabulary
 from lyricnn.decoding.originality import OriginalityIndex, human_baseline
+from lyricnn.models.mixture import NGramMixture
+from lyricnn.ngram.counts import check_order
+from lyricnn.ngram.model import NGramLM
 from lyricnn.run.config import PTB_CORPUS, WORD_DEFAULTS
 from lyricnn.training.evaluate import EVAL_BATCH_SIZE, evaluate_perplexity
 from lyricnn.training.loop import annealed_lr, train_epochs
@@ -140,6 +143,14 @@ class Task:
         baseline = None if corpus.valid is None or len(corpus.valid) < 2 else \
             human_baseline(None, corpus.valid, index=index)
         return index, baseline
+
+    def mixture(self, config, vocab, lm, text, order, weight=0.5):
+        """``lm`` interpolated with a Kneser-Ney ``order``-gram fitted on the training split
+        of ``text`` (``lyricnn.models.mixture.NGramMixture``; ``weight`` on ``lm``)."""
+        train = self.corpus(config, text, held_out=False).train
+        check_order(order, len(train))
+        ngram = NGramLM(order, "kneser-ney").fit(vocab.to_tokens([int(i) for i in train]))
+        return NGramMixture(lm, ngram, vocab.idx_to_token, weight)
 
     def decoder(self, config, vocab, lm, index=None):
         """The decoding engine for a model of this level (``lyricnn.decoding.engine``)."""

@@ -19,6 +19,8 @@ class Served:
     decoder: object         # lyricnn.decoding.engine.Decoder (with the index)
     index: object           # lyricnn.decoding.originality.OriginalityIndex
     baseline: object        # the held-out split's novelty curve, or None
+    mix_ngram: int = 0      # decoded mixed with a Kneser-Ney n-gram of this order (0: no)
+    mix_weight: float = 0.5
 
     @property
     def vocab(self):
@@ -49,6 +51,8 @@ class Served:
                       "valid_perplexity": [_finite(v) for v in history.valid_perplexity]},
             "human_novel_ngram_fraction": self.baseline,
             "line_separator": self.task.line_separator(config, self.vocab),
+            "mixture": {"ngram": self.mix_ngram, "weight": self.mix_weight}
+            if self.mix_ngram else None,
         }
 
 
@@ -56,8 +60,10 @@ def _finite(x):
     return x if x is not None and math.isfinite(x) else None
 
 
-def load_served(paths, ctx=None):
-    """``{name: Served}`` for the checkpoint folders ``paths``; a model's name is its run
+def load_served(paths, ctx=None, mix_ngram=0, mix_weight=0.5):
+    """``{name: Served}`` for the checkpoint folders ``paths`` (each decoded mixed with a
+    Kneser-Ney ``mix_ngram``-gram of its training text when ``mix_ngram``); a model's name
+    is its run
     folder's name (``lyrics``; ``lyrics/best`` for a run's best checkpoint; ``-2``, ``-3``
     … added when two are alike)."""
     served = {}
@@ -72,7 +78,9 @@ def load_served(paths, ctx=None):
         name, k = base, 2
         while name in served:
             name, k = f"{base}-{k}", k + 1
+        lm = ckpt.lm if not mix_ngram else task.mixture(
+            ckpt.config, ckpt.vocab, ckpt.lm, ckpt.corpus_text, mix_ngram, mix_weight)
         served[name] = Served(name, ckpt.path, ckpt, task,
-                              task.decoder(ckpt.config, ckpt.vocab, ckpt.lm, index), index,
-                              baseline)
+                              task.decoder(ckpt.config, ckpt.vocab, lm, index), index,
+                              baseline, mix_ngram, mix_weight)
     return served
