@@ -223,3 +223,16 @@ def test_evaluate_and_generate_with_the_model_mixed_with_an_ngram(capsys, held_o
 def test_bad_mixture_flags_are_one_line(capsys, held_out_run, argv, message):
     code, out, err = run(capsys, "evaluate", "--checkpoint", held_out_run, *argv)
     assert code == 2 and out == "" and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_generating_changes_nothing_on_disk(capsys, held_out_run):
+    import hashlib
+
+    def tree():
+        return {str(p): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(held_out_run.rglob("*")) if p.is_file()}
+    before = tree()
+    for argv in (["--json", "--max-copy", 3], ["--beam-width", 2], ["--mix-ngram", 3]):
+        assert run(capsys, "generate", "--checkpoint", held_out_run, "--prefix", "想要",
+                   "--length", 10, *argv)[0] == 0
+    assert tree() == before
