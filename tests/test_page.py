@@ -7,12 +7,10 @@ wait is bounded.
 """
 import math
 import os
-import socket
-import threading
 
 import httpx
 import pytest
-import uvicorn
+from servers import Running
 
 pytestmark = pytest.mark.slow
 
@@ -39,25 +37,6 @@ CHAR = ["--keep-newlines", "--num-chars", "6000", "--valid-fraction", "0.1", "--
 #: Lines the memorising model learns by heart.
 MEMO = ["想要有直升机", "想要和你飞到宇宙去", "想要和你融化在一起", "融化在宇宙里",
         "我每天每天每天在想想想想著你", "这样的甜蜜让我开始相信命运"]
-
-
-class Running:
-    """uvicorn serving ``app`` on a free loopback port, in a thread (as in test_serve.py)."""
-
-    def __init__(self, app):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
-                                                    log_level="warning", lifespan="off"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        assert wait_until(lambda: self.server.started, 30)
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def stop(self):
-        self.server.should_exit = True
-        self.thread.join(10)
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import time
 import httpx
 import openai
 import pytest
-import uvicorn
+from servers import Running
 
 from lyricnn.cli import main as cli
 from lyricnn.decoding.engine import Options
@@ -52,25 +52,6 @@ def runs(tmp_path_factory):
                      "--valid-fraction", "0.1", "--no-progress", "--out",
                      str(root / "words")]) == 0
     return root
-
-
-class Running:
-    """uvicorn serving ``app`` on a free loopback port, in a thread."""
-
-    def __init__(self, app):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
-                                                    log_level="warning", lifespan="off"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        assert wait_until(lambda: self.server.started, 30)
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def stop(self):
-        self.server.should_exit = True
-        self.thread.join(10)
 
 
 @pytest.fixture(scope="module")
