@@ -35,7 +35,9 @@ def test_field_names_are_the_books_and_defaults_the_books():
                      "batch_size", "lr", "clipping_theta", "sampler", "seed", "corpus",
                      "num_chars", "valid_fraction", "corpus_sha1", "keep_newlines", "tokens",
                      "tokenizer",
-                     "embed_size", "dropout", "tied", "lr_decay", "decay_from", "workers"]
+                     "embed_size", "dropout", "tied", "lr_decay", "decay_from",
+                     "dropout_input", "dropout_hidden", "dropout_output", "dropout_embed",
+                     "weight_drop", "ar", "tar", "asgd", "cutoffs", "div_value", "workers"]
     defaults = RunConfig()
     assert {k: getattr(defaults, k) for k in BOOK} == BOOK
     assert defaults.sampler == "random"  # the scratch RNN's, resolved from the model

@@ -18,6 +18,7 @@ from lyricnn.cli.common import (BEST_NAME, CHECKPOINT_NAME, PLOT_NAME, Failure, 
 from lyricnn.context import set_seed
 from lyricnn.memory import available_memory
 from lyricnn.run.checkpoint import load_checkpoint, recover, restore_rng_state
+from lyricnn.training.averaging import Averaging
 from lyricnn.run.config import RunConfig, flag_of
 from lyricnn.run.store import (CheckpointLock, CheckpointLocked, backup_path, find_checkpoint,
                                foreign_entries, is_checkpoint, is_leftover, remove_folder)
@@ -47,6 +48,7 @@ class Run:
     writer: bool = True   # False on the workers of rank > 0: they never write to the run
     stale_best: bool = False  # a best/ of an earlier run (--force), removed after our 1st save
     in_place: bool = False    # resumed in its own run folder (its plot is lyricnn's)
+    averaging: object = None  # NT-ASGD (lyricnn.training.averaging.Averaging), --asgd N
 
     @property
     def checkpoint(self):
@@ -172,7 +174,8 @@ def start(args, ctxs, workers=1, writer=True):
         set_seed(config.seed)
         return Run(config, corpus, task_of(config).build_model(config, ctxs[0]), History(),
                    text, out, lock, True, writer=writer,
-                   stale_best=writer and is_checkpoint(out / BEST_NAME))
+                   stale_best=writer and is_checkpoint(out / BEST_NAME),
+                   averaging=Averaging(config.asgd) if config.asgd else None)
     except BaseException:
         lock.release()
         raise
@@ -252,7 +255,10 @@ def resume(args, ctxs, workers=1, writer=True):
         return Run(ckpt.config, corpus, ckpt.lm, ckpt.history, ckpt.corpus_text, out, lock,
                    False, saved_epoch=ckpt.epoch if same and writer else 0, writer=writer,
                    in_place=same,
-                   stale_best=writer and not same and is_checkpoint(out / BEST_NAME))
+                   stale_best=writer and not same and is_checkpoint(out / BEST_NAME),
+                   averaging=Averaging(ckpt.config.asgd).restore(ckpt.history, ckpt.lm,
+                                                                 ckpt.iterate)
+                   if ckpt.config.asgd else None)
     except BaseException:
         lock.release()
         raise

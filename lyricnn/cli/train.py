@@ -11,7 +11,7 @@ import time
 
 from tqdm import tqdm
 
-from lyricnn.checks import check_int
+from lyricnn.checks import check_int, check_number
 from lyricnn.cli import rundir
 from lyricnn.cli.common import BEST_NAME, PLOT_NAME, UsageError, checked
 from lyricnn.context import resolve_ctx_list
@@ -52,6 +52,10 @@ def add_parser(sub):
     p.add_argument("--save-every", type=checked(lambda v: check_int("save_every", v, 1)),
                    default=1, metavar="N",
                    help="save the checkpoint every N epochs and after the last (default 1)")
+    p.add_argument("--max-minutes", type=checked(_minutes), default=None, metavar="M",
+                   help="a time budget: stop at the first minibatch boundary past M minutes "
+                        "of this command, keep best/ and the checkpoint of the last whole "
+                        "epoch (every epoch is then saved), exit 0; --resume continues")
     p.add_argument("--plot", action="store_true",
                    help=f"write the perplexity curves to DIR/{PLOT_NAME} (a resumed run "
                         "also refreshes a plot already there)")
@@ -62,7 +66,21 @@ def add_parser(sub):
     p.set_defaults(handler=run)
 
 
+#: A budget beyond a year is a typo (minutes for seconds), not a plan.
+MAX_MINUTES = 366 * 24 * 60
+
+
+def _minutes(value):
+    return check_number("max_minutes", value, 0, MAX_MINUTES, low_open=True,
+                        hint="minutes of wall time, e.g. 60")
+
+
 def run(args, signals):
+    args.started = time.monotonic()   # --max-minutes counts from here
+    if args.max_minutes is not None and args.kvstore == "dist_sync":
+        raise UsageError("--max-minutes under lyricnn launch: each worker's clock would stop "
+                         "it at a different minibatch, and the workers must stop together; "
+                         "use --epochs")
     ctxs = resolve_ctx_list(args.ctx)
     # dist_sync: this blocks until the scheduler, servers and every worker are up.
     kv = kvstore(args.kvstore) if args.kvstore == "dist_sync" else None
@@ -108,15 +126,17 @@ def _train(args, settings, run, signals, ctxs, workers):
                    disable=args.no_progress, dynamic_ncols=True)
     retain_freed_memory()   # lyricnn.tuning: MXNet allocates per minibatch
     started = time.monotonic()
+    budget = _Budget(args)
     try:
         if signals.stop_requested():  # a signal while loading: stop before any work
             raise TrainingInterrupted(done)
         tasks.train(config, run.lm, run.corpus, range(done + 1, settings.num_epochs + 1),
                     history=run.history,
                     on_epoch_end=_epoch_end(args, settings, run, bar, signals, prefixes),
-                    seed=config.seed, should_stop=signals.stop_requested,
+                    seed=config.seed,
+                    should_stop=lambda: signals.stop_requested() or budget.spent(),
                     on_batch=bar.update if task.counts_tokens and not args.no_progress
-                    else None, ctx=ctxs, kvstore=args.kvstore)
+                    else None, ctx=ctxs, kvstore=args.kvstore, averaging=run.averaging)
     except TrainingDiverged as err:
         raise TrainingDiverged(f"{err} ({_saved_status(run)})") from None
     except TrainingInterrupted:
@@ -127,6 +147,19 @@ def _train(args, settings, run, signals, ctxs, workers):
     finally:
         bar.close()
         plot = _refresh_plot(args, run)
+    if budget.spent() and not signals.stop_requested():
+        if run.writer:
+            if run.saved_epoch or run.in_place:
+                best = run.out / BEST_NAME
+                advice = ((f", the best in {best}" if best.is_dir() and not run.stale_best
+                           else "") + f"; continue with: lyricnn train --resume {run.out} "
+                          f"--epochs {settings.num_epochs} [--max-minutes M]")
+            else:
+                advice = "; no epoch ended within the budget: give a larger --max-minutes"
+            print(f"lyricnn train: --max-minutes {args.max_minutes:g} reached "
+                  f"({(time.monotonic() - args.started) / 60:.1f} min); the epoch under way "
+                  f"is not kept; {_saved_status(run)}{advice}", file=sys.stderr)
+        return 0
     if signals.stop_requested():
         if not run.writer:
             return signals.exit_code
@@ -145,6 +178,17 @@ def _train(args, settings, run, signals, ctxs, workers):
               + _wall_time(time.monotonic() - started, run.history.epoch[-1] - done),
               file=sys.stderr)
     return 0
+
+
+class _Budget:
+    """``spent()``: whether ``--max-minutes`` have passed since the command started."""
+
+    def __init__(self, args):
+        self.deadline = None if args.max_minutes is None else \
+            args.started + 60 * args.max_minutes
+
+    def spent(self):
+        return self.deadline is not None and time.monotonic() >= self.deadline
 
 
 def _wall_time(seconds, epochs):
@@ -175,15 +219,19 @@ def _epoch_end(args, settings, run, bar, signals, prefixes):
         if not task.counts_tokens:
             bar.update(1)
         rng = capture_rng_state(mxnet_seed(config.seed, epoch))
+        # NT-ASGD under way: run.lm holds the mean (the model saved), this the SGD iterate.
+        iterate = None if run.averaging is None else run.averaging.iterate
         valid = history.valid_perplexity
         if valid[-1] is not None and valid[-1] <= min(valid):  # the best so far
             save_checkpoint(run.out / BEST_NAME, config, vocab, run.lm, history,
-                            run.corpus_text, rng)
+                            run.corpus_text, rng, iterate=iterate)
             run.stale_best = False   # replaced by this run's
-        # A stop request saves now: the parameters are those of a whole epoch.
-        if epoch % args.save_every == 0 or epoch == last or signals.stop_requested():
+        # A stop request saves now: the parameters are those of a whole epoch. A budget
+        # saves every epoch: the one before the stop must be on disk.
+        if epoch % args.save_every == 0 or epoch == last or signals.stop_requested() \
+                or args.max_minutes is not None:
             save_checkpoint(run.checkpoint, config, vocab, run.lm, history, run.corpus_text,
-                            rng, lock=run.lock)
+                            rng, lock=run.lock, iterate=iterate)
             run.saved_epoch = epoch
             rundir.drop_stale_best(run)
     return on_epoch_end

@@ -10,6 +10,7 @@ the word task's (``lyricnn.run.task``).
 """
 from collections import Counter
 
+import numpy as np
 
 from lyricnn.checks import check_choice, check_int
 from lyricnn.data.corpus import Corpus, Vocab
@@ -120,3 +121,18 @@ def load_ptb_corpus(path=None):
     its folder): 10,000 types including ``<unk>`` and ``<eos>``, train/valid/test."""
     texts = {split: read_ptb_text(split, path) for split in PTB_SPLITS}
     return word_corpus(texts["train"], texts["valid"], texts["test"], "whitespace", eos=True)
+
+
+def frequency_sorted(corpus):
+    """``corpus`` with its vocabulary in descending order of training count (ties by the
+    earlier index) and every split's indices renumbered: an adaptive softmax's clusters are
+    ranges of word ranks (``lyricnn.models.adaptive``)."""
+    counts = np.bincount(np.asarray(corpus.train, dtype=np.int64), minlength=len(corpus.vocab))
+    order = np.argsort(-counts, kind="stable")           # order[rank] = old index
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))                  # rank[old index] = new index
+
+    def renumber(split):
+        return None if split is None else rank[np.asarray(split, dtype=np.int64)].tolist()
+    return Corpus(Vocab([corpus.vocab.idx_to_token[i] for i in order]), renumber(corpus.train),
+                  renumber(corpus.valid), renumber(corpus.test), corpus.tokenizer)

@@ -17,12 +17,13 @@ decoding (``lyricnn.decoding.generate.generate``) are functions over this interf
 """
 import functools
 
-from mxnet import nd
+from mxnet import autograd, nd
 
 from lyricnn.context import resolve_ctx
 from lyricnn.models import cells
 from lyricnn.models.onehot import to_onehot
 from lyricnn.models.tracing import TracedForward
+from lyricnn.training.optim import _loss_and_unscaled_gradient
 
 
 class LanguageModel:
@@ -41,6 +42,23 @@ class LanguageModel:
 
     def __call__(self, X, state):
         return self.forward(X, state)
+
+    def train_step(self, X, Y, state):
+        """Forward and backward of one minibatch: ``X, Y (batch, num_steps)`` ->
+        ``(mean cross-entropy per token (1,), new state)``, leaving in the gradient
+        arrays the gradient of the *summed* loss (the update divides by the tokens,
+        ``clipped_sgd``'s ``grad_scale``), so that devices' gradients add up.
+
+        The loss's gradient is computed directly as ``softmax - onehot``
+        (``lyricnn.training.optim``), not through MXNet's slow ``log_softmax``
+        backward. A model whose training loss is more than the cross-entropy of its
+        logits (``lyricnn.models.word.WordLM``) overrides this.
+        """
+        with autograd.record():
+            logits, state = self(X, state)                  # (num_steps * batch, V)
+        loss, dlogits = _loss_and_unscaled_gradient(logits, Y.T.reshape((-1,)))
+        logits.backward(dlogits)
+        return loss, state
 
     #: The axis of each state array that runs over the batch: ``(batch, hidden)`` for the
     #: book's cells, ``(layers, batch, hidden)`` for Gluon's layers.
@@ -232,5 +250,5 @@ class GluonLM(LanguageModel):
             value = p.data(self.ctx).copy()
             p.reset_ctx(list(ctxs))
             p.set_data(value)
-        return [self] + [GluonLM(self.model, self.vocab_size, ctx, hybridize=False)
+        return [self] + [type(self)(self.model, self.vocab_size, ctx, hybridize=False)
                          for ctx in ctxs[1:]]

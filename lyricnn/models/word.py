@@ -1,27 +1,89 @@
-"""The word-level model: Embedding -> Dropout -> Gluon RNN/GRU/LSTM stack -> Dropout -> Dense.
+"""The word-level model: Embedding -> RNN/GRU/LSTM stack -> an output layer over the vocabulary.
 
 The model of Zaremba et al. and PyTorch's ``word_language_model``, optionally
-with the decoder tied to the embedding; ``build_word_lm`` wraps it as a
-``GluonLM``, so the one loop trains it like any other model. Its recurrent
-layer runs through lyricnn's one wrapper of MXNet's fused kernel
-(``lyricnn.models.fused.run``), as the character-level ``RNNModel`` does.
+with the decoder tied to the embedding, and with AWD-LSTM's regularisers
+(Merity et al. 2018, "Regularizing and Optimizing LSTM Language Models"), each
+off by default so that the earlier recipes compute what they did:
+
+=======================  =====================================================================
+``dropout``              Zaremba et al. (2014): a fresh mask per position on the embeddings,
+                         between layers (inside the fused kernel) and before the decoder.
+``dropout_input``        locked (variational, Gal & Ghahramani 2016) dropout: one mask per
+``dropout_hidden``       sequence, the same at every time step, on the embeddings, between
+``dropout_output``       layers and before the decoder. Exclusive with ``dropout``.
+``dropout_embed``        embedding dropout (Gal & Ghahramani): whole words dropped, the same
+                         word dropped at every position of the minibatch.
+``weight_drop``          DropConnect on the hidden-to-hidden weights (Wan et al. 2013; AWD's
+                         WeightDrop): one mask per minibatch, off at evaluation.
+``ar``, ``tar``          activation regularisation ``ar * mean(m ⊙ h_t)^2`` on the dropped last
+                         layer's output, temporal AR ``tar * mean((h_t - h_{t-1})^2)`` on the
+                         undropped one, added to the training loss only.
+``cutoffs``              an adaptive softmax (Grave et al. 2017, ``lyricnn.models.adaptive``)
+                         instead of the full one; the vocabulary must be frequency-sorted.
+=======================  =====================================================================
+
+``build_word_lm`` wraps it as a ``WordLM`` (a ``GluonLM``), so the one loop
+trains it like any other model. Its recurrent layer runs through lyricnn's one
+wrapper of MXNet's fused kernel (``lyricnn.models.fused.run``), as the
+character-level ``RNNModel`` does: all layers in one call, or one call per layer
+when locked dropout must sit between them.
 """
 
-from mxnet import init, nd
+import warnings
+
+from mxnet import autograd, init, nd
 from mxnet.gluon import nn
 from mxnet.gluon import rnn as gluon_rnn
 
 from lyricnn.checks import check_choice, check_int, check_number
 from lyricnn.context import resolve_ctx
-from lyricnn.models.gluon import layer_arrays, layer_spec, run_layer
+from lyricnn.models import fused
+from lyricnn.models.adaptive import AdaptiveSoftmax
+from lyricnn.models.gluon import kernel_parameters, layer_arrays, layer_spec, run_layer
 from lyricnn.models.interface import GluonLM
+from lyricnn.training.optim import _loss_and_unscaled_gradient
+
 #: ``'rnn'`` is Gluon's default (ReLU) RNN, as ``lyricnn.models.interface``; ``'rnn_tanh'`` the classic one.
 WORD_CELLS = ("rnn", "rnn_tanh", "gru", "lstm")
 #: Zaremba et al. and word_language_model draw the weights from U(-0.1, 0.1).
 INIT_SCALE = 0.1
+#: The regularisers, with their defaults (off).
+REGULARISERS = {"dropout_input": 0.0, "dropout_hidden": 0.0, "dropout_output": 0.0,
+                "dropout_embed": 0.0, "weight_drop": 0.0, "ar": 0.0, "tar": 0.0}
+#: AR and TAR are multipliers of mean squares; AWD-LSTM uses 2 and 1. Far above that the
+#: loss is all penalty: a typo (``--ar 200``) is refused rather than silently crippling a run.
+MAX_AR = 100.0
 
 
-# ----------------------------------------------------------------------- model
+# ----------------------------------------------------------------------- checks
+
+def _probability(name, value):
+    value = check_number(name, value, 0, 1, hint="the probability of dropping a unit")
+    if value == 1:
+        raise ValueError(f"{name} must be < 1, got 1 (every unit dropped); use 0 to 0.7")
+    return value
+
+
+def check_regularisers(dropout=0.0, **given):
+    """The regularisers' values, each checked (``ValueError`` naming it), defaults filled in."""
+    unknown = sorted(set(given) - set(REGULARISERS))
+    if unknown:
+        raise ValueError(f"unknown regulariser(s) {unknown}; the model has "
+                         f"{sorted(REGULARISERS)}")
+    values = {**REGULARISERS, **given}
+    for name in ("dropout_input", "dropout_hidden", "dropout_output", "dropout_embed",
+                 "weight_drop"):
+        values[name] = _probability(name, values[name])
+    for name in ("ar", "tar"):
+        values[name] = check_number(name, values[name], 0, MAX_AR,
+                                    hint="AWD-LSTM uses ar=2, tar=1; 0 turns it off")
+    locked = [n for n in ("dropout_input", "dropout_hidden", "dropout_output") if values[n]]
+    if dropout and locked:
+        raise ValueError(f"dropout={dropout} (a fresh mask per position, Zaremba et al.) and "
+                         f"locked dropout ({', '.join(locked)}) would drop the same units "
+                         "twice; use one or the other")
+    return values
+
 
 def _check_model_args(cell, vocab_size, embed_size, num_hiddens, num_layers, dropout, tied):
     check_choice("cell", cell, WORD_CELLS)
@@ -29,9 +91,7 @@ def _check_model_args(cell, vocab_size, embed_size, num_hiddens, num_layers, dro
     embed_size = check_int("embed_size", embed_size)
     num_hiddens = check_int("num_hiddens", num_hiddens)
     num_layers = check_int("num_layers", num_layers)
-    dropout = check_number("dropout", dropout, 0, 1, hint="the probability of dropping a unit")
-    if dropout == 1:
-        raise ValueError("dropout must be < 1, got 1 (every unit dropped); use 0 to 0.7")
+    dropout = _probability("dropout", dropout)
     check_choice("tied", tied, (True, False))
     if tied and embed_size != num_hiddens:
         raise ValueError(f"tied=True shares the decoder's weight (vocab_size, num_hiddens) with "
@@ -51,51 +111,116 @@ def _recurrent_layer(cell, num_hiddens, num_layers, dropout, input_size):
     return layer(num_hiddens, num_layers, dropout=dropout, input_size=input_size)
 
 
-class WordRNNModel(nn.HybridBlock):
-    """Embedding -> Dropout -> RNN/GRU/LSTM stack -> Dropout -> Dense over the vocabulary.
+# ----------------------------------------------------------------------- model
 
-    Same contract as ``lyricnn.models.gluon.RNNModel``: ``inputs (batch,
-    num_steps)`` indices, ``state`` from ``begin_state``; returns logits
-    ``(num_steps * batch, vocab_size)``, row ``t * batch + b`` for step ``t``
-    of sequence ``b``, and the new state. ``dropout`` applies to the
-    embeddings, between recurrent layers and before the decoder (Zaremba et
-    al.). ``tied``: the decoder's weight *is* the embedding matrix (one
-    Parameter, as MXNet's ``example/rnn/word_lm``; Press & Wolf 2017), which
-    needs ``embed_size == num_hiddens``.
+def _one(F, x):
+    """``x[0, 0, 0]`` as a ``(1, 1, 1)`` array: a scalar in ``x``'s dtype and device that
+    a compiled graph can build on (``F.ones`` knows neither)."""
+    for axis in range(3):
+        x = F.slice_axis(x, axis=axis, begin=0, end=1)
+    return F.ones_like(x)
+
+
+class WordRNNModel(nn.HybridBlock):
+    """Embedding -> RNN/GRU/LSTM stack -> the decoder's input, plus the AR/TAR penalty.
+
+    ``inputs (batch, num_steps)`` indices, ``state`` from ``begin_state``; returns
+    ``(out, state)``: ``out`` is the logits ``(num_steps * batch, vocab_size)`` of
+    the full softmax, or with ``cutoffs`` the decoder's input ``(num_steps * batch,
+    num_hiddens)`` for ``self.decoder`` (an ``AdaptiveSoftmax``, which selects rows
+    per target and so runs outside the compiled graph); row ``t * batch + b`` is
+    step ``t`` of sequence ``b``. With AR or TAR it also returns the last layer's
+    output after and before its dropout, each ``(num_steps, batch, num_hiddens)``,
+    which the penalty reads (``WordLM.penalty``: outside the graph, which has no
+    ``h_(t-1)`` at a one-step call). ``WordLM`` turns this into the ``LanguageModel``
+    contract.
+
+    ``tied``: the decoder's weight *is* the embedding matrix (one Parameter, as
+    MXNet's ``example/rnn/word_lm``; Press & Wolf 2017), which needs
+    ``embed_size == num_hiddens``. The regularisers: the module docstring.
     """
 
     def __init__(self, cell, vocab_size, embed_size, num_hiddens, num_layers=1, dropout=0.0,
-                 tied=False, **kwargs):
+                 tied=False, cutoffs=(), div_value=4.0, **regularisers):
         vocab_size, embed_size, num_hiddens, num_layers, dropout = _check_model_args(
             cell, vocab_size, embed_size, num_hiddens, num_layers, dropout, tied)
-        super().__init__(**kwargs)
+        reg = check_regularisers(dropout, **regularisers)
+        super().__init__()
         self.cell, self.vocab_size, self.tied = cell, vocab_size, tied
+        self.num_layers, self.reg = num_layers, reg
+        self.adaptive = bool(cutoffs)
         with self.name_scope():
             self.embedding = nn.Embedding(vocab_size, embed_size)
             self.drop = nn.Dropout(dropout)
             self.rnn = _recurrent_layer(cell, num_hiddens, num_layers, dropout, embed_size)
             self._spec = layer_spec(self.rnn)
-            # params=embedding.params: the Dense looks its weight up under the
-            # embedding's prefix and finds the embedding's own Parameter.
-            self.decoder = nn.Dense(vocab_size, in_units=num_hiddens,
-                                    params=self.embedding.params if tied else None)
+            if self.adaptive:
+                decoder = AdaptiveSoftmax(vocab_size, num_hiddens, cutoffs, div_value,
+                                          tied=self.embedding.weight if tied else None)
+                # A HybridBlock may not have a plain Block as a child, and the adaptive
+                # softmax cannot be compiled (its loss selects rows per target). So it is
+                # a plain attribute, called by WordLM outside the graph, and its Parameters
+                # are this block's own: initialize, cast and collect_params reach them.
+                self.__dict__["decoder"] = decoder
+                self.params.update(decoder.collect_params())
+            else:
+                # params=embedding.params: the Dense looks its weight up under the
+                # embedding's prefix and finds the embedding's own Parameter.
+                self.decoder = nn.Dense(vocab_size, in_units=num_hiddens,
+                                        params=self.embedding.params if tied else None)
 
     def hybrid_forward(self, F, inputs, state):
         if not isinstance(state, (list, tuple)):
             state = [state]
-        # (batch, num_steps) -> (num_steps, batch, embed_size)
-        emb = self.drop(self.embedding(F.transpose(inputs)))
-        Y, state = self._recurrent(F, emb, list(state))  # Y: (num_steps, batch, num_hiddens)
-        Y = self.drop(Y)
-        # (num_steps * batch, num_hiddens) -> (num_steps * batch, vocab_size)
-        return self.decoder(Y.reshape((-3, 0))), state
+        reg = self.reg
+        X = F.transpose(inputs)                              # (num_steps, batch)
+        emb = self.embedding(X)                              # (num_steps, batch, embed_size)
+        if reg["dropout_embed"]:
+            # One keep/drop per word of the vocabulary, scaled by 1 / (1 - p): every
+            # occurrence of a dropped word in this minibatch reads zeros.
+            ones = F.broadcast_axis(_one(F, emb).reshape((1, 1)), axis=0,
+                                    size=self.vocab_size)                    # (V, 1)
+            keep = F.Dropout(ones, p=reg["dropout_embed"])
+            emb = F.broadcast_mul(emb, F.Embedding(X, keep, self.vocab_size, 1))
+        emb = self._dropout(F, self.drop(emb), reg["dropout_input"])
+        Y, state = self._recurrent(F, emb, list(state))      # Y: (num_steps, batch, num_hiddens)
+        dropped = self._dropout(F, self.drop(Y), reg["dropout_output"])
+        H = dropped.reshape((-3, 0))                         # (num_steps * batch, hidden)
+        out = H if self.adaptive else self.decoder(H)
+        if reg["ar"] or reg["tar"]:   # what the penalty reads (WordLM.penalty)
+            return out, state, dropped, Y
+        return out, state
+
+    @staticmethod
+    def _dropout(F, x, p):
+        """Locked dropout of ``x (num_steps, batch, C)``: one mask per (sequence, unit), the
+        same at every step (``axes=(0,)``: the mask is drawn once along time)."""
+        return F.Dropout(x, p=p, axes=(0,)) if p else x
 
     def _recurrent(self, F, emb, state):
         """``self.rnn(emb, state)``: the same ``RNN`` operator on the same parameters,
         through lyricnn's one wrapper of the kernel (``fused.run``, whose parameter
-        layout is faster than the Gluon layer's own)."""
+        layout is faster than the Gluon layer's own), with weight drop on the
+        hidden-to-hidden weights and locked dropout between layers when asked for."""
         w = layer_arrays(F, self.rnn, state, emb.shape[1] if F is nd else None)
-        return run_layer(F, self._spec, emb, state, w)
+        if self.reg["weight_drop"]:
+            # One DropConnect mask per forward call, i.e. per minibatch (AWD's WeightDrop).
+            w = {name: F.Dropout(a, p=self.reg["weight_drop"]) if "h2h_weight" in name else a
+                 for name, a in w.items()}
+        if not self.reg["dropout_hidden"] or self.num_layers == 1:
+            return run_layer(F, self._spec, emb, state, w)
+        # Locked dropout between layers: one kernel call per layer.
+        spec, weights, biases = self._spec, *kernel_parameters(w, self.num_layers)
+        X, states = emb, []
+        for l in range(self.num_layers):
+            layer_state = [F.slice_axis(s, axis=0, begin=l, end=l + 1) for s in state]
+            X, new = fused.run(F, X, layer_state, weights[2 * l:2 * l + 2],
+                               biases[2 * l:2 * l + 2], mode=spec.mode,
+                               num_hiddens=spec.num_hiddens, num_layers=1, **spec.lstm_clip)
+            states.append(new)
+            if l < self.num_layers - 1:
+                X = self._dropout(F, X, self.reg["dropout_hidden"])
+        return X, [F.concat(*[s[i] for s in states], dim=0) for i in range(len(state))]
 
     def begin_state(self, *args, **kwargs):
         """The recurrent layer's zero state, e.g. ``begin_state(batch_size=20, ctx=ctx)``."""
@@ -109,24 +234,89 @@ class WordRNNModel(nn.HybridBlock):
         seen = set()
         for child in ("embedding", "rnn", "decoder"):
             block = getattr(self, child)
-            for full, p in block.params.items():
+            # The adaptive softmax's parameters are its sub-blocks'; the others' are their own
+            # (a tied Dense's under the embedding's prefix, hence params.prefix).
+            adaptive = child == "decoder" and self.adaptive
+            params = block.collect_params() if adaptive else block.params
+            prefix = block.prefix if adaptive else params.prefix
+            for full, p in params.items():
                 if id(p) in seen:
                     continue
                 seen.add(id(p))
-                named[f"{child}.{full[len(block.params.prefix):]}"] = p
+                named[f"{child}.{full[len(prefix):]}"] = p
         return named
+
+    def __call__(self, inputs, state):
+        if not self.adaptive:
+            return super().__call__(inputs, state)
+        # The compiled graph lists the adaptive softmax's Parameters (they are this block's,
+        # see __init__) but never reads them: MXNet's warning says so on the first call.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", r"Parameter .* is not used by any computation")
+            return super().__call__(inputs, state)
+
+
+class WordLM(GluonLM):
+    """A ``WordRNNModel`` as a ``LanguageModel``.
+
+    ``lm(X, state)`` gives logits (with an adaptive softmax: its exact
+    log-probabilities, which are logits of the same distribution), so scoring,
+    evaluation and generation read it like any model. ``train_step`` adds the
+    AR/TAR penalty and, with an adaptive softmax, trains through its loss without
+    the ``(tokens, V)`` matrix.
+    """
+
+    def forward(self, X, state):
+        with self.ctx:
+            out, state = self.model(X, state)[:2]
+            return (self.model.decoder.log_prob(out) if self.model.adaptive else out), state
+
+    def penalty(self, dropped, Y):
+        """AR + TAR ``(1,)`` of the last layer's output ``dropped`` (after its dropout) and
+        ``Y`` (before), each ``(num_steps, batch, num_hiddens)``: Merity et al.'s
+        ``ar * mean(dropped^2) + tar * mean((Y_t - Y_(t-1))^2)``, means over every element."""
+        reg = self.model.reg
+        total = reg["ar"] * nd.mean(nd.square(dropped))
+        if reg["tar"] and Y.shape[0] > 1:
+            total = total + reg["tar"] * nd.mean(nd.square(Y[1:] - Y[:-1]))
+        return total
+
+    def train_step(self, X, Y, state):
+        net = self.model
+        if not net.adaptive and not (net.reg["ar"] or net.reg["tar"]):
+            return super().train_step(X, Y, state)
+        labels = Y.T.reshape((-1,))                          # time-major, as the rows
+        tokens = Y.size
+        with self.ctx, autograd.record():
+            out, state, *hidden = net(X, state)
+            # The gradient arrays hold the gradient of the *summed* loss (the update
+            # divides by the tokens): the penalty, a mean, counts tokens times.
+            penalty = self.penalty(*hidden) * tokens if hidden else None
+            if net.adaptive:
+                nll = net.decoder.loss_sum(out, labels)      # (1,): summed over tokens
+                total = nll if penalty is None else nll + penalty
+        if net.adaptive:
+            total.backward()
+            return nll / tokens, state
+        l, dlogits = _loss_and_unscaled_gradient(out, labels)
+        autograd.backward([out, penalty], [dlogits, nd.ones_like(penalty)])
+        return l, state
 
 
 def build_word_lm(cell, vocab_size, embed_size, num_hiddens, num_layers=1, dropout=0.0,
-                  tied=False, ctx=None):
-    """A fresh ``WordRNNModel`` as a ``lyricnn.models.interface.GluonLM``.
+                  tied=False, ctx=None, *, cutoffs=(), div_value=4.0, **regularisers):
+    """A fresh ``WordRNNModel`` as a ``WordLM``.
 
     Weights ~ U(-0.1, 0.1) (Zaremba et al.) from MXNet's generator, biases
     zero (MXNet's initialisers zero every ``*bias``, as word_language_model
     does for its decoder), materialised with one dummy step so it can be saved or loaded at once.
+    ``cutoffs``: an adaptive softmax over a frequency-sorted vocabulary
+    (``lyricnn.models.adaptive``); ``regularisers``: ``REGULARISERS``' names.
     """
-    net = WordRNNModel(cell, vocab_size, embed_size, num_hiddens, num_layers, dropout, tied)
+    net = WordRNNModel(cell, vocab_size, embed_size, num_hiddens, num_layers, dropout, tied,
+                       cutoffs, div_value, **regularisers)
     ctx = resolve_ctx(ctx)
     net.initialize(ctx=ctx, init=init.Uniform(INIT_SCALE))
-    net(nd.zeros((1, 1), ctx=ctx), net.begin_state(batch_size=1, ctx=ctx))
-    return GluonLM(net, net.vocab_size, ctx)
+    lm = WordLM(net, net.vocab_size, ctx)
+    lm(nd.zeros((1, 1), ctx=ctx), net.begin_state(batch_size=1, ctx=ctx))
+    return lm

@@ -12,6 +12,8 @@ A checkpoint is one directory (format 2)::
     params.params  ``nd.save`` of ``lm.named_parameters()``, for every model
     history.json   the History: per-epoch perplexities (training and held-out),
                    seconds and learning rates
+    iterate.params only once NT-ASGD averages (``lyricnn.training.averaging``): the SGD
+                   iterate; params.params then holds the mean, the model to use
     rng.json       Python ``random`` and NumPy states after the last epoch,
                    and the MXNet seed to set on resume
     corpus.txt     the exact text trained on (training + held-out part; for Penn
@@ -90,9 +92,10 @@ from lyricnn.data.corpus import Vocab
 from lyricnn.fileio import atomic_write_bytes, current_umask, fsync_path
 from lyricnn.run.config import RunConfig, text_sha1
 from lyricnn.run.parse import (check_manifest, check_rng, load_parameters, mxnet_message,
-                               parse_config, parse_corpus, parse_history, parse_rng, parse_vocab)
+                               parse_config, parse_corpus, parse_history, parse_iterate, parse_rng,
+                               parse_vocab)
 from lyricnn.run.store import (CONFIG, CORPUS, DATA_FILES, FORMAT, HISTORY, MANIFEST, MARKER,
-                               PARAMS,
+                               ITERATE, PARAMS,
                                READ_ATTEMPTS, RNG, VOCAB, CheckpointError, CheckpointLock,
                                checkpoint_error, find_checkpoint, is_checkpoint,
                                leftovers_of, read_folder, remove_folder, replaced, same_run, save_order,
@@ -180,7 +183,7 @@ def _save(path, arrays):
                       "(ulimit -f) or a full disk", PARAMS) from None
 
 
-def _write_contents(folder, config, vocab, lm, history, corpus_text, rng_state):
+def _write_contents(folder, config, vocab, lm, history, corpus_text, rng_state, iterate=None):
     """Write every file of a checkpoint into ``folder``, the manifest last."""
     contents = {
         CONFIG: _json_bytes({"format": FORMAT, "config": config.to_dict()}),
@@ -194,12 +197,16 @@ def _write_contents(folder, config, vocab, lm, history, corpus_text, rng_state):
         data = _params_bytes(lm.named_parameters()) if name == PARAMS else contents[name]
         atomic_write_bytes(folder / name, data)
         files[name] = {"sha256": sha256(data), "bytes": len(data)}
+    if iterate is not None:
+        data = _params_bytes(iterate)
+        atomic_write_bytes(folder / ITERATE, data)
+        files[ITERATE] = {"sha256": sha256(data), "bytes": len(data)}
     manifest = {"format": FORMAT, "created_ns": time.time_ns(),
                 "epoch": history.epoch[-1] if history.epoch else 0, "files": files}
     atomic_write_bytes(folder / MANIFEST, _json_bytes(manifest))
 
 
-def _check_save_args(config, vocab, lm, history, corpus_text, rng_state):
+def _check_save_args(config, vocab, lm, history, corpus_text, rng_state, iterate=None):
     if not isinstance(config, RunConfig):
         raise TypeError(f"config must be a RunConfig, got {type(config).__name__}")
     config.validate()
@@ -218,13 +225,18 @@ def _check_save_args(config, vocab, lm, history, corpus_text, rng_state):
                          f"{config.vocab_size}")
     check_rng(rng_state)
     epoch = history.epoch[-1] if history.epoch else 0
+    averaged = history.averaged[-1] if history.epoch else 0
+    if bool(averaged) != (iterate is not None):
+        raise ValueError(f"iterate (NT-ASGD's SGD iterate) must be given exactly when the "
+                         f"history says updates were averaged ({averaged})")
     if rng_state["mxnet_seed"] != mxnet_seed(config.seed, epoch):
         raise ValueError(f"rng_state['mxnet_seed'] is {rng_state['mxnet_seed']}, but after "
                          f"epoch {epoch} with seed {config.seed} it is "
                          f"mxnet_seed(seed, epoch) = {mxnet_seed(config.seed, epoch)}")
 
 
-def save_checkpoint(path, config, vocab, lm, history, corpus_text, rng_state, *, lock=None):
+def save_checkpoint(path, config, vocab, lm, history, corpus_text, rng_state, *, lock=None,
+                    iterate=None):
     """Write a checkpoint folder at ``path`` crash-safely (see the module docstring).
 
     ``rng_state``: ``capture_rng_state(mxnet_seed(config.seed, last_epoch))``.
@@ -232,9 +244,11 @@ def save_checkpoint(path, config, vocab, lm, history, corpus_text, rng_state, *,
     for its whole length); without one, the save takes it for its duration
     and raises ``CheckpointLocked`` if another process writes ``path``.
     Leftovers of an earlier crashed save are recovered first (``recover``).
+    ``iterate``: with NT-ASGD under way, ``lm`` holds the mean and ``iterate``
+    (``{name: NDArray}``, ``Averaging.iterate``) the SGD iterate, saved as ``iterate.params``.
     Returns the folder written, as a ``Path``.
     """
-    _check_save_args(config, vocab, lm, history, corpus_text, rng_state)
+    _check_save_args(config, vocab, lm, history, corpus_text, rng_state, iterate)
     path = writable_path(path)
     if path.exists() and not path.is_dir():
         raise CheckpointError(f"cannot save a checkpoint at {path}: it is a file; choose "
@@ -251,7 +265,7 @@ def save_checkpoint(path, config, vocab, lm, history, corpus_text, rng_state, *,
         try:
             os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes it private (0700)
             (tmp / MARKER).write_bytes(b"a folder lyricnn's save made\n")   # see store.MARKER
-            _write_contents(tmp, config, vocab, lm, history, corpus_text, rng_state)
+            _write_contents(tmp, config, vocab, lm, history, corpus_text, rng_state, iterate)
             fsync_path(tmp)
             swap_in(tmp, path)
         finally:
@@ -277,6 +291,7 @@ class Checkpoint:
     rng_state: dict
     corpus_text: str
     format: int = FORMAT
+    iterate: object = None   # NT-ASGD's SGD iterate ({name: NDArray}), lm holding the mean
 
     @property
     def epoch(self):
@@ -384,7 +399,8 @@ def _load(folder, contents, ctx, expected_vocab):
     epoch = history.epoch[-1] if history.epoch else 0
     rng_state = parse_rng(folder, contents, config, epoch)
     lm = load_parameters(folder, contents, config, fmt, ctx)
-    return Checkpoint(folder, config, vocab, lm, history, rng_state, corpus_text, fmt)
+    iterate = parse_iterate(folder, contents, lm, history)
+    return Checkpoint(folder, config, vocab, lm, history, rng_state, corpus_text, fmt, iterate)
 
 
 def _vocab_mismatch(vocab, expected):

@@ -47,6 +47,10 @@ TOKENIZERS = ("whitespace", "jieba")
 PTB_CORPUS = "ptb"
 #: Fields that only word-level runs use (a character-level run keeps their defaults).
 WORD_FIELDS = ("tokenizer", "embed_size", "dropout", "tied", "lr_decay", "decay_from")
+#: Word-level fields of issue 23 (AWD-LSTM's regularisers, NT-ASGD, the adaptive softmax):
+#: word-level runs only; a checkpoint that predates them had their defaults (off).
+AWD_FIELDS = ("dropout_input", "dropout_hidden", "dropout_output", "dropout_embed",
+              "weight_drop", "ar", "tar", "asgd", "cutoffs", "div_value")
 #: The one table of each token level's defaults where they differ from the fields' (the
 #: book's, character level). Words: word_language_model's (Gluon LSTM, 200 units, 35
 #: steps, batch 20, lr 20, clipping 0.25, lr / 4 when the validation perplexity stops
@@ -165,6 +169,35 @@ def _dropout(name, value):
         raise ValueError(f"{name} must be a number >= 0 and < 1 (the probability of dropping a "
                          f"unit), got {value!r}")
     return value
+
+
+def _penalty(name, value):
+    from lyricnn.models.word import MAX_AR
+    return check_number(name, value, 0, MAX_AR, hint="AWD-LSTM uses --ar 2 --tar 1; 0 is off")
+
+
+def _cutoffs_text(text):
+    """``'2000,6000'`` -> ``(2000, 6000)``; ``''``, ``'0'`` or ``'none'``: the full softmax."""
+    if text.strip().lower() in ("", "0", "none"):
+        return ()
+    return tuple(int_text(part.strip()) for part in text.split(","))
+
+
+def _cutoffs(name, value):
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise ValueError(f"{name} must be a list of word ranks such as 2000,6000 (or none for "
+                         f"the full softmax), got {value!r}")
+    value = tuple(check_int(name, c, 1, hint="cluster boundaries are word ranks, e.g. "
+                                             "2000,6000") for c in value)
+    if any(b <= a for a, b in zip(value, value[1:])):
+        raise ValueError(f"{name} must be strictly increasing word ranks, e.g. 2000,6000; got "
+                         f"{','.join(map(str, value))}")
+    return value
+
+
+def _div_value(name, value):
+    return check_number(name, value, 1, 1024, hint="each tail cluster's projection is this "
+                                                  "many times narrower; Grave et al. use 4")
 
 
 def _boolean(name, value):
@@ -328,6 +361,40 @@ class RunConfig(_Config):
     decay_from: int = _field(0, "0: anneal when validation stops improving; N: every epoch "
                              "after epoch N (Zaremba et al.)", _seed, parse=int_text,
                              metavar="N")
+    # -- AWD-LSTM's regularisers, NT-ASGD and the adaptive softmax (issue 23; word level).
+    # Off by default: the earlier recipes compute what they did.
+    dropout_input: float = _field(0.0, "locked dropout on the embeddings: one mask per "
+                                  "sequence, the same at every step (Gal & Ghahramani 2016; "
+                                  "AWD-LSTM's dropouti); not with --dropout", _dropout,
+                                  parse=float_text, metavar="P")
+    dropout_hidden: float = _field(0.0, "locked dropout between recurrent layers (AWD-LSTM's "
+                                   "dropouth)", _dropout, parse=float_text, metavar="P")
+    dropout_output: float = _field(0.0, "locked dropout before the decoder (AWD-LSTM's "
+                                   "dropout)", _dropout, parse=float_text, metavar="P")
+    dropout_embed: float = _field(0.0, "embedding dropout: drop whole words, every occurrence "
+                                  "in a minibatch (Gal & Ghahramani 2016; AWD-LSTM's "
+                                  "dropoute)", _dropout, parse=float_text, metavar="P")
+    weight_drop: float = _field(0.0, "DropConnect on the hidden-to-hidden weights, one mask "
+                                "per minibatch, off at evaluation (Wan et al. 2013; "
+                                "AWD-LSTM's wdrop)", _dropout, parse=float_text, metavar="P")
+    ar: float = _field(0.0, "activation regularisation: X times the mean square of the "
+                       "dropped last layer's output (Merity et al. 2017; AWD-LSTM: 2)",
+                       _penalty, parse=float_text, metavar="X")
+    tar: float = _field(0.0, "temporal activation regularisation: X times the mean square of "
+                        "h_t - h_(t-1) of the last layer (AWD-LSTM: 1)", _penalty,
+                        parse=float_text, metavar="X")
+    asgd: int = _field(0, "NT-ASGD (Merity et al. 2018): average the weights from the first "
+                       "epoch whose validation perplexity is worse than the best of the "
+                       "epochs before the last N; validate and save the average. 0: off "
+                       "(AWD-LSTM: 5)", _seed, parse=int_text, metavar="N")
+    cutoffs: tuple = _field((), "adaptive softmax (Grave et al. 2017): the word ranks where "
+                            "clusters start, e.g. 2000,6000 (the vocabulary is then sorted by "
+                            "frequency); none: the full softmax", _cutoffs,
+                            parse=_cutoffs_text, aliases=("--adaptive-softmax",),
+                            metavar="C1,C2")
+    div_value: float = _field(4.0, "adaptive softmax: cluster i's projection is "
+                              "num_hiddens / X**i wide (untied)", _div_value,
+                              parse=float_text, aliases=("--adaptive-div",), metavar="X")
     # -- data-parallel runs (issue 14)
     workers: int = _field(1, "worker processes of a distributed run (derived from the "
                           "KVStore; a resume needs as many)", _positive_int, flag=False)
@@ -345,6 +412,12 @@ class RunConfig(_Config):
         """Check every field, then how they combine; ``ValueError`` naming the flags."""
         super().validate(derived)
         if self.tokens == "char":
+            awd = [n for n in AWD_FIELDS
+                   if getattr(self, n) != RunConfig.__dataclass_fields__[n].default]
+            if awd:
+                raise ValueError(f"{', '.join(flag_of(n) for n in awd)}: word-level training "
+                                 "(AWD-LSTM's regularisers, NT-ASGD, the adaptive softmax); add "
+                                 "--tokens word, or drop them")
             changed = [n for n in WORD_FIELDS
                        if getattr(self, n) != RunConfig.__dataclass_fields__[n].default]
             if "tokenizer" in changed:
@@ -370,10 +443,30 @@ class RunConfig(_Config):
             raise ValueError("word-level models train on consecutive streams (the state is "
                              "carried); drop --sampler or use --sampler consecutive")
         self._check_tied()
+        self._check_awd()
         if self.corpus == PTB_CORPUS and (self.valid_fraction or self.num_chars is not None):
             raise ValueError("--corpus ptb has its own train/valid/test files: drop "
                              "--valid-fraction and --num-chars")
         return self
+
+    def _check_awd(self):
+        locked = [flag_of(n) for n in ("dropout_input", "dropout_hidden", "dropout_output")
+                  if getattr(self, n)]
+        if self.dropout and locked:
+            raise ValueError(f"--dropout {self.dropout:g} (a fresh mask per position, Zaremba "
+                             f"et al.) and locked dropout ({', '.join(locked)}) would drop the "
+                             "same units twice; use one or the other")
+        if self.tar and self.num_steps < 2:
+            raise ValueError(f"--tar compares consecutive steps: it needs --num-steps >= 2, "
+                             f"got {self.num_steps}")
+        if self.cutoffs and self.vocab_size and self.cutoffs[-1] >= self.vocab_size:
+            raise ValueError(f"--cutoffs {','.join(map(str, self.cutoffs))}: every cutoff must "
+                             f"be below the vocabulary's {self.vocab_size} words, so that each "
+                             "cluster has words; choose smaller ranks or drop --cutoffs")
+        if self.cutoffs and self.tied and self.div_value != 4.0:
+            raise ValueError("--adaptive-div narrows untied tail projections; with --tied the "
+                             "tail clusters read the embedding's full-width rows (no "
+                             "reduction): drop --adaptive-div or --tied")
 
     @property
     def embedding_size(self):
@@ -439,7 +532,8 @@ class RunConfig(_Config):
         # Saved before word-level fields existed: those runs had their defaults.
         # Saved before distributed runs: one worker. Before --keep-newlines: the book's spaces.
         data = {**{n: cls.__dataclass_fields__[n].default
-                   for n in ("tokens", "workers", "keep_newlines") + WORD_FIELDS}, **data}
+                   for n in ("tokens", "workers", "keep_newlines") + WORD_FIELDS + AWD_FIELDS},
+                **data}
         unknown = sorted(set(data) - set(names))
         missing = [n for n in names if n not in data]
         if unknown or missing:

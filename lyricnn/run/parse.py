@@ -19,7 +19,7 @@ from lyricnn.data.corpus import Vocab
 from lyricnn.run.config import RunConfig, text_sha1
 from lyricnn.run.format1 import (NONFINITE, format1_constant, format1_parameter_names,
                                  upgrade_format1)
-from lyricnn.run.store import (CONFIG, CORPUS, DATA_FILES, FIX, FORMAT, HISTORY, MANIFEST, PARAMS,
+from lyricnn.run.store import (ITERATE, OPTIONAL_FILES, CONFIG, CORPUS, DATA_FILES, FIX, FORMAT, HISTORY, MANIFEST, PARAMS,
                                RNG, VOCAB, checkpoint_error, is_int_in, sha256)
 from lyricnn.run.task import build_model, task_of, vocab_of
 from lyricnn.training.loop import History, mxnet_seed
@@ -49,14 +49,15 @@ def check_manifest(folder, contents):
                      "finish, or the file was deleted")
     manifest = parse_json(folder, MANIFEST, contents[MANIFEST])
     files = manifest.get("files") if isinstance(manifest, dict) else None
-    if not (isinstance(files, dict) and set(files) == set(DATA_FILES)
+    if not (isinstance(files, dict) and set(DATA_FILES) <= set(files)
+            and set(files) <= set(DATA_FILES + OPTIONAL_FILES)
             and all(isinstance(v, dict) and isinstance(v.get("sha256"), str)
                     and is_int_in(v.get("bytes"), 0, 2**63) for v in files.values())
             and is_int_in(manifest.get("created_ns"), 0, 2**63)
             and manifest.get("format") == FORMAT):
         raise checkpoint_error(folder, MANIFEST, f"not a format-{FORMAT} manifest (expected format, "
                      f"created_ns and the sha256 and size of {list(DATA_FILES)})")
-    for name in DATA_FILES:
+    for name in files:
         if name not in contents:
             raise checkpoint_error(folder, name, "missing (listed in the manifest)")
         data, entry = contents[name], files[name]
@@ -132,10 +133,13 @@ def decode_float(value, allow_none):
 
 def parse_history(folder, contents, fmt):
     data = parse_json(folder, HISTORY, contents[HISTORY], strict=fmt == FORMAT)
-    keys = ("epoch", "perplexity", "seconds", "valid_perplexity", "lr")
+    keys = ("epoch", "perplexity", "seconds", "valid_perplexity", "lr", "averaged")
     try:
         if isinstance(data, dict) and "lr" not in data and isinstance(data.get("epoch"), list):
             data["lr"] = [None] * len(data["epoch"])  # saved before the rate was recorded
+        if isinstance(data, dict) and "averaged" not in data and \
+                isinstance(data.get("epoch"), list):
+            data["averaged"] = [0] * len(data["epoch"])  # saved before NT-ASGD
         if not isinstance(data, dict) or set(data) != set(keys):
             raise ValueError(f"expected an object with the lists {list(keys)}")
         if not all(isinstance(data[k], list) for k in keys) or \
@@ -156,10 +160,14 @@ def parse_history(folder, contents, fmt):
             raise ValueError("a held-out perplexity is below 1 or nan")
         if any(not (0 <= s < math.inf) for s in seconds):
             raise ValueError("'seconds' must be finite and >= 0")
+        averaged = data["averaged"]
+        if not all(is_int_in(a, 0, 2**53) for a in averaged) or \
+                any(b < a for a, b in zip(averaged, averaged[1:])):
+            raise ValueError("'averaged' must be counts of averaged updates, never decreasing")
     except ValueError as err:
         raise checkpoint_error(folder, HISTORY, str(err)) from None
     return History(epoch=list(data["epoch"]), perplexity=perplexity, seconds=seconds,
-                   valid_perplexity=valid, lr=lrs)
+                   valid_perplexity=valid, lr=lrs, averaged=[int(a) for a in averaged])
 
 
 def parse_rng(folder, contents, config, epoch):
@@ -286,6 +294,46 @@ def load_parameters(folder, contents, config, fmt, ctx):
                      f"({config.describe()}): {err}",
                      "the checkpoint's files come from different runs: " + FIX) from None
     return lm
+
+
+def parse_iterate(folder, contents, lm, history):
+    """NT-ASGD's SGD iterate (``{name: NDArray}``) when ``history`` says averaging has
+    started, else ``None``; ``CheckpointError`` when the file is missing, present without
+    averaging, or does not fit ``lm``'s trainable weights (checked before MXNet reads it)."""
+    averaged = history.averaged[-1] if history.epoch else 0
+    if not averaged:
+        if ITERATE in contents:
+            raise checkpoint_error(folder, ITERATE, f"present, but {HISTORY} says no update "
+                                   "was averaged", "the checkpoint's files come from different "
+                                   "runs: " + FIX)
+        return None
+    if ITERATE not in contents:
+        raise checkpoint_error(folder, ITERATE, f"missing: {HISTORY} says {averaged} updates "
+                               "were averaged (NT-ASGD), and resuming needs the SGD iterate")
+    own = {name: a for name, a in lm.named_parameters().items()
+           if any(a is w for w in lm.weights())}
+    try:
+        header = parameter_header(contents[ITERATE])
+    except ValueError as err:
+        raise checkpoint_error(folder, ITERATE, f"not an MXNet parameter file ({err})") from None
+    found = sum(int(np.prod(shape, dtype=object)) for shape, _ in header)
+    expected = sum(a.size for a in own.values())
+    if found != expected:
+        raise checkpoint_error(folder, ITERATE, f"holds {found:,} weights, the model "
+                               f"{expected:,}", "the checkpoint's files come from different "
+                               "runs: " + FIX)
+    try:
+        arrays = nd.load_frombuffer(contents[ITERATE])
+    except mx.base.MXNetError as err:
+        raise checkpoint_error(folder, ITERATE, "not an MXNet parameter file "
+                               f"({mxnet_message(err)})") from None
+    if not isinstance(arrays, dict) or set(arrays) != set(own) or any(
+            arrays[n].shape != a.shape or arrays[n].dtype != np.float32 or
+            not np.isfinite(arrays[n].asnumpy()).all() for n, a in own.items()):
+        raise checkpoint_error(folder, ITERATE, "its arrays are not the model's weights "
+                               "(names, shapes, float32, finite)", "the checkpoint's files "
+                               "come from different runs: " + FIX)
+    return arrays
 
 
 def check_rng(state):

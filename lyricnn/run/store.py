@@ -30,11 +30,15 @@ CONFIG, VOCAB, PARAMS, HISTORY, RNG, CORPUS, MANIFEST = (
     "manifest.json")
 #: The files the manifest covers, in the order they are written.
 DATA_FILES = (CONFIG, VOCAB, PARAMS, HISTORY, RNG, CORPUS)
+#: NT-ASGD's SGD iterate (``lyricnn.training.averaging``): present, and in the manifest,
+#: only once averaging has started; the model's own file then holds the mean.
+ITERATE = "iterate.params"
+OPTIONAL_FILES = (ITERATE,)
 #: Written first into every folder a save makes: how a folder under a leftover name
 #: (``.NAME.old``, ``.NAME.tmp-*``) is known to be lyricnn's and not a user's.
 MARKER = ".lyricnn-save"
 #: Every file a save writes: what replacing a checkpoint folder may replace.
-OWN_FILES = DATA_FILES + (MANIFEST, MARKER)
+OWN_FILES = DATA_FILES + OPTIONAL_FILES + (MANIFEST, MARKER)
 FILES = DATA_FILES + (MANIFEST,)
 #: A reader retries this often when a save replaces the folder while it reads.
 READ_ATTEMPTS = 5
@@ -255,7 +259,7 @@ def _stated_sizes(manifest_bytes):
     try:
         files = json.loads(manifest_bytes.decode("utf-8"))["files"]
         return {name: int(entry["bytes"]) for name, entry in files.items()
-                if name in DATA_FILES and is_int_in(entry["bytes"], 0, 2**63)}
+                if name in DATA_FILES + OPTIONAL_FILES and is_int_in(entry["bytes"], 0, 2**63)}
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return {}
 
@@ -282,10 +286,12 @@ def read_folder(folder):
     dir_fd = os.open(folder, flags)
     try:
         contents, sizes = {}, {}
-        for name in (MANIFEST,) + DATA_FILES:   # DATA_FILES starts with config.json
+        for name in (MANIFEST,) + DATA_FILES + OPTIONAL_FILES:   # config.json second
             if name not in (MANIFEST, CONFIG) and MANIFEST not in contents and \
                     not _format1(contents.get(CONFIG)):
                 break   # no manifest and not format 1: refused as incomplete, nothing big read
+            if name in OPTIONAL_FILES and name not in sizes:
+                continue   # read only when the manifest lists it
             limit = sizes.get(name, MAX_JSON_BYTES if name.endswith(".json") else MAX_DATA_BYTES)
             try:
                 contents[name] = _read_regular(name, dir_fd, limit)

@@ -29,9 +29,9 @@ from lyricnn.data.corpus import JAY_LYRICS, Corpus, Vocab, load_corpus_chars, re
 from lyricnn.data.hub import locate
 from lyricnn.data.sampling import data_iter_consecutive, data_iter_random, streams
 from lyricnn.data.tokenize import EOS, UNK, read_ptb_text
-from lyricnn.data.words import tokenize_lines, word_corpus
+from lyricnn.data.words import frequency_sorted, tokenize_lines, word_corpus
 from lyricnn.models.build import build_lm
-from lyricnn.models.word import build_word_lm
+from lyricnn.models.word import REGULARISERS, build_word_lm
 from lyricnn.training.log import book_logger, book_print
 from lyricnn.checks import check_choice, check_indices, check_int, check_number
 from lyricnn.decoding.engine import Decoder, Vocabulary
@@ -205,6 +205,10 @@ class Task:
 
     @staticmethod
     def _check_schedule(config, corpus):
+        if corpus.valid is None and getattr(config, "asgd", 0):
+            raise ValueError(f"--asgd {config.asgd} starts averaging when the validation "
+                             "perplexity stalls, but this corpus has no valid split: give "
+                             "--valid-fraction, or drop --asgd")
         if corpus.valid is None and config.lr_decay != 1 and config.decay_from == 0:
             raise ValueError(f"--lr-decay {config.lr_decay:g} anneals when the validation "
                              "perplexity stops improving, but this corpus has no valid split: "
@@ -219,7 +223,30 @@ class Task:
         first, extra = self._input_size(config)
         layers = sum(gates * h * ((first if layer == 0 else h) + h + biases)
                      for layer in range(config.num_layers))
-        return layers + h * V + V + extra
+        return layers + self._output_size(config) + extra
+
+    @staticmethod
+    def _output_size(config):
+        """The output layer's weights: ``h·V + V`` (a tied model's ``h·V`` is counted as the
+        embedding's, in ``extra``), or the adaptive softmax's (``lyricnn.models.adaptive``):
+        the head's ``c_1 + k`` rows (tied: its ``k`` cluster rows) and biases, then per tail
+        cluster of ``n_i`` words its projection ``h·d_i`` and ``d_i·n_i + n_i`` (tied:
+        ``h·h`` and the biases ``n_i``; the word vectors are the embedding's)."""
+        h, V = config.num_hiddens, config.vocab_size
+        if not getattr(config, "cutoffs", ()):
+            return h * V + V
+        cutoffs = tuple(config.cutoffs)
+        k, head = len(cutoffs), cutoffs[0] + len(cutoffs)
+        total = (k if config.tied else head) * h + head
+        bounds = cutoffs + (V,)
+        for i in range(1, k + 1):
+            n = bounds[i] - bounds[i - 1]
+            if config.tied:
+                total += h * h + n
+            else:
+                d = max(1, int(h // config.div_value ** i))
+                total += h * d + d * n + n
+        return total
 
     def training_bytes(self, config):
         """A generous estimate of the memory training ``config`` needs, in bytes.
@@ -237,7 +264,9 @@ class Task:
     def _input_size(self, config):
         """``(layer 1's input width, weights outside the layers and the output layer)``."""
         if config.embeds:
-            return config.embedding_size, 0 if config.tied else \
+            # A tied full softmax counts the shared matrix as the output layer's.
+            shared = config.tied and not getattr(config, "cutoffs", ())
+            return config.embedding_size, 0 if shared else \
                 config.vocab_size * config.embedding_size
         return config.vocab_size, 0
 
@@ -329,13 +358,16 @@ class _Words(Task):
                             else (lines, None))
             valid = "".join(valid) if valid and held_out else None
             words = word_corpus("".join(train), valid, None, config.tokenizer)
-        return words
+        # An adaptive softmax's clusters are ranges of word ranks.
+        return frequency_sorted(words) if config.cutoffs else words
 
     def build_model(self, config, ctx=None):
         config.validate()
         return build_word_lm(config.model, config.vocab_size, config.embedding_size,
                              config.num_hiddens, config.num_layers, config.dropout,
-                             config.tied, ctx)
+                             config.tied, ctx, cutoffs=config.cutoffs,
+                             div_value=config.div_value,
+                             **{name: getattr(config, name) for name in REGULARISERS})
 
     def batches(self, config, train, ctx):
         return lambda: streams(train, config.batch_size, config.num_steps, ctx, last=True)

@@ -13,19 +13,20 @@ through ``book_print``. Unlike d2lzh it:
   with the device once per epoch instead of twice per minibatch;
 * returns a ``History`` of per-epoch perplexity and seconds.
 """
+import contextlib
 import functools
 import time
 from dataclasses import asdict, dataclass, field
 
 import mxnet as mx
 import numpy as np
-from mxnet import autograd, nd
+from mxnet import nd
 
 from lyricnn.checks import check_indices, check_int
 from lyricnn.data.sampling import data_iter_consecutive, data_iter_random
 from lyricnn.metrics import perplexity
 from lyricnn.training.evaluate import evaluate_perplexity
-from lyricnn.training.optim import _loss_and_unscaled_gradient, clipped_sgd
+from lyricnn.training.optim import clipped_sgd
 from lyricnn.training.parallel import DataParallel
 
 
@@ -62,20 +63,23 @@ MAX_PLATEAUS = 5
 class History:
     """Per-epoch record: ``epoch[i]`` had training ``perplexity[i]``, held-out
     ``valid_perplexity[i]`` (``None`` without a held-out set), took ``seconds[i]``
-    and trained at learning rate ``lr[i]``."""
+    and trained at learning rate ``lr[i]``; ``averaged[i]`` updates were averaged in the
+    weights it validated (NT-ASGD, ``lyricnn.training.averaging``; 0: the SGD iterate)."""
 
     epoch: list = field(default_factory=list)
     perplexity: list = field(default_factory=list)
     seconds: list = field(default_factory=list)
     valid_perplexity: list = field(default_factory=list)
     lr: list = field(default_factory=list)
+    averaged: list = field(default_factory=list)
 
-    def append(self, epoch, perplexity, seconds, valid_perplexity=None, lr=None):
+    def append(self, epoch, perplexity, seconds, valid_perplexity=None, lr=None, averaged=0):
         self.epoch.append(epoch)
         self.perplexity.append(perplexity)
         self.seconds.append(seconds)
         self.valid_perplexity.append(valid_perplexity)
         self.lr.append(lr)
+        self.averaged.append(averaged)
 
     def to_dict(self):
         return asdict(self)
@@ -84,6 +88,7 @@ class History:
     def from_dict(cls, data):
         data = {k: list(v) for k, v in data.items()}
         data.setdefault("lr", [None] * len(data.get("epoch", ())))  # before lr was recorded
+        data.setdefault("averaged", [0] * len(data.get("epoch", ())))  # before NT-ASGD
         return cls(**data)
 
     def __repr__(self):
@@ -97,7 +102,8 @@ def _detach(state):
     return type(state)(s.detach() for s in state)
 
 
-def run_epoch(lm, batches, carry_state, lr, clipping_theta, should_stop=None, on_batch=None):
+def run_epoch(lm, batches, carry_state, lr, clipping_theta, should_stop=None, on_batch=None,
+              after_update=None):
     """Train ``lm`` over ``batches`` once; return the mean cross-entropy per token.
 
     ``lm``: a ``LanguageModel``, or a ``lyricnn.training.parallel.DataParallel`` of
@@ -109,6 +115,7 @@ def run_epoch(lm, batches, carry_state, lr, clipping_theta, should_stop=None, on
     ``should_stop()`` is polled after every minibatch; ``True`` returns ``None``.
     ``on_batch(tokens)`` is called after every minibatch with its number of
     target tokens (progress, tokens/s); it must not synchronise the device.
+    ``after_update()`` is called after every update (NT-ASGD's running mean).
 
     The gradient arrays hold the gradient of the minibatch's *summed* loss,
     as Gluon's ``Trainer.step(batch_size)`` expects; the update divides by the
@@ -132,13 +139,10 @@ def run_epoch(lm, batches, carry_state, lr, clipping_theta, should_stop=None, on
         else:
             states = [_detach(s) for s in states]
         for d, (rep, (Xd, Yd)) in enumerate(zip(par.replicas, shards)):
-            with autograd.record():
-                logits, states[d] = rep(Xd, states[d])    # (num_steps * rows, V), time-major
-            # softmax_cross_entropy's gradient times the whole minibatch's tokens (the
-            # update divides; clipped_sgd's grad_scale): the devices' gradients sum to its gradient.
-            l, dlogits = _loss_and_unscaled_gradient(logits, Yd.T.reshape((-1,)))
+            # The gradient of the shard's *summed* loss (the update divides by the whole
+            # minibatch's tokens, clipped_sgd's grad_scale): the devices' gradients add up.
+            l, states[d] = rep.train_step(Xd, Yd, states[d])
             previous_loss = l
-            logits.backward(dlogits)
             if par.serial:
                 nd.waitall()
             # Weighted by the shard's tokens: a stream's last chunk may be shorter.
@@ -147,6 +151,8 @@ def run_epoch(lm, batches, carry_state, lr, clipping_theta, should_stop=None, on
         par.reduce_gradients()
         par.update(functools.partial(clipped_sgd, grad_scale=1.0 / Y.size),  # all workers' tokens
                    lr, clipping_theta)
+        if after_update is not None:
+            after_update()
         if on_batch is not None:
             on_batch(Y.size)
         if should_stop is not None and should_stop():
@@ -180,7 +186,7 @@ def _check_finite(epoch, mean_loss, lr, clipping_theta):
 def train_epochs(lm, corpus_indices, is_random_iter, num_steps, batch_size, lr,
                  clipping_theta, epochs, history=None, valid_indices=None, on_epoch_end=None,
                  *, seed=None, should_stop=None, batches=None, evaluate=None, schedule=None,
-                 on_batch=None, ctx=None, kvstore=None):
+                 on_batch=None, ctx=None, kvstore=None, averaging=None):
     """Train ``lm`` (a ``LanguageModel``) for each epoch number in ``epochs``.
 
     ``epochs`` is an iterable of 1-based epoch numbers, e.g. ``range(11, 51)``
@@ -210,6 +216,11 @@ def train_epochs(lm, corpus_indices, is_random_iter, num_steps, batch_size, lr,
     Each minibatch's ``batch_size`` rows must split evenly over devices x
     workers. The result equals one device on the whole minibatch; ``lm``
     holds the trained weights, and held-out perplexity is computed on it.
+
+    ``averaging``: a ``lyricnn.training.averaging.Averaging`` (NT-ASGD). Once it is
+    active every update adds to its mean, and the held-out perplexity and
+    ``on_epoch_end`` (which saves) see the mean in ``lm``'s weights; the next
+    epoch trains on the SGD iterate again.
     """
     num_steps, batch_size = check_int("num_steps", num_steps), check_int("batch_size", batch_size)
     par = DataParallel(lm, ctx, kvstore)
@@ -232,19 +243,26 @@ def train_epochs(lm, corpus_indices, is_random_iter, num_steps, batch_size, lr,
     for epoch in epochs:
         epoch_lr = lr if schedule is None else schedule(epoch, history)
         start = time.time()
+        average = None if averaging is None or not averaging.active else \
+            functools.partial(averaging.add, lm.weights())
         mean_loss = run_epoch(par, batches(), not is_random_iter, epoch_lr, clipping_theta,
-                              should_stop, on_batch)
+                              should_stop, on_batch, average)
         if mean_loss is None:
             raise TrainingInterrupted(done)
         _check_finite(epoch, mean_loss, epoch_lr, clipping_theta)
         seconds = time.time() - start
-        valid = None if evaluate is None else evaluate(lm)
-        history.append(epoch, perplexity(mean_loss), seconds, valid, epoch_lr)
-        done = epoch
-        if seed is not None:
-            mx.random.seed(mxnet_seed(seed, epoch, par.rank))
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, history)
+        with contextlib.nullcontext() if averaging is None else \
+                averaging.applied(lm):
+            valid = None if evaluate is None else evaluate(lm)
+            history.append(epoch, perplexity(mean_loss), seconds, valid, epoch_lr,
+                           0 if averaging is None else averaging.count)
+            done = epoch
+            if seed is not None:
+                mx.random.seed(mxnet_seed(seed, epoch, par.rank))
+            if averaging is not None:
+                averaging.after_epoch(history)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, history)
     return history
 
 

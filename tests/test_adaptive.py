@@ -1,0 +1,454 @@
+"""lyricnn.models.adaptive: the adaptive softmax (Grave et al. 2017).
+
+Everything is compared in float64 with tolerances from the rounding-error bound of
+``_rounding_bound`` (the notation of tests/float_error.py and docs/TOLERANCES.md).
+"""
+import math
+
+import numpy as np
+import pytest
+from mxnet import autograd, gluon, init, nd
+from mxnet.gluon import nn
+
+from lyricnn.models.adaptive import AdaptiveSoftmax
+
+from float_error import LIBM_ULPS, U64, gamma
+
+SETTINGS = [  # (vocab_size, in_units, cutoffs, div_value)
+    (13, 6, (1,), 2.0),            # a one-word head
+    (13, 6, (4,), 4.0),
+    (13, 6, (3, 7), 2.0),
+    (13, 6, (1, 2, 12), 1.5),      # one-word clusters
+    (13, 6, (12,), 1.0),           # a one-word tail, no reduction
+]
+
+
+# ------------------------------------------------------------------- helpers
+
+def _order(vocab_size, seed=1):
+    return np.random.default_rng(seed).permutation(vocab_size)
+
+
+def make(vocab_size, in_units, cutoffs, div_value=2.0, order=None, tied=False, seed=0,
+         scale=1.0):
+    """A float64 block whose every parameter (the tied embedding too) is drawn from
+    N(0, scale^2): nonzero biases, and distributions far from uniform, so a missing term
+    or a transposed weight shows."""
+    emb = nn.Embedding(vocab_size, in_units) if tied else None
+    block = AdaptiveSoftmax(vocab_size, in_units, cutoffs, div_value, order=order,
+                            tied=emb.weight if tied else None)
+    block.initialize(init.Uniform(0.1))
+    block.cast("float64")
+    rng = np.random.default_rng(seed)
+    for p in block.collect_params().values():
+        p.set_data(nd.array(rng.normal(0, scale, p.shape), dtype="float64"))
+    return block
+
+
+def _h(n, in_units, seed=2):
+    return nd.array(np.random.default_rng(seed).normal(size=(n, in_units)), dtype="float64")
+
+
+def _np(param):
+    return param.data().asnumpy()
+
+
+def _log_softmax(z):
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def reference(block, h, order=None, absolute=False):
+    """The two-level factorisation by hand, in NumPy from the block's parameter values:
+    ``log p (N, V)`` in the vocabulary's order. With ``absolute``: the largest logit of
+    the absolute evaluation (every weight, bias and ``h`` replaced by its absolute value),
+    which bounds the logits' rounding errors."""
+    V, c = block.vocab_size, block.cutoffs
+    c1, k = c[0], len(c)
+    f = np.abs if absolute else (lambda a: a)
+    h = f(h.asnumpy())
+    words = np.arange(V) if order is None else np.asarray(order)   # words[rank] = index
+    bounds = list(c) + [V]
+    if block.tied is None:
+        W_head, b_head = f(_np(block.head.weight)), f(_np(block.head.bias))
+        outs = [(f(_np(getattr(block, f"tail{i}_out").weight)),
+                 f(_np(getattr(block, f"tail{i}_out").bias))) for i in range(1, k + 1)]
+    else:
+        E = f(_np(block.tied))
+        W_head = np.concatenate([E[words[:c1]], f(_np(block.head_weight))])
+        b_head = f(_np(block.head_bias))
+        outs = [(E[words[bounds[i - 1]:bounds[i]]], f(_np(getattr(block, f"tail{i}_bias"))))
+                for i in range(1, k + 1)]
+    head = h @ W_head.T + b_head                                  # (N, c1 + k)
+    tails = [(h @ f(_np(getattr(block, f"tail{i}_proj").weight)).T) @ W.T + b
+             for i, (W, b) in enumerate(outs, 1)]                 # (N, n_i)
+    if absolute:
+        return max(np.abs(z).max() for z in [head] + tails)
+    p_head = np.exp(_log_softmax(head))
+    p_rank = np.empty((h.shape[0], V))
+    p_rank[:, :c1] = p_head[:, :c1]
+    for i, z in enumerate(tails):
+        # p(w) = p(cluster i) * p(w | cluster i)
+        p_rank[:, bounds[i]:bounds[i + 1]] = p_head[:, [c1 + i]] * np.exp(_log_softmax(z))
+    p = np.empty_like(p_rank)
+    p[:, words] = p_rank
+    return np.log(p)
+
+
+def _rounding_bound(block, h, order=None):
+    """``(A, B)``: every float64 log-probability of ``log_prob`` or ``loss_sum``, and of
+    ``reference``, is within ``A + B |log p|`` of the exact value.
+
+    * Logits: a head logit sums ``d`` products and a bias (``d + 1`` roundings); a tail
+      logit the ``d_i`` products of ``W_i`` with ``P_i h`` (``d`` roundings each) and a
+      bias: ``2d + 1`` at most. Each is within ``gamma(2d + 1) L`` of the exact one, ``L``
+      the largest logit of the absolute evaluation (``reference(absolute=True)``).
+    * A log-softmax is 2-Lipschitz in the max norm, and there are two levels (head,
+      cluster): ``4 gamma(2d + 1) L``.
+    * Each level's own rounding, ``x - max - log(sum exp(x - max))``: the sum of ``n <= V``
+      exps, each within ``LIBM_ULPS`` roundings, is within ``gamma(V + LIBM_ULPS)``
+      relatively, hence absolutely after the log; the log's own ``LIBM_ULPS`` and two
+      subtractions on magnitudes ``<= |log p_level| + 2 log V`` (``|x - max| <= |log
+      p_level| + log n``). Two levels (and the sum of the two, whose magnitude is
+      ``|log p|``: both are <= 0): with ``m = V + 2 LIBM_ULPS + 3``,
+      ``2 gamma(m) (1 + 2 log V) + gamma(m) |log p|``.
+    * NumPy's route (``exp``, ``sum``, a division, a product, ``log``) meets the same
+      bound (fewer roundings).
+    """
+    d, V = block.in_units, block.vocab_size
+    m = V + 2 * LIBM_ULPS + 3
+    L = reference(block, h, order, absolute=True)
+    A = 4 * gamma(2 * d + 1, U64) * L + 2 * gamma(m, U64) * (1 + 2 * math.log(V))
+    B = gamma(m, U64) + U64
+    return A, B
+
+
+def _cluster_of(block, targets, order=None):
+    """0 for the head, i for tail cluster i, per target (original indices)."""
+    ranks = np.asarray(targets) if order is None else np.argsort(order)[np.asarray(targets)]
+    return np.searchsorted(block.cutoffs, ranks, side="right")
+
+
+# ------------------------------------------------------------------- a distribution
+
+@pytest.mark.parametrize("tied", [False, True], ids=["untied", "tied"])
+@pytest.mark.parametrize("ordered", [False, True], ids=["identity", "order"])
+@pytest.mark.parametrize("V, d, cutoffs, div", SETTINGS)
+def test_probabilities_sum_to_one(V, d, cutoffs, div, ordered, tied):
+    order = _order(V) if ordered else None
+    block = make(V, d, cutoffs, div, order=order, tied=tied)
+    h = _h(9, d)
+    logp = block.log_prob(h)
+    assert logp.shape == (9, V) and logp.dtype == np.float64
+    p = np.exp(logp.asnumpy())
+    # Each p_j is within a relative A + B |log p_j| (1 + tiny) (see _rounding_bound), so
+    # the sum within A + B H, H <= log V the entropy (sum p |log p| = H); NumPy's exp
+    # and sum of V terms add gamma(V + 2).
+    A, B = _rounding_bound(block, h, order)
+    bound = 1.01 * (A + B * math.log(V)) + gamma(V + 2, U64)
+    assert bound < 1e-11
+    np.testing.assert_array_less(np.abs(p.sum(axis=1) - 1), bound)
+    # Not vacuous: leaving out any cluster (or the head) would miss far more than that.
+    ranks = np.argsort(order) if ordered else np.arange(V)
+    for lo, hi in [(0, cutoffs[0])] + block.clusters:
+        assert p[:, (ranks >= lo) & (ranks < hi)].sum(axis=1).max() > 1e6 * bound
+
+
+@pytest.mark.parametrize("tied", [False, True], ids=["untied", "tied"])
+@pytest.mark.parametrize("ordered", [False, True], ids=["identity", "order"])
+def test_log_prob_is_the_two_level_factorisation_by_hand(ordered, tied):
+    """V = 7, cutoffs (3, 5): p(w) = softmax(head)[w] for the 3 head words,
+    softmax(head)[3 + i - 1] * softmax(tail_i(h))[w - c_i] for the clusters {3, 4}, {5, 6}
+    (ranks), computed in NumPy from the block's parameters, in the vocabulary's order."""
+    V, d, order = 7, 5, (_order(7) if ordered else None)
+    block = make(V, d, (3, 5), div_value=2.0, order=order, tied=tied)
+    # The widths the rule gives: untied 5 // 2 = 2 and 5 // 4 = 1; tied, square.
+    widths = [(d, d), (d, d)] if tied else [(2, d), (1, d)]
+    assert [block.tail1_proj.weight.shape, block.tail2_proj.weight.shape] == widths
+    h = _h(6, d)
+    want = reference(block, h, order)
+    A, B = _rounding_bound(block, h, order)
+    got = block.log_prob(h).asnumpy()
+    # Both routes within A + B |log p| of the exact value.
+    np.testing.assert_array_less(np.abs(got - want), 2 * (A + B * np.abs(want)) * 1.01)
+    assert np.ptp(want, axis=1).min() > 1.0   # far from uniform: a wrong weight shows
+
+
+# ------------------------------------------------------------------- the loss
+
+LOSS_BATCHES = {  # targets (original indices) for V = 11, cutoffs (3, 6, 9), no order
+    "every cluster": [0, 10, 4, 7, 2, 9, 5, 1, 8, 3],
+    "no target in two clusters": [0, 1, 4, 2, 5, 3, 3],
+    "all in the head": [0, 1, 2, 2, 1],
+    "all in one tail cluster": [9, 10, 10],
+    "one row": [7],
+}
+
+
+@pytest.mark.parametrize("tied", [False, True], ids=["untied", "tied"])
+@pytest.mark.parametrize("ordered", [False, True], ids=["identity", "order"])
+@pytest.mark.parametrize("batch", list(LOSS_BATCHES))
+def test_loss_sum_is_the_summed_log_prob_of_the_targets(batch, ordered, tied):
+    V, d, cutoffs = 11, 4, (3, 6, 9)
+    order = _order(V) if ordered else None
+    block = make(V, d, cutoffs, 2.0, order=order, tied=tied)
+    targets = np.array(LOSS_BATCHES[batch])
+    n = len(targets)
+    h = _h(n, d)
+    # Which rows each tail projection sees: only those whose target is in its cluster.
+    seen = {}
+
+    def record(i):
+        return lambda blk, inputs, outputs: seen.setdefault(i, []).append(inputs[0].asnumpy())
+
+    for i in range(1, len(cutoffs) + 1):
+        getattr(block, f"tail{i}_proj").register_forward_hook(record(i))
+    loss = block.loss_sum(h, nd.array(targets))
+    assert loss.shape == (1,) and loss.dtype == np.float64
+    clusters = _cluster_of(block, targets, order)
+    for i in range(1, len(cutoffs) + 1):
+        rows = np.flatnonzero(clusters == i)
+        if rows.size:
+            assert len(seen[i]) == 1
+            np.testing.assert_array_equal(seen[i][0], h.asnumpy()[rows])
+        else:
+            assert i not in seen
+    logp = block.log_prob(h).asnumpy()[np.arange(n), targets]
+    # Each term of either side within A + B |log p| (_rounding_bound); the sums of
+    # n terms and k + 1 partial sums (all of one sign) gamma(n + k + 2) each.
+    A, B = _rounding_bound(block, h, order)
+    bound = 2 * (n * A + B * np.abs(logp).sum()) + 2 * gamma(n + 5, U64) * np.abs(logp).sum()
+    assert abs(loss.asscalar() - (-logp.sum())) <= bound * 1.01
+
+
+def test_the_block_called_is_loss_sum():
+    block = make(11, 4, (3, 6, 9))
+    h, t = _h(4, 4), nd.array([0, 5, 10, 7])
+    assert block(h, t).asscalar() == block.loss_sum(h, t).asscalar()
+
+
+def _fd_bound(block, h, targets, eps, order=None):
+    """Autograd against central differences (L(x + eps) - L(x - eps)) / 2 eps, entrywise.
+
+    * Rounding: each evaluation of L = sum of n terms is within
+      ``dL = n A + B |L| + gamma(n + 5) |L|`` (_rounding_bound); the difference of two
+      over ``2 eps``: ``dL / eps``. Autograd's own rounding is of the order of the
+      gradient's ``gamma(m)``: negligible beside it.
+    * Truncation: ``eps^2 / 6 |L'''|``. Along any one coordinate (a weight, a bias, an
+      embedding entry or an entry of h) every logit is affine (the tail logits
+      ``W_i (P_i h)`` are linear in each factor), with a slope ``<= S``. A log-softmax of
+      affine logits has a third derivative within ``(2 S)^3`` (the third central moment
+      of the slopes under the softmax's distribution), and each of the n tokens has two
+      levels: ``|L'''| <= 2 n (2 S)^3``. ``S`` bounds every slope: a weight's is an entry
+      of h or of ``P_i h``; a projection entry's ``|W_i| |h|``; an entry of h's a row of
+      ``W_head`` or ``W_i P_i``.
+    """
+    A, B = _rounding_bound(block, h, order)
+    n = len(targets)
+    L = abs(block.loss_sum(h, nd.array(targets)).asscalar())
+    dL = n * A + B * L + gamma(n + 5, U64) * L
+    d = block.in_units
+    M = max(np.abs(p.data().asnumpy()).max() for p in block.collect_params().values())
+    H = np.abs(h.asnumpy()).max()
+    S = max(1.0, H, d * M * H, M * H, M, d * M * M)
+    return dL / eps + eps ** 2 / 6 * 2 * n * (2 * S) ** 3
+
+
+@pytest.mark.parametrize("tied", [False, True], ids=["untied", "tied"])
+def test_gradients_match_central_differences(tied):
+    V, d, cutoffs, order = 7, 3, (3, 5), _order(7)
+    block = make(V, d, cutoffs, 2.0, order=order, tied=tied, scale=0.5)
+    h = _h(6, d)
+    ranks = np.array([0, 3, 5, 2, 4, 6])                    # every cluster, every level
+    targets = np.asarray(order)[ranks]
+    params = list(block.collect_params().values())
+    if tied:
+        assert block.tied in params
+    for p in params:
+        p.zero_grad()
+    h.attach_grad()
+    with autograd.record():
+        loss = block.loss_sum(h, nd.array(targets))
+    loss.backward()
+    eps = 1e-6
+    atol = _fd_bound(block, h, targets, eps, order)
+    assert atol < 1e-4
+
+    def loss_at():
+        return block.loss_sum(h, nd.array(targets)).asscalar()
+
+    arrays = [(p.name, p.data(), p.grad().asnumpy()) for p in params] + [("h", h, h.grad.asnumpy())]
+    for name, array, analytic in arrays:
+        values = array.asnumpy()
+        numeric = np.zeros_like(values)
+        for i in np.ndindex(values.shape):
+            total = []
+            for sign in (1, -1):
+                shifted = values.copy()
+                shifted[i] += sign * eps
+                array[:] = shifted
+                total.append(loss_at())
+            numeric[i] = (total[0] - total[1]) / (2 * eps)
+        array[:] = values
+        np.testing.assert_allclose(analytic, numeric, rtol=0, atol=atol, err_msg=name)
+        # Not vacuous: every array has gradients far above the tolerance.
+        assert np.abs(numeric).max() > 100 * atol, name
+
+
+# ------------------------------------------------------------------- tied weights
+
+class _TiedLM(gluon.Block):
+    def __init__(self, V, d, cutoffs, **kwargs):
+        super().__init__(**kwargs)
+        with self.name_scope():
+            self.embedding = nn.Embedding(V, d)
+            self.out = AdaptiveSoftmax(V, d, cutoffs, tied=self.embedding.weight)
+
+
+def test_tied_weights_are_the_embeddings_own_parameter():
+    V, d = 11, 4
+    net = _TiedLM(V, d, (3, 6))
+    net.initialize(init.Uniform(0.1))
+    emb = net.embedding.weight
+    assert net.out.tied is emb
+    params = list(net.collect_params().values())
+    assert sum(p is emb for p in params) == 1 and len(params) == len({id(p) for p in params})
+    # The model's initialisation reaches every parameter: U(-0.1, 0.1), biases zero.
+    for p in params:
+        values = p.data().asnumpy()
+        if p.name.endswith("bias"):
+            assert (values == 0).all(), p.name
+        else:
+            assert np.abs(values).max() <= 0.1 and np.abs(values).min() > 0, p.name
+    # Saved once, under the embedding's name.
+    assert [k for k in net._collect_params_with_prefix() if "embedding" in k or "tied" in k] \
+        == ["embedding.weight"]
+    # The word vectors are the embedding's rows: changing them changes the distribution.
+    h = nd.random.normal(shape=(3, d))
+    before = net.out.log_prob(h).asnumpy()
+    emb.set_data(emb.data() * 3)
+    assert np.abs(net.out.log_prob(h).asnumpy() - before).max() > 1e-3
+
+
+def test_tied_embedding_gets_the_adaptive_softmaxs_gradient_added_to_its_own():
+    """The loss's gradient reaches the embedding: alone, every row gets some (each row
+    is a head word or a word of a cluster with a target); beside an embedding lookup,
+    the two add up (exactly: each entry is one or two nonzero terms, a + b == b + a)."""
+    V, d = 11, 4
+    net = _TiedLM(V, d, (3, 6))
+    net.initialize(init.Uniform(0.1))
+    emb = net.embedding.weight
+    h = nd.random.normal(shape=(5, d))
+    targets = nd.array([0, 4, 8, 2, 10])
+    x, c = nd.array([1, 5, 5, 9]), nd.random.normal(shape=(4, d))
+
+    def grad(use_softmax, use_lookup):
+        with autograd.record():
+            loss = nd.zeros((1,))
+            if use_softmax:
+                loss = loss + net.out.loss_sum(h, targets)
+            if use_lookup:
+                loss = loss + nd.sum(net.embedding(x) * c)
+        loss.backward()
+        return emb.grad().asnumpy().copy()
+
+    g_softmax, g_lookup, g_both = grad(True, False), grad(False, True), grad(True, True)
+    assert (np.abs(g_softmax).sum(axis=1) > 0).all()
+    np.testing.assert_array_equal(g_both, g_softmax + g_lookup)
+
+
+# ------------------------------------------------------------------- shapes
+
+def test_projection_widths_follow_div_value_and_tying():
+    def widths(**kwargs):
+        block = AdaptiveSoftmax(10000, 650, (2000, 6000), **kwargs)
+        return block.tail_units, [getattr(block, f"tail{i}_proj").weight.shape for i in (1, 2)]
+    assert widths() == ([162, 40], [(162, 650), (40, 650)])     # 650 // 4, 650 // 16
+    assert widths(div_value=1) == ([650, 650], [(650, 650), (650, 650)])
+    assert widths(div_value=1000.0)[0] == [1, 1]                 # never zero units
+    emb = nn.Embedding(10000, 650)
+    assert widths(tied=emb.weight)[0] == [650, 650]              # tied: square
+    untied = AdaptiveSoftmax(10000, 650, (2000, 6000))
+    assert untied.head.weight.shape == (2002, 650)
+    assert untied.tail1_out.weight.shape == (4000, 162) and untied.tail2_out.bias.shape == (4000,)
+    tied = AdaptiveSoftmax(10000, 650, (2000, 6000), tied=emb.weight)
+    assert tied.head_weight.shape == (2, 650) and tied.head_bias.shape == (2002,)
+    assert tied.tail2_bias.shape == (4000,)
+
+
+# ------------------------------------------------------------------- bad arguments
+
+_EMB = nn.Embedding(10, 4)
+_WIDE = nn.Embedding(10, 5)
+
+BAD = [  # (kwargs replacing vocab_size=10, in_units=4, the parameter the message must name)
+    (dict(vocab_size=1, cutoffs=(1,)), "vocab_size"),
+    (dict(vocab_size=10.0, cutoffs=(3,)), "vocab_size"),
+    (dict(in_units=0, cutoffs=(3,)), "in_units"),
+    (dict(in_units=4.0, cutoffs=(3,)), "in_units"),
+    (dict(cutoffs=()), "cutoffs"),
+    (dict(cutoffs=[]), "cutoffs"),
+    (dict(cutoffs=(3, 3)), "cutoffs"),
+    (dict(cutoffs=(5, 2)), "cutoffs"),
+    (dict(cutoffs=(0, 5)), "cutoffs"),
+    (dict(cutoffs=(3, 10)), "cutoffs"),
+    (dict(cutoffs=(3, 12)), "cutoffs"),
+    (dict(cutoffs=(2.0, 5)), "cutoffs"),
+    (dict(cutoffs=(True, 5)), "cutoffs"),
+    (dict(cutoffs="35"), "cutoffs"),
+    (dict(cutoffs=3), "cutoffs"),
+    (dict(cutoffs=(3,), div_value=0.5), "div_value"),
+    (dict(cutoffs=(3,), div_value=0), "div_value"),
+    (dict(cutoffs=(3,), div_value=float("nan")), "div_value"),
+    (dict(cutoffs=(3,), div_value=True), "div_value"),
+    (dict(cutoffs=(3,), div_value="4"), "div_value"),
+    (dict(cutoffs=(3,), order=[0, 1, 2, 3, 4, 5, 6, 7, 8, 8]), "order"),
+    (dict(cutoffs=(3,), order=list(range(9))), "order"),
+    (dict(cutoffs=(3,), order=list(range(1, 11))), "order"),
+    (dict(cutoffs=(3,), order=np.arange(10.0)), "order"),
+    (dict(cutoffs=(3,), order=np.arange(10).reshape(2, 5)), "order"),
+    (dict(cutoffs=(3,), order=5), "order"),
+    (dict(cutoffs=(3,), tied=_WIDE.weight), "tied"),
+    (dict(cutoffs=(3,), tied=_EMB.weight.shape), "tied"),
+    (dict(cutoffs=(3,), tied=nd.zeros((10, 4))), "tied"),
+]
+
+
+@pytest.mark.parametrize("kwargs, name", BAD, ids=[f"{n}={v!r:.30}" for kw, n in BAD
+                                                   for v in [kw.get(n)]])
+def test_bad_arguments_name_the_parameter(kwargs, name):
+    with pytest.raises(ValueError, match=rf"^{name}") as info:
+        AdaptiveSoftmax(**{"vocab_size": 10, "in_units": 4, **kwargs})
+    message = str(info.value)
+    assert "\n" not in message and "got" in message
+
+
+def test_cutoffs_message_shows_the_value_and_a_fix():
+    with pytest.raises(ValueError, match=r"cutoffs must be strictly increasing and below "
+                                         r"vocab_size=10000, got \(2000, 1000\); e.g. "
+                                         r"\(2000, 6000\)"):
+        AdaptiveSoftmax(10000, 650, (2000, 1000))
+    with pytest.raises(ValueError, match=r"cutoffs\[1\] must be an integer between 1 and 9999, "
+                                         r"got 10000; in cutoffs=\(2000, 10000\): .*e\.g\. "
+                                         r"\(2000, 6000\)"):
+        AdaptiveSoftmax(10000, 650, (2000, 10000))
+
+
+def test_good_arguments_of_other_types_are_accepted():
+    block = AdaptiveSoftmax(np.int64(10), 4, np.array([3, 6]), div_value=2,
+                            order=nd.array(np.arange(10)[::-1].copy(), dtype="int64"),
+                            tied=_EMB.weight)
+    assert block.cutoffs == (3, 6) and block.clusters == [(3, 6), (6, 10)]
+
+
+def test_bad_inputs_name_the_argument():
+    block = make(10, 4, (3, 6))
+    with pytest.raises(ValueError, match=r"^h must be an NDArray of shape \(N, in_units=4\)"):
+        block.log_prob(_h(2, 5))
+    with pytest.raises(ValueError, match=r"^h must"):
+        block.loss_sum(np.zeros((2, 4)), nd.array([0, 1]))
+    with pytest.raises(ValueError, match=r"^targets must hold integer indices in \[0, "
+                                         r"vocab_size=10\)"):
+        block.loss_sum(_h(2, 4), nd.array([0, 10]))
+    with pytest.raises(ValueError, match=r"^targets must hold one index per row of h \(N=2\)"):
+        block.loss_sum(_h(2, 4), nd.array([0, 1, 2]))

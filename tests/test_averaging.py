@@ -1,0 +1,68 @@
+"""NT-ASGD (``lyricnn.training.averaging``): the trigger, the mean of the iterates."""
+import mxnet as mx
+import numpy as np
+import pytest
+from mxnet import nd
+
+from lyricnn.models.word import build_word_lm
+from lyricnn.training.averaging import Averaging, triggered
+from lyricnn.training.loop import History, train_epochs
+
+
+@pytest.mark.parametrize("valid, n, fires", [
+    ([10, 9, 8, 9], 1, False),          # 9 is not worse than min(10, 9)
+    ([10, 9, 8, 8.5, 9.5], 1, True),    # 9.5 > min(10, 9, 8)
+    ([10, 9, 8, 8.5, 9.5], 3, False),   # only epoch 1 lies before the last 3: 9.5 < 10
+    ([10, 11], 1, False),               # needs more than n + 1 epochs
+    ([10, 9, 11], 1, True),             # 11 > min(10)
+])
+def test_the_trigger_is_awd_lstms(valid, n, fires):
+    assert triggered(valid, n) is fires
+
+
+def test_the_averaged_weights_are_the_mean_of_the_iterates():
+    lm = build_word_lm("lstm", 5, 3, 3)
+    avg = Averaging(1)
+    rs = np.random.RandomState(0)
+    iterates = []
+    for _ in range(3):   # three hand-made iterates, each one SGD step's weights
+        for w in lm.weights():
+            w[:] = nd.array(rs.normal(size=w.shape))
+        iterates.append([w.asnumpy().copy() for w in lm.weights()])
+        avg.add(lm.weights())
+    last = [w.asnumpy().copy() for w in lm.weights()]
+    with avg.applied(lm):
+        for w, *its in zip(lm.weights(), *iterates):
+            # (a + b + c) / 3 by hand; the running mean rounds in float32 a few times.
+            np.testing.assert_allclose(w.asnumpy(), (its[0] + its[1] + its[2]) / 3,
+                                       rtol=1e-6, atol=1e-6)
+        assert set(avg.iterate) == {n for n, a in lm.named_parameters().items()}
+    for w, l in zip(lm.weights(), last):   # the SGD iterate is back after the block
+        np.testing.assert_array_equal(w.asnumpy(), l)
+
+
+def test_training_validates_the_mean_of_every_update_since_the_trigger():
+    mx.random.seed(7)
+    rs = np.random.RandomState(3)
+    train, valid = rs.randint(0, 12, 400).tolist(), rs.randint(0, 12, 60).tolist()
+    lm = build_word_lm("lstm", 12, 6, 6)
+    avg = Averaging(1)
+    avg.active = True   # from the first update
+    seen = []
+
+    def on_batch(tokens):   # after each update (and its addition to the mean)
+        seen.append([w.asnumpy().astype(np.float64) for w in lm.weights()])
+
+    def on_epoch_end(epoch, history):
+        means = [np.mean(column, axis=0) for column in zip(*seen)]
+        for w, m in zip(lm.weights(), means):
+            np.testing.assert_allclose(w.asnumpy(), m, rtol=1e-5, atol=1e-6)
+        assert history.averaged[-1] == len(seen)
+        checked.append(epoch)
+
+    checked = []
+    history = train_epochs(lm, train, False, 5, 4, 1.0, 1.0, range(1, 3), valid_indices=valid,
+                           on_epoch_end=on_epoch_end, on_batch=on_batch, averaging=avg)
+    assert checked == [1, 2] and isinstance(history, History)
+    # After training, lm trains on (holds) the SGD iterate, not the mean.
+    np.testing.assert_array_equal(lm.weights()[0].asnumpy(), seen[-1][0].astype(np.float32))

@@ -1,0 +1,117 @@
+"""AWD-LSTM's regularisers in ``lyricnn.models.word``: locked and embedding dropout, weight
+drop, AR/TAR, each against its definition."""
+import mxnet as mx
+import numpy as np
+import pytest
+from mxnet import autograd, nd
+
+from lyricnn.models.word import WordRNNModel, build_word_lm, check_regularisers
+
+#: float64 sums of a few hundred products: a few hundred units of 2**-53 apart at most.
+ROUTE64 = 1e-10
+
+
+def test_locked_dropout_masks_are_constant_across_time_steps():
+    mx.random.seed(0)
+    x = nd.ones((12, 5, 40))                                  # (num_steps, batch, units)
+    with autograd.train_mode():
+        y = WordRNNModel._dropout(nd, x, 0.5).asnumpy()
+    assert (y == y[:1]).all()                                 # the same at every step
+    kept = y[0] != 0
+    assert 0.2 < kept.mean() < 0.8                            # and a real mask
+    assert np.allclose(y[0][kept], 2.0)                       # scaled by 1 / (1 - p)
+    with autograd.predict_mode():
+        assert (WordRNNModel._dropout(nd, x, 0.5).asnumpy() == 1).all()
+
+
+def _h2h_grads(lm, X, state):
+    with autograd.record():
+        logits, _ = lm(X, state)
+        logits.sum().backward()
+    return lm.model.rnn.l0_h2h_weight.grad().asnumpy().copy()
+
+
+def test_weight_drop_is_resampled_per_minibatch_and_off_at_evaluation():
+    mx.random.seed(3)
+    lm = build_word_lm("lstm", 11, 8, 8, weight_drop=0.5)
+    plain = build_word_lm("lstm", 11, 8, 8)
+    plain.load_named_parameters(lm.named_parameters())
+    X = nd.array(np.random.RandomState(1).randint(0, 11, (2, 6)))
+    state = lm.begin_state(2)
+    first, second = _h2h_grads(lm, X, state), _h2h_grads(lm, X, state)
+    # A dropped weight gets no gradient; each minibatch (forward call) drops others.
+    assert 0.2 < (first == 0).mean() < 0.8 and 0.2 < (second == 0).mean() < 0.8
+    assert ((first == 0) != (second == 0)).any()
+    # The input-to-hidden weights are not dropped.
+    assert (lm.model.rnn.l0_i2h_weight.grad().asnumpy() != 0).mean() > 0.95
+    with autograd.predict_mode():   # evaluation: the whole matrix, as without weight drop
+        ours, _ = lm(X, state)
+        theirs, _ = plain(X, state)
+    np.testing.assert_array_equal(ours.asnumpy(), theirs.asnumpy())
+
+
+def test_embedding_dropout_drops_whole_words():
+    mx.random.seed(4)
+    lm = build_word_lm("lstm", 50, 6, 6, dropout_embed=0.5)
+    net = lm.model
+    X = nd.array(np.tile(np.arange(50), (4, 1)))             # every word in every row
+    with autograd.record():
+        logits, _ = lm(X, lm.begin_state(4))
+        logits.sum().backward()
+    grad = net.embedding.weight.grad().asnumpy()             # (50, 6)
+    dropped = (grad == 0).all(axis=1)
+    assert 0.2 < dropped.mean() < 0.8                        # whole rows: whole words
+    assert (grad[~dropped] != 0).all()
+
+
+def test_ar_and_tar_match_a_hand_computation():
+    rs = np.random.RandomState(5)
+    lm = build_word_lm("lstm", 7, 4, 4, ar=2.0, tar=1.5)
+    dropped, Y = rs.normal(size=(5, 3, 4)), rs.normal(size=(5, 3, 4))
+    expected = 2.0 * (dropped ** 2).mean() + 1.5 * ((Y[1:] - Y[:-1]) ** 2).mean()
+    got = lm.penalty(nd.array(dropped, dtype="float64"), nd.array(Y, dtype="float64"))
+    assert float(got.asscalar()) == pytest.approx(expected, rel=ROUTE64)
+    # One step: no h_(t-1), no TAR.
+    one = lm.penalty(nd.array(dropped[:1], dtype="float64"), nd.array(Y[:1], dtype="float64"))
+    assert float(one.asscalar()) == pytest.approx(2.0 * (dropped[:1] ** 2).mean(), rel=ROUTE64)
+
+
+def test_the_training_step_adds_ar_and_tar_to_the_summed_loss():
+    """train_step's gradient is that of sum(cross-entropy) + tokens * (AR + TAR), written
+    out here with autograd (float64, no dropout: the dropped output is the output)."""
+    mx.random.seed(6)
+    lm = build_word_lm("lstm", 9, 5, 5, num_layers=2, ar=2.0, tar=1.0)
+    lm.model.cast("float64")
+    rs = np.random.RandomState(2)
+    X, Y = nd.array(rs.randint(0, 9, (3, 6))), nd.array(rs.randint(0, 9, (3, 6)))
+    state = [s.astype("float64") for s in lm.begin_state(3)]
+    params = list(lm.model.collect_params().values())
+    with autograd.record():
+        logits, _, dropped, hidden = lm.model(X, state)
+        ce = -nd.pick(nd.log_softmax(logits), Y.T.reshape((-1,))).sum()
+        total = ce + Y.size * (2.0 * nd.mean(nd.square(dropped)) +
+                               nd.mean(nd.square(hidden[1:] - hidden[:-1])))
+    total.backward()
+    expected = [p.grad().asnumpy().copy() for p in params]
+    loss, _ = lm.train_step(X, Y, state)
+    assert float(loss.asscalar()) == pytest.approx(float(ce.asscalar()) / Y.size, rel=ROUTE64)
+    for p, e in zip(params, expected):
+        np.testing.assert_allclose(p.grad().asnumpy(), e, rtol=1e-9, atol=1e-12,
+                                   err_msg=p.name)
+
+
+@pytest.mark.parametrize("given, message", [
+    ({"dropout_input": 1.0}, "dropout_input must be < 1"),
+    ({"dropout_hidden": -0.1}, "dropout_hidden"),
+    ({"weight_drop": float("nan")}, "weight_drop"),
+    ({"dropout_embed": "half"}, "dropout_embed"),
+    ({"ar": -1}, "ar"),
+    ({"tar": 1e9}, "tar"),
+    ({"dropout": 0.3, "dropout_output": 0.4}, "one or the other"),
+    ({"drop_everything": 0.1}, "unknown regulariser"),
+])
+def test_bad_regularisers_are_named(given, message):
+    with pytest.raises(ValueError, match=message):
+        check_regularisers(**given)
+    with pytest.raises(ValueError, match=message):
+        build_word_lm("lstm", 5, 4, 4, **given)
