@@ -6,6 +6,16 @@ The recipes of the results table (docs/RESULTS.md, "Word-level Penn Treebank"):
     python examples/ptb_word_lm.py --recipe rnn --max-minutes 6     # a tanh RNN
     python examples/ptb_word_lm.py --recipe tied --max-minutes 58   # tied + dropout, < 1 hour
 
+The time-budget recipes (issue 23) run the command line itself, as a user would:
+``lyricnn train --max-minutes M`` with the recipe's flags (``BUDGETS``), then
+``lyricnn evaluate --split test`` of its ``best/`` in a fresh process; they print
+both commands, the validation curve, the test perplexity, the wall time, the peak
+resident memory of the two processes and the machine:
+
+    python examples/ptb_word_lm.py --budget 60 --out runs/ptb-60
+    python examples/ptb_word_lm.py --budget 120 --out runs/ptb-120
+    python examples/ptb_word_lm.py --budget 60 --print      # the commands only
+
 "small" is Zaremba et al. (2014)'s non-regularised 2x200 LSTM: 20 steps, batch
 20, lr 1 for 4 epochs then halved every epoch, 13 epochs, clipping 5 on the
 loss summed over the 20 steps.  lyricnn's loss is the per-token mean, so the
@@ -18,10 +28,14 @@ time and the process's peak resident memory.
 """
 import argparse
 import dataclasses
+import json
+import platform
 import resource
 import signal
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 from mxnet import nd
 
@@ -53,9 +67,85 @@ RECIPES = {
 }
 
 
+#: The time-budget recipes, as ``lyricnn train`` flags. Both: a tied 2 x 300 LSTM (an hour
+#: is about 13 epochs of it on 2 cores: docs/RESULTS.md) with AWD-LSTM's regularisers at
+#: about half AWD's rates (a short budget underfits before it overfits: the 2 x 300 tied
+#: run with Zaremba dropout 0.3 ended at training perplexity 60 against validation 92),
+#: the learning rate annealed on a fixed schedule sized to the budget (a plateau rule
+#: anneals too late for an hour), and NT-ASGD, which averages once validation stalls.
+_BUDGET_COMMON = ["--tokens", "word", "--corpus", "ptb", "--model", "lstm",
+                  "--num-layers", "2", "--num-hiddens", "300", "--embed", "300", "--tied",
+                  "--num-steps", "35", "--batch-size", "20", "--lr", "20",
+                  "--clipping-theta", "0.25", "--dropout-input", "0.3",
+                  "--dropout-hidden", "0.2", "--dropout-output", "0.3",
+                  "--dropout-embed", "0.05", "--weight-drop", "0.2", "--ar", "2", "--tar", "1",
+                  "--asgd", "2", "--epochs", "1000"]
+BUDGETS = {
+    60: _BUDGET_COMMON + ["--decay-from", "5", "--lr-decay", "1.4"],
+    120: _BUDGET_COMMON + ["--decay-from", "10", "--lr-decay", "1.25"],
+}
+
+
+def lyricnn_command(*args):
+    """The ``lyricnn`` command line, run by this interpreter (its venv's lyricnn)."""
+    return [sys.executable, "-m", "lyricnn.cli", *map(str, args)]
+
+
+def run_budget(budget, out, extra, print_only=False):
+    """``lyricnn train`` of the ``budget``-minute recipe, then ``lyricnn evaluate`` of its
+    best/ on the test split, each a process of its own; a report on stdout."""
+    train = ["train", *BUDGETS[budget], "--max-minutes", budget, "--out", out, "--force",
+             *extra]
+    evaluate = ["evaluate", "--checkpoint", Path(out) / "best", "--split", "test"]
+    print("$ lyricnn " + " ".join(map(str, train)), flush=True)
+    print("$ lyricnn " + " ".join(map(str, evaluate)), flush=True)
+    if print_only:
+        return 0
+    start = time.time()
+    trained = subprocess.run(lyricnn_command(*train))
+    train_minutes = (time.time() - start) / 60
+    if trained.returncode != 0:
+        return trained.returncode
+    started = time.time()
+    scored = subprocess.run(lyricnn_command(*evaluate), capture_output=True, text=True)
+    print(scored.stdout.strip(), flush=True)
+    if scored.returncode != 0:
+        print(scored.stderr.strip(), file=sys.stderr)
+        return scored.returncode
+    history = json.loads((Path(out) / "checkpoint" / "history.json").read_text())
+    curve = ", ".join(f"{v:.2f}" for v in history["valid_perplexity"])
+    best = json.loads((Path(out) / "best" / "history.json").read_text())
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"budget {budget} min: {len(history['epoch'])} whole epochs; validation "
+          f"perplexity by epoch: {curve}; best epoch {best['epoch'][-1]}; averaged updates "
+          f"at the end {history['averaged'][-1]:,}", flush=True)
+    print(f"training {train_minutes:.1f} min on the wall, test evaluation "
+          f"{time.time() - started:.0f} s; peak RSS {peak:,.0f} MiB (the larger of the two "
+          f"processes); machine: {machine()}", flush=True)
+    return 0
+
+
+def machine():
+    """The CPU model and core count (Linux: /proc/cpuinfo)."""
+    try:
+        names = [line.split(":", 1)[1].strip() for line in
+                 Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")]
+        return f"{names[0]}, {len(names)} vCPUs"
+    except (OSError, IndexError):
+        return platform.processor() or platform.machine()
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--recipe", choices=sorted(RECIPES), default="small")
+    parser.add_argument("--budget", type=int, choices=sorted(BUDGETS), default=None,
+                        help="run the time-budget recipe of this many minutes through the "
+                             "lyricnn command (the other flags above do not apply; add "
+                             "lyricnn train flags after --)")
+    parser.add_argument("--out", default=None, help="--budget: the run folder (default "
+                                                    "runs/ptb-BUDGET)")
+    parser.add_argument("--print", action="store_true",
+                        help="--budget: print the two commands and stop")
     for name, value in RECIPES["small"].items():
         kind = {bool: lambda s: s.lower() in ("1", "true", "yes")}.get(type(value), type(value))
         if name == "cell":
@@ -67,7 +157,10 @@ def parse_args(argv):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=None, metavar="N",
                         help="use the first N tokens of each split (a quick dry run)")
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    cut = argv.index("--") if "--" in argv else len(argv)   # after --: lyricnn train flags
+    args = parser.parse_args(argv[:cut])
+    args.extra = argv[cut + 1:]
     recipe = dict(RECIPES[args.recipe])
     recipe.update({k: v for k, v in vars(args).items() if k in recipe and v is not None})
     return args, recipe
@@ -75,6 +168,9 @@ def parse_args(argv):
 
 def main(argv=None):
     args, r = parse_args(argv)
+    if args.budget is not None:
+        return run_budget(args.budget, args.out or f"runs/ptb-{args.budget}", args.extra,
+                          args.print)
     start = time.time()
     corpus = load_ptb_corpus()
     if args.limit:

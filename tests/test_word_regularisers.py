@@ -31,10 +31,11 @@ def _h2h_grads(lm, X, state):
     return lm.model.rnn.l0_h2h_weight.grad().asnumpy().copy()
 
 
-def test_weight_drop_is_resampled_per_minibatch_and_off_at_evaluation():
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_weight_drop_is_resampled_per_minibatch_and_off_at_evaluation(cell):
     mx.random.seed(3)
-    lm = build_word_lm("lstm", 11, 8, 8, weight_drop=0.5)
-    plain = build_word_lm("lstm", 11, 8, 8)
+    lm = build_word_lm(cell, 11, 8, 8, weight_drop=0.5)
+    plain = build_word_lm(cell, 11, 8, 8)
     plain.load_named_parameters(lm.named_parameters())
     X = nd.array(np.random.RandomState(1).randint(0, 11, (2, 6)))
     state = lm.begin_state(2)
@@ -48,6 +49,26 @@ def test_weight_drop_is_resampled_per_minibatch_and_off_at_evaluation():
         ours, _ = lm(X, state)
         theirs, _ = plain(X, state)
     np.testing.assert_array_equal(ours.asnumpy(), theirs.asnumpy())
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh"])
+def test_locked_dropout_between_layers_runs_the_layers_one_by_one_like_the_stack(cell):
+    """At evaluation (no mask) the per-layer kernel calls that make room for locked dropout
+    between layers compute what the one call of the whole stack computes, state included."""
+    mx.random.seed(8)
+    lm = build_word_lm(cell, 13, 6, 7, num_layers=3, dropout_hidden=0.4)
+    stack = build_word_lm(cell, 13, 6, 7, num_layers=3)
+    stack.load_named_parameters(lm.named_parameters())
+    rs = np.random.RandomState(4)
+    X = nd.array(rs.randint(0, 13, (2, 5)))
+    state = [s + nd.array(rs.normal(size=s.shape)) for s in lm.begin_state(2)]
+    ours, our_state = lm(X, state)
+    theirs, their_state = stack(X, state)
+    # The same kernel on the same numbers, layer by layer: float32 rounding of a few
+    # products per step (oneDNN may block a one-layer call differently), far below 1e-5.
+    np.testing.assert_allclose(ours.asnumpy(), theirs.asnumpy(), rtol=1e-5, atol=1e-6)
+    for a, b in zip(our_state, their_state):
+        np.testing.assert_allclose(a.asnumpy(), b.asnumpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_embedding_dropout_drops_whole_words():

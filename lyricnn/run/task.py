@@ -219,7 +219,7 @@ class Task:
         per layer ``gates·h·(d + h + b)`` (``b`` biases per gate: one in the book's cells,
         two in Gluon's), then the output layer ``h·V + V``, plus what the level adds."""
         gates = {"rnn": 1, "gru": 3, "lstm": 4}[config.model.replace("-scratch", "")]
-        h, V, biases = config.num_hiddens, config.vocab_size, self._biases(config)
+        h, biases = config.num_hiddens, self._biases(config)
         first, extra = self._input_size(config)
         layers = sum(gates * h * ((first if layer == 0 else h) + h + biases)
                      for layer in range(config.num_layers))
