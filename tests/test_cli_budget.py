@@ -120,3 +120,11 @@ def test_the_regularisers_are_word_level_flags(capsys, tmp_path):
     code, _, err = run(capsys, "train", "--model", "lstm", "--weight-drop", "0.3",
                        "--epochs", 1, "--out", tmp_path / "run", "--no-progress")
     assert code == 2 and "--weight-drop" in err and "--tokens word" in err
+
+
+def test_max_minutes_is_refused_under_launch_before_any_process_starts(capsys, corpus,
+                                                                       tmp_path):
+    code, _, err = run(capsys, "launch", "--workers", 2, "--", "train", "--corpus", corpus,
+                       *WORDS, "--max-minutes", 5, "--out", tmp_path / "run")
+    assert code == 2 and "workers must stop together" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "run").exists()

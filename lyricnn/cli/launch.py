@@ -74,7 +74,7 @@ def _check_before_starting(command, workers):
     the worker flags themselves, the batch split over the workers and the ``--out`` folder.
     (A resumed run's settings come from its checkpoint: its workers check them.) Returns
     the run folder and ``--epochs`` (None when not given), for the resume advice."""
-    from lyricnn.cli import main, rundir
+    from lyricnn.cli import main, rundir, train
     from lyricnn.context import resolve_ctx_list
     from lyricnn.run.config import RunConfig
     said = io.StringIO()
@@ -84,6 +84,8 @@ def _check_before_starting(command, workers):
     except SystemExit:   # argparse's one line (or the help text): say it as the workers would
         raise UsageError(f"the worker command: {said.getvalue().strip().splitlines()[-1]}"
                          ) from None
+    if getattr(train_args, "max_minutes", None) is not None:
+        raise UsageError(train.MAX_MINUTES_DIST)
     if train_args.resume:
         return Path(train_args.out or train_args.resume), train_args.num_epochs
     config = RunConfig.from_args(train_args)

@@ -66,6 +66,9 @@ def add_parser(sub):
     p.set_defaults(handler=run)
 
 
+MAX_MINUTES_DIST = ("--max-minutes under lyricnn launch: each worker's clock would stop it "
+                    "at a different minibatch, and the workers must stop together; use "
+                    "--epochs")
 #: A budget beyond a year is a typo (minutes for seconds), not a plan.
 MAX_MINUTES = 366 * 24 * 60
 
@@ -78,9 +81,7 @@ def _minutes(value):
 def run(args, signals):
     args.started = time.monotonic()   # --max-minutes counts from here
     if args.max_minutes is not None and args.kvstore == "dist_sync":
-        raise UsageError("--max-minutes under lyricnn launch: each worker's clock would stop "
-                         "it at a different minibatch, and the workers must stop together; "
-                         "use --epochs")
+        raise UsageError(MAX_MINUTES_DIST)
     ctxs = resolve_ctx_list(args.ctx)
     # dist_sync: this blocks until the scheduler, servers and every worker are up.
     kv = kvstore(args.kvstore) if args.kvstore == "dist_sync" else None
