@@ -5,7 +5,10 @@ A ``LanguageModel`` maps a minibatch of indices to next-character logits::
     logits, state = lm(X, state)   # X: (batch, num_steps); logits: (num_steps * batch, V)
 
 ``logits`` is time-major (row ``t * batch + b`` is step ``t`` of sequence
-``b``), as the book's ``nd.concat(*outputs, dim=0)``. Two implementations:
+``b``), as the book's ``nd.concat(*outputs, dim=0)``. Training calls one more
+method, ``loss, state = lm.train_step(X, Y, state)`` (forward and backward of a
+minibatch; the cross-entropy of the logits unless a model's loss is more, as
+``lyricnn.models.word.WordLM``'s). Two implementations:
 
 * ``ScratchLM``: a book-style cell function (``rnn``, ``gru``, ``lstm``,
   ``deep_*``, or one a reader writes in a notebook) and its parameter list;

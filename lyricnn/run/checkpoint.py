@@ -7,7 +7,9 @@ A checkpoint is one directory (format 2)::
                    vocab_size, num_steps, batch_size, lr, clipping_theta, sampler,
                    seed, corpus, num_chars, valid_fraction, corpus_sha1, tokens,
                    tokenizer, embed_size, dropout, tied, lr_decay, decay_from,
-                   workers); fields a checkpoint predates get their defaults
+                   dropout_input, dropout_hidden, dropout_output, dropout_embed,
+                   weight_drop, ar, tar, asgd, cutoffs, div_value, workers); fields a
+                   checkpoint predates get their defaults
     vocab.json     the Vocab (first-appearance order of corpus.txt, lyricnn.data.corpus)
     params.params  ``nd.save`` of ``lm.named_parameters()``, for every model
     history.json   the History: per-epoch perplexities (training and held-out),
