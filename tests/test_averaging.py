@@ -66,3 +66,29 @@ def test_training_validates_the_mean_of_every_update_since_the_trigger():
     assert checked == [1, 2] and isinstance(history, History)
     # After training, lm trains on (holds) the SGD iterate, not the mean.
     np.testing.assert_array_equal(lm.weights()[0].asnumpy(), seen[-1][0].astype(np.float32))
+
+
+def test_the_checkpoints_iterate_file_is_checked_before_use(tmp_path):
+    from lyricnn.run.checkpoint import _params_bytes
+    from lyricnn.run.parse import parse_iterate
+    from lyricnn.run.store import ITERATE, CheckpointError
+    lm = build_word_lm("lstm", 6, 3, 3)
+    named = {n: a for n, a in lm.named_parameters().items()}
+    good = _params_bytes(named)
+    averaged, plain = History(), History()
+    averaged.append(1, 5.0, 1.0, 5.0, 1.0, averaged=12)
+    plain.append(1, 5.0, 1.0, 5.0, 1.0)
+    assert set(parse_iterate(tmp_path, {ITERATE: good}, lm, averaged)) == set(named)
+    assert parse_iterate(tmp_path, {}, lm, plain) is None
+    cases = [({}, averaged, "missing: history.json says 12 updates"),
+             ({ITERATE: good}, plain, "present, but history.json says no update"),
+             ({ITERATE: b"not a parameter file"}, averaged, "not an MXNet parameter file"),
+             ({ITERATE: _params_bytes({n: a[:1] for n, a in named.items()})}, averaged,
+              "holds"),
+             ({ITERATE: _params_bytes({("x" + n): a for n, a in named.items()})}, averaged,
+              "are not the model's weights"),
+             ({ITERATE: _params_bytes({n: a * float("nan") for n, a in named.items()})},
+              averaged, "are not the model's weights")]
+    for contents, history, message in cases:
+        with pytest.raises(CheckpointError, match=message):
+            parse_iterate(tmp_path, contents, lm, history)

@@ -45,15 +45,15 @@ def test_max_minutes_stops_at_a_minibatch_and_resume_equals_an_uninterrupted_run
     code, _, _ = run(capsys, "train", "--corpus", corpus, *WORDS, "--epochs", 6,
                      "--out", tmp_path / "whole")
     assert code == 0
-    # The clock, made deterministic: the budget is spent at the 150th minibatch boundary
-    # (in epoch 3: this corpus has about 70 per epoch).
+    # The clock, made deterministic: the budget is spent at the 330th minibatch boundary
+    # (in epoch 5: this corpus has about 70 per epoch), after NT-ASGD has begun.
     polls = {"n": 0}
 
     def spent(self):
         if self.deadline is None:
             return False
         polls["n"] += 1
-        return polls["n"] >= 150
+        return polls["n"] >= 330
     monkeypatch.setattr(train_cli._Budget, "spent", spent)
     code, out, err = run(capsys, "train", "--corpus", corpus, *WORDS, "--epochs", 6,
                          "--out", tmp_path / "cut", "--max-minutes", 30)
@@ -61,8 +61,11 @@ def test_max_minutes_stops_at_a_minibatch_and_resume_equals_an_uninterrupted_run
     lines = [line for line in err.splitlines() if "--max-minutes" in line]
     assert len(lines) == 1 and "the epoch under way is not kept" in lines[0]
     assert f"--resume {tmp_path / 'cut'}" in lines[0]
-    cut = history(tmp_path / "cut")["epoch"][-1]
-    assert 1 <= cut < 6 and (tmp_path / "cut" / "best").is_dir()
+    cut = history(tmp_path / "cut")
+    assert 1 <= cut["epoch"][-1] < 6 and (tmp_path / "cut" / "best").is_dir()
+    # Averaging was under way at the cut: the resume restores the mean and the iterate.
+    assert cut["averaged"][-1] > 0
+    assert (tmp_path / "cut" / "checkpoint" / "iterate.params").is_file()
     monkeypatch.undo()
     code, _, _ = run(capsys, "train", "--resume", tmp_path / "cut", "--epochs", 6)
     assert code == 0
