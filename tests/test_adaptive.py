@@ -295,6 +295,163 @@ def test_gradients_match_central_differences(tied):
         assert np.abs(numeric).max() > 100 * atol, name
 
 
+# ------------------------------------------------------------------- the fast training path
+
+def _gradient_bound(block, h, order=None):
+    """Every float64 gradient entry of ``loss_sum(...).backward()`` and of
+    ``loss_and_gradients`` is within this of the exact gradient (so the two within twice
+    it).
+
+    * Each gradient entry sums, over the ``N`` rows and the classes of a level, products
+      of ``(p - y)`` (the level's probabilities minus its one-hot target) with at most two
+      factors that are entries of ``h``, of a weight or of ``P_i h``: ``dW_i = g^T z``
+      (``|z| <= d M H``), ``dP_i = (g W_i)^T h`` (``M H``), ``dh = g W_head`` or
+      ``g W_i P_i`` (``M``, ``d M^2``), ``db = sum g`` (1), ``M`` the largest weight and
+      ``H`` the largest entry of ``h``: each product is within ``S = d max(1, M, H)^3``.
+      ``sum |p - y| <= 2`` per row and level, so the sum of the terms' magnitudes is at
+      most ``2 N S`` (two levels: ``4 N S``).
+    * The probabilities: each route's (``exp`` of ``log_softmax`` inside its backward, or
+      ``softmax``) is within a relative ``eps_p = 1.01 (A + B (2L + log V))`` of the exact
+      one: ``A + B |log p|`` bounds a log-probability's error (``_rounding_bound``, for
+      two levels, more than one), ``|log p| <= 2 L + log V`` with ``L`` the largest logit
+      of the absolute evaluation, and ``e^x - 1 <= 1.01 x`` for ``x < 0.01``.
+    * The products and sums on the longest path of a term: the classes of a level
+      (``<= V``), the rows (``<= N``), the projection's width (``<= d``), the sum of the
+      head's and the tails' parts of ``dh`` and the ``-1``: ``gamma(N + V + d + 4)``.
+    """
+    d, V, N = block.in_units, block.vocab_size, h.shape[0]
+    A, B = _rounding_bound(block, h, order)
+    L = reference(block, h, order, absolute=True)
+    eps_p = 1.01 * (A + B * (2 * L + math.log(V)))
+    M = max(np.abs(p.data().asnumpy()).max() for p in block.collect_params().values())
+    H = np.abs(h.asnumpy()).max()
+    S = d * max(1.0, M, H) ** 3
+    return (eps_p + gamma(N + V + d + 4, U64)) * 4 * N * S * 1.01
+
+
+def _autograd_gradients(block, h, targets):
+    """``loss_sum``'s loss and every parameter's gradient (and h's), through autograd."""
+    params = list(block.collect_params().values())
+    for p in params:
+        p.zero_grad()
+    h.attach_grad()
+    with autograd.record():
+        loss = block.loss_sum(h, nd.array(targets))
+    loss.backward()
+    return loss.asscalar(), {p.name: p.grad().asnumpy().copy() for p in params}, \
+        h.grad.asnumpy().copy()
+
+
+@pytest.mark.parametrize("tied", [False, True], ids=["untied", "tied"])
+@pytest.mark.parametrize("ordered", [False, True], ids=["identity", "order"])
+@pytest.mark.parametrize("batch", list(LOSS_BATCHES))
+def test_loss_and_gradients_equal_loss_sums_autograd(batch, ordered, tied):
+    """The fast path gives loss_sum's loss and, on every parameter (the tied embedding
+    too) and on h, its gradient, to rounding; the parameters' gradients are written
+    (not added to stale values), zeros for a cluster without targets."""
+    V, d, cutoffs = 11, 4, (3, 6, 9)
+    order = _order(V) if ordered else None
+    block = make(V, d, cutoffs, 2.0, order=order, tied=tied)
+    words = np.arange(V) if order is None else np.asarray(order)
+    targets = words[np.array(LOSS_BATCHES[batch])]      # the batch's ranks, as indices
+    n = len(targets)
+    h = _h(n, d)
+    want_loss, want, want_h = _autograd_gradients(block, h, targets)
+    params = list(block.collect_params().values())
+    for p in params:
+        p.grad()[:] = 7.0                                # stale values, to be overwritten
+    h.attach_grad()
+    loss = block.loss_and_backward(h, nd.array(targets))
+    assert loss.shape == (1,) and loss.dtype == np.float64
+
+    logp = block.log_prob(h).asnumpy()[np.arange(n), targets]
+    A, B = _rounding_bound(block, h, order)
+    # As test_loss_sum_is_the_summed_log_prob_of_the_targets: each route within
+    # n A + B sum |log p| + gamma(n + k + 2) sum |log p| of the exact sum.
+    loss_bound = 2 * (n * A + B * np.abs(logp).sum()) + 2 * gamma(n + 5, U64) * np.abs(logp).sum()
+    assert abs(loss.asscalar() - want_loss) <= loss_bound * 1.01
+    tol = _gradient_bound(block, h, order)
+    assert tol < 1e-8                                   # far below the gradients (below)
+    for p in params:
+        np.testing.assert_allclose(p.grad().asnumpy(), want[p.name], rtol=0, atol=tol,
+                                   err_msg=p.name)
+    np.testing.assert_allclose(h.grad.asnumpy(), want_h, rtol=0, atol=tol, err_msg="h")
+    # Not vacuous: the parameters of every level that has targets get gradients far above
+    # the tolerance; the others exact zeros.
+    clusters = set(_cluster_of(block, targets, order).tolist())
+    for p in params:
+        got = np.abs(p.grad().asnumpy()).max()
+        name = p.name[len(block.prefix):]
+        level = int(name[4]) if name.startswith("tail") else 0
+        # The head (level 0) is paid by every row.
+        assert (got > 1e6 * tol) if (level == 0 or level in clusters or p is block.tied) \
+            else got == 0, name
+    assert np.abs(want_h).max() > 1e6 * tol
+
+
+@pytest.mark.parametrize("tied", [False, True], ids=["untied", "tied"])
+def test_loss_and_backward_adds_to_add_gradients(tied):
+    """With grad_req 'add', the fast path accumulates as autograd does."""
+    block = make(11, 4, (3, 6, 9), 2.0, tied=tied)
+    h, targets = _h(6, 4), nd.array([0, 10, 4, 7, 2, 9])
+    block.collect_params().setattr("grad_req", "add")
+    h.attach_grad(grad_req="add")
+    for p in block.collect_params().values():
+        p.zero_grad()
+    block.loss_and_backward(h, targets)
+    once = {p.name: p.grad().asnumpy().copy() for p in block.collect_params().values()}
+    h_once = h.grad.asnumpy().copy()
+    block.loss_and_backward(h, targets)
+    for p in block.collect_params().values():
+        # x + x == 2 x exactly
+        np.testing.assert_array_equal(p.grad().asnumpy(), 2 * once[p.name], err_msg=p.name)
+        assert np.abs(once[p.name]).max() > 0, p.name
+    np.testing.assert_array_equal(h.grad.asnumpy(), 2 * h_once)
+
+
+def test_loss_and_gradients_compose_with_the_callers_graph():
+    """As WordLM.train_step uses it: inside the caller's autograd.record(), h from an
+    embedding lookup of the tied embedding and a penalty term, one autograd.backward over
+    the returned heads and the caller's own: the same gradients as loss_sum's (the tied
+    embedding's two uses adding up), to rounding (_gradient_bound, h's gradient
+    reaching the lookup's rows unchanged but for sums of a few of them)."""
+    V, d = 11, 4
+    net = _TiedLM(V, d, (3, 6))
+    net.initialize(init.Uniform(0.1))
+    net.cast("float64")
+    rng = np.random.default_rng(3)
+    for p in net.collect_params().values():
+        p.set_data(nd.array(rng.normal(0, 1, p.shape), dtype="float64"))
+    x = nd.array([1, 5, 5, 9, 0, 2, 7, 10], dtype="float64")
+    targets = nd.array([0, 4, 8, 2, 10, 5, 1, 7])
+
+    def grads(fast):
+        with autograd.record():
+            h = net.embedding(x) * 1.5
+            penalty = nd.sum(h * h).reshape((1,))
+            if fast:
+                loss, heads, head_grads = net.out.loss_and_gradients(h, targets)
+            else:
+                loss = net.out.loss_sum(h, targets)
+                total = loss + penalty
+        if fast:
+            autograd.backward(heads + [penalty], head_grads + [nd.ones_like(penalty)])
+        else:
+            total.backward()
+        return loss.asscalar(), {p.name: p.grad().asnumpy().copy()
+                                 for p in net.collect_params().values()}
+
+    want_loss, want = grads(False)
+    got_loss, got = grads(True)
+    h = net.embedding(x) * 1.5
+    tol = _gradient_bound(net.out, h) * 2 * (1 + 2 * 1.5 * 3)  # up to 2 rows, penalty 2 h
+    assert tol < 1e-5
+    assert abs(got_loss - want_loss) <= tol
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=0, atol=tol, err_msg=name)
+        assert np.abs(want[name]).max() > 1e4 * tol, name
+
+
 # ------------------------------------------------------------------- tied weights
 
 class _TiedLM(gluon.Block):

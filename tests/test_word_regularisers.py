@@ -136,3 +136,30 @@ def test_bad_regularisers_are_named(given, message):
         check_regularisers(**given)
     with pytest.raises(ValueError, match=message):
         build_word_lm("lstm", 5, 4, 4, **given)
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_the_training_step_with_an_adaptive_softmax_is_its_summed_loss_and_penalty(tied):
+    """With an adaptive softmax, train_step's fast gradients (loss_and_gradients) equal
+    autograd's of loss_sum + tokens * (AR + TAR), on every parameter (float64)."""
+    mx.random.seed(9)
+    lm = build_word_lm("lstm", 12, 5, 5, num_layers=2, tied=tied, cutoffs=(4, 8), ar=2.0,
+                       tar=1.0)
+    lm.model.cast("float64")
+    rs = np.random.RandomState(3)
+    X, Y = nd.array(rs.randint(0, 12, (3, 6))), nd.array(rs.randint(0, 12, (3, 6)))
+    state = [s.astype("float64") for s in lm.begin_state(3)]
+    params = list(lm.model.collect_params().values())
+    with autograd.record():
+        H, _, dropped, hidden = lm.model(X, state)
+        nll = lm.model.decoder.loss_sum(H, Y.T.reshape((-1,)))
+        total = nll + Y.size * (2.0 * nd.mean(nd.square(dropped)) +
+                                nd.mean(nd.square(hidden[1:] - hidden[:-1])))
+    total.backward()
+    expected = [p.grad().asnumpy().copy() for p in params]
+    loss, _ = lm.train_step(X, Y, state)
+    assert float(loss.asscalar()) == pytest.approx(float(nll.asscalar()) / Y.size,
+                                                   rel=ROUTE64)
+    for p, e in zip(params, expected):
+        np.testing.assert_allclose(p.grad().asnumpy(), e, rtol=1e-9, atol=1e-12,
+                                   err_msg=p.name)

@@ -39,13 +39,17 @@ def test_recurrent_call_equals_the_gluon_layers_own(cell, hybridize):
         results.append(([logits.asnumpy()] + [s.asnumpy() for s in new_state], _grads(net)))
     (ours, our_grads), (theirs, their_grads) = results
     assert len(ours) == len(theirs) == (3 if cell == "lstm" else 2)
-    # The same fused operator on the same bytes (the fast path concatenates the layer's
-    # weights into the vector the layer builds itself), forward and backward: the same bits.
+    # The same fused operator on the same bytes, forward: the same bits (per layer or as
+    # one stack, each layer's products are the same; the stack's call is Gluon's).
     for a, b in zip(ours, theirs):
         np.testing.assert_array_equal(a, b)
     assert our_grads.keys() == their_grads.keys()
     for name in our_grads:
-        np.testing.assert_array_equal(our_grads[name], their_grads[name], err_msg=name)
+        # fused.run calls the kernel per layer, Gluon once for the stack: the same products
+        # summed in another order, so a gradient may differ in its last bit (float32:
+        # relative 2**-23 per rounding, a handful of roundings apart).
+        np.testing.assert_allclose(our_grads[name], their_grads[name], rtol=1e-6, atol=1e-9,
+                                   err_msg=name)
         assert np.abs(our_grads[name]).sum() > 0, name
 
 

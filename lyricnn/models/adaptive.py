@@ -48,13 +48,39 @@ of width ``d_i < d``: its projection ``P_i`` is square, ``d x d`` (no reduction,
 token on PTB above: 3.8 times fewer than 6.5M). The embedding's Parameter is used
 itself, not copied, so the gradients of both uses add up in it.
 
+**Training fast** (``loss_and_gradients`` / ``loss_and_backward``). ``loss_sum`` is the
+differentiable definition; training should use the fast path, equal to it to rounding
+(tests). MXNet's profiler on one step of ``loss_sum`` + ``backward`` (h (700, 650), tied,
+PTB targets, cutoffs (2000, 6000)) put half of it outside the products: the tied word
+rows' slices (``slice_axis``, whose backward fills a dense ``(V, d)`` array per cluster,
+then ``add_n`` of them: ~35 % of the step), ``log_softmax``'s native backward, ``pick``'s,
+and five host uploads, each waiting for the engine's queue to drain. The fast path
+computes the same logits (the embedding's rows as views of its memory, their gradient
+written in place into one ``(V, d)`` array), the logits' gradient directly (``softmax -
+onehot``) and one ``autograd.backward``, so that what remains is the products (oneDNN's).
+Measured on 2 shared cores of an Intel Xeon (load average 2 to 3: another process
+training), the output layer's forward + backward on 700 PTB tokens, best of 30 to 40
+alternating, against the full softmax (``Dense`` + ``softmax - onehot``) in the same run:
+
+=====================  ==========  ==================  ==================
+                       full        ``loss_sum``        fast
+=====================  ==========  ==================  ==================
+d = 300, tied          52 ms       31 ms (1.7x)        24 ms (2.2x)
+d = 650, tied          105 ms      66 ms (1.6x)        44 ms (2.4x)
+d = 650, untied        197 ms      46 ms (4.2x)        45 ms (4.3x)
+=====================  ==========  ==================  ==================
+
+On whole training steps of the tied 2 x 650 LSTM (dropout 0.5, batch 20 x 35) the LSTM
+is most of the step: full 249 ms, adaptive through ``loss_sum`` 222 ms (1.12x), fast
+191 ms (1.30x); 2 x 300: 103, 70 (1.46x), 62 ms (1.65x).
+
 Parameters are ordinary Gluon parameters, initialised by the enclosing model's
 ``initialize(init=...)`` (lyricnn's word model: U(-0.1, 0.1), biases zero).
 """
 import numbers
 
 import numpy as np
-from mxnet import gluon, nd
+from mxnet import autograd, gluon, nd
 from mxnet.gluon import nn
 
 from lyricnn.checks import check_indices, check_int, check_number
@@ -148,6 +174,8 @@ class AdaptiveSoftmax(gluon.Block):
     ``log_prob(h)``: ``(N, in_units) -> (N, vocab_size)`` log-probabilities in the
     vocabulary's order. ``loss_sum(h, targets)``: ``(N, in_units), (N,) -> (1,)``, the
     summed negative log-likelihood, differentiable; calling the block is ``loss_sum``.
+    ``loss_and_gradients(h, targets)`` / ``loss_and_backward(h, targets)``: the same loss
+    and its gradient, fast, for training (the module docstring).
     """
 
     def __init__(self, vocab_size, in_units, cutoffs, div_value=4.0, order=None, tied=None,
@@ -248,6 +276,17 @@ class AdaptiveSoftmax(gluon.Block):
         return nd.FullyConnected(z, self._word_rows(lo, hi, ctx),
                                  self._tail_biases[i].data(ctx), num_hidden=hi - lo)
 
+    def _targets(self, h, targets):
+        """``targets`` checked against ``h``: their ranks (host int64 ``(N,)``) and cluster
+        of each (0 for the head, ``i`` for tail cluster ``i``, 1-based)."""
+        n = h.shape[0]
+        targets = check_indices("targets", targets, self.vocab_size).astype(np.int64)
+        if targets.shape != (n,):
+            raise ValueError(f"targets must hold one index per row of h (N={n}), got shape "
+                             f"{targets.shape}")
+        ranks = targets if self._rank_of_index is None else self._rank_of_index[targets]
+        return ranks, np.searchsorted(np.asarray(self.cutoffs), ranks, side="right")
+
     def _check_h(self, h):
         if not isinstance(h, nd.NDArray) or h.ndim != 2 or h.shape[1] != self.in_units \
                 or h.shape[0] == 0:
@@ -286,15 +325,8 @@ class AdaptiveSoftmax(gluon.Block):
         ``autograd.record()`` w.r.t. ``h`` and every parameter (the tied embedding too).
         """
         self._check_h(h)
-        n = h.shape[0]
-        targets = check_indices("targets", targets, self.vocab_size).astype(np.int64)
-        if targets.shape != (n,):
-            raise ValueError(f"targets must hold one index per row of h (N={n}), got shape "
-                             f"{targets.shape}")
-        ranks = targets if self._rank_of_index is None else self._rank_of_index[targets]
+        ranks, cluster = self._targets(h, targets)
         c1, ctx = self.cutoffs[0], h.context
-        # 0 for the head, i for tail cluster i (1-based).
-        cluster = np.searchsorted(np.asarray(self.cutoffs), ranks, side="right")
         head_target = np.where(cluster == 0, ranks, c1 + cluster - 1)
         head = nd.log_softmax(self._head_logits(h), axis=1)       # (N, c_1 + k)
         loss = -nd.sum(nd.pick(head, nd.array(head_target, ctx=ctx, dtype="int64"), axis=1))
@@ -308,6 +340,155 @@ class AdaptiveSoftmax(gluon.Block):
             loss = loss - nd.sum(nd.pick(tail, local, axis=1))
         return loss.reshape((1,))
 
+    def loss_and_gradients(self, h, targets):
+        """``loss_sum``'s value and gradient, fast: ``(N, in_units), (N,) -> (loss, heads,
+        grads)``, for training.
+
+        ``loss`` is ``loss_sum(h, targets)`` (``(1,)``, not differentiable). The block's own
+        parameters receive their gradients here (written or added per their ``grad_req``,
+        as ``loss_sum(...).backward()`` would; a cluster without targets gets zeros). What
+        flows further back is returned: ``heads`` is ``[h]``, plus the tied embedding's
+        array if there is one, and ``grads`` their gradients; pass them, with any other
+        terms of the caller's loss, to one ``autograd.backward(heads + ..., grads + ...)``
+        (``h`` must be recorded: computed under ``autograd.record()``, or
+        ``attach_grad``'ed). The tied embedding's gradient then adds to that of its lookup.
+        ``loss_and_backward`` does it for a loss that is this alone.
+
+        Equal to ``loss_sum`` + ``backward`` to rounding (tests/test_adaptive.py), and
+        faster (measured: the module docstring). The same logits are computed, on a graph of
+        its own that starts at a detached copy of ``h``; their gradient, ``softmax - onehot``
+        per level, is computed directly (MXNet's ``log_softmax`` backward is a slow native
+        kernel, ``lyricnn.training.optim``) and pushed back through that graph with one
+        ``autograd.backward``, so the products' gradients are oneDNN's. The tied
+        embedding's rows enter the products as views of its memory, no copy, marked as
+        variables whose gradient buffers are the matching rows of one ``(V, in_units)``
+        array: every product writes its rows of the embedding's gradient in place, instead
+        of ``loss_sum``'s per-cluster slices, each of whose backward fills a dense
+        ``(V, in_units)`` array, summed after.
+        """
+        self._check_h(h)
+        ranks, cluster = self._targets(h, targets)
+        n, c1, k, ctx = h.shape[0], self.cutoffs[0], len(self.cutoffs), h.context
+        tied = self.tied
+        rows_of = [np.flatnonzero(cluster == i + 1) for i in range(k)]
+        # Every index of this step in one upload: each nd.array waits until the engine's
+        # queue (the caller's forward pass) has drained, and loss_sum made five. Per level:
+        # its (row, class) pairs ((2, n), the loss's and gradient's); a cluster's rows of h
+        # are the first half of the (2, m) array before its pairs.
+        pieces = [np.arange(n), np.where(cluster == 0, ranks, c1 + cluster - 1)]
+        for (lo, _), rows in zip(self.clusters, rows_of):
+            if rows.size:
+                pieces += [rows, np.arange(rows.size), ranks[rows] - lo]
+        with autograd.pause():
+            flat = nd.array(np.concatenate(pieces), ctx=ctx, dtype="int64")
+            at, take_rows, start = [flat[:2 * n].reshape((2, n))], [], 2 * n
+            for rows in rows_of:
+                if rows.size:
+                    m = rows.size
+                    take_rows.append(flat[start:start + m])                         # views
+                    at.append(flat[start + m:start + 3 * m].reshape((2, m)))
+                    start += 3 * m
+            h_local = h.detach()
+            dh = nd.empty(h.shape, ctx=ctx, dtype=h.dtype)
+            variables, buffers, reqs = [h_local], [dh], ["write"]
+
+            def marked(array, grad, req):
+                """``array``, differentiated into ``grad`` on the local graph."""
+                if req != "null":
+                    variables.append(array)
+                    buffers.append(grad)
+                    reqs.append(req)
+                return array
+
+            if tied is not None:
+                E = tied.data(ctx).detach()
+                E_rank = E if self._order is None else \
+                    nd.take(E, self._cached("order", self._order, ctx))
+                dE_rank = nd.empty(E.shape, ctx=ctx, dtype=E.dtype)
+                req = "write" if tied.grad_req != "null" else "null"
+                rows = [marked(E_rank[lo:hi], dE_rank[lo:hi], req)
+                        for lo, hi in [(0, c1)] + self.clusters]
+                b, db = self.head_bias.data(ctx).detach(), None
+                if self.head_bias.grad_req != "null":
+                    db = self.head_bias.grad(ctx)
+                req = self.head_bias.grad_req
+                bias = [marked(b[:c1], None if db is None else db[:c1], req),
+                        marked(b[c1:], None if db is None else db[c1:], req)]
+        autograd.mark_variables(variables, buffers, reqs)
+        logits = []
+        with autograd.record():
+            if tied is None:
+                logits.append(self.head(h_local))
+            else:
+                logits.append(nd.concat(
+                    nd.FullyConnected(h_local, rows[0], bias[0], num_hidden=c1),
+                    nd.FullyConnected(h_local, self.head_weight.data(ctx), bias[1],
+                                      num_hidden=k), dim=1))
+            nonempty = [i for i, r in enumerate(rows_of) if r.size]
+            for i, row_ids in zip(nonempty, take_rows):
+                z = self._projections[i](nd.take(h_local, row_ids))
+                if tied is None:
+                    logits.append(self._outputs[i](z))
+                else:
+                    lo, hi = self.clusters[i]
+                    logits.append(nd.FullyConnected(z, rows[i + 1],
+                                                    self._tail_biases[i].data(ctx),
+                                                    num_hidden=hi - lo))
+        with autograd.pause():
+            loss, grads = None, []
+            for z, pairs in zip(logits, at):
+                nll, g = _nll_and_gradient(z, pairs)
+                loss = -nll if loss is None else loss - nll
+                grads.append(g)
+            self._zero_empty_clusters(rows_of, None if tied is None else dE_rank, ctx)
+        autograd.backward(logits, grads)
+        heads, head_grads = [h], [dh]
+        if tied is not None and tied.grad_req != "null":
+            heads.append(tied.data(ctx))
+            head_grads.append(dE_rank if self._rank_of_index is None else nd.take(
+                dE_rank, self._cached("rank_of_index", self._rank_of_index, ctx)))
+        return loss.reshape((1,)), heads, head_grads
+
+    def _zero_empty_clusters(self, rows_of, dE_rank, ctx):
+        """The gradient of a cluster that no target reached: zero (a ``'write'`` gradient
+        would otherwise keep the last step's)."""
+        for i, rows in enumerate(rows_of):
+            if rows.size:
+                continue
+            if dE_rank is not None:
+                lo, hi = self.clusters[i]
+                dE_rank[lo:hi] = 0
+            blocks = [self._projections[i]] + ([self._outputs[i]] if self._outputs else [])
+            params = [p for b in blocks for p in b.params.values()]
+            params += [self._tail_biases[i]] if self._tail_biases else []
+            for p in params:
+                if p.grad_req == "write":
+                    p.grad(ctx)[:] = 0
+
+    def loss_and_backward(self, h, targets):
+        """``loss_sum(h, targets)`` ``(1,)``, its gradient already backpropagated (into ``h``'s
+        graph and every parameter): ``loss_and_gradients`` followed by its
+        ``autograd.backward``. For a training loss that is this sum alone."""
+        loss, heads, grads = self.loss_and_gradients(h, targets)
+        autograd.backward(heads, grads)
+        return loss
+
     def forward(self, h, targets):
         """``loss_sum(h, targets)``, so the block can be called like a loss."""
         return self.loss_sum(h, targets)
+
+
+def _nll_and_gradient(logits, at):
+    """``(sum of -log softmax(logits)[at], softmax(logits) - onehot(at))`` for ``logits
+    (n, C)`` and ``at`` ``(2, n)`` (row, class) pairs: one level's summed loss, by
+    ``loss_sum``'s own operators (``log_softmax``, then the picked entries summed), and its
+    gradient, what autograd gets through them, without ``log_softmax``'s slow backward
+    kernel: ``lyricnn.training.optim._loss_and_unscaled_gradient`` with a sum and the
+    pairs made on the host. ``softmax`` rather than ``exp`` of the log-probabilities:
+    oneDNN's, 0.9 ms against 3.7 at (700, 2002) float32 (2 shared cores, Intel Xeon)."""
+    picked = nd.gather_nd(nd.log_softmax(logits, axis=1), at)
+    grad = nd.softmax(logits, axis=1)
+    # The in-place scatter of optim._add_at_labels: grad[at] -= 1.
+    nd._internal._scatter_set_nd(grad, nd.gather_nd(grad, at) - 1, at, shape=grad.shape,
+                                 out=grad)
+    return nd.sum(picked), grad

@@ -293,10 +293,13 @@ class WordLM(GluonLM):
             # divides by the tokens): the penalty, a mean, counts tokens times.
             penalty = self.penalty(*hidden) * tokens if hidden else None
             if net.adaptive:
-                nll = net.decoder.loss_sum(out, labels)      # (1,): summed over tokens
-                total = nll if penalty is None else nll + penalty
+                # (1,), summed over tokens; the decoder's own gradients are done, what flows
+                # back into the recurrent layers and the (tied) embedding is heads/grads.
+                nll, heads, grads = net.decoder.loss_and_gradients(out, labels)
         if net.adaptive:
-            total.backward()
+            if penalty is not None:
+                heads, grads = heads + [penalty], grads + [nd.ones_like(penalty)]
+            autograd.backward(heads, grads)
             return nll / tokens, state
         l, dlogits = _loss_and_unscaled_gradient(out, labels)
         autograd.backward([out, penalty], [dlogits, nd.ones_like(penalty)])
