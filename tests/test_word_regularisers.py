@@ -101,28 +101,37 @@ def test_ar_and_tar_match_a_hand_computation():
     assert float(one.asscalar()) == pytest.approx(2.0 * (dropped[:1] ** 2).mean(), rel=ROUTE64)
 
 
-def test_the_training_step_adds_ar_and_tar_to_the_summed_loss():
-    """train_step's gradient is that of sum(cross-entropy) + tokens * (AR + TAR), written
-    out here with autograd (float64, no dropout: the dropped output is the output)."""
-    mx.random.seed(6)
-    lm = build_word_lm("lstm", 9, 5, 5, num_layers=2, ar=2.0, tar=1.0)
+def _assert_train_step_is_autograd_of(lm, vocab, seed, summed_loss):
+    """``lm.train_step``'s loss and every gradient (float64) equal autograd's of
+    ``summed_loss(out, labels) + tokens * (2 mean(dropped^2) + mean((h_t - h_(t-1))^2))``,
+    the model's AR = 2 and TAR = 1 written out (no dropout: the dropped output is the
+    output)."""
     lm.model.cast("float64")
-    rs = np.random.RandomState(2)
-    X, Y = nd.array(rs.randint(0, 9, (3, 6))), nd.array(rs.randint(0, 9, (3, 6)))
+    rs = np.random.RandomState(seed)
+    X, Y = nd.array(rs.randint(0, vocab, (3, 6))), nd.array(rs.randint(0, vocab, (3, 6)))
     state = [s.astype("float64") for s in lm.begin_state(3)]
     params = list(lm.model.collect_params().values())
     with autograd.record():
-        logits, _, dropped, hidden = lm.model(X, state)
-        ce = -nd.pick(nd.log_softmax(logits), Y.T.reshape((-1,))).sum()
-        total = ce + Y.size * (2.0 * nd.mean(nd.square(dropped)) +
-                               nd.mean(nd.square(hidden[1:] - hidden[:-1])))
+        out, _, dropped, hidden = lm.model(X, state)
+        nll = summed_loss(out, Y.T.reshape((-1,)))
+        total = nll + Y.size * (2.0 * nd.mean(nd.square(dropped)) +
+                                nd.mean(nd.square(hidden[1:] - hidden[:-1])))
     total.backward()
     expected = [p.grad().asnumpy().copy() for p in params]
     loss, _ = lm.train_step(X, Y, state)
-    assert float(loss.asscalar()) == pytest.approx(float(ce.asscalar()) / Y.size, rel=ROUTE64)
+    assert float(loss.asscalar()) == pytest.approx(float(nll.asscalar()) / Y.size,
+                                                   rel=ROUTE64)
     for p, e in zip(params, expected):
         np.testing.assert_allclose(p.grad().asnumpy(), e, rtol=ROUTE64, atol=ROUTE64,
                                    err_msg=p.name)
+
+
+def test_the_training_step_adds_ar_and_tar_to_the_summed_loss():
+    """train_step's gradient is that of sum(cross-entropy) + tokens * (AR + TAR)."""
+    mx.random.seed(6)
+    lm = build_word_lm("lstm", 9, 5, 5, num_layers=2, ar=2.0, tar=1.0)
+    _assert_train_step_is_autograd_of(
+        lm, 9, 2, lambda logits, labels: -nd.pick(nd.log_softmax(logits), labels).sum())
 
 
 @pytest.mark.parametrize("given, message", [
@@ -149,21 +158,4 @@ def test_the_training_step_with_an_adaptive_softmax_is_its_summed_loss_and_penal
     mx.random.seed(9)
     lm = build_word_lm("lstm", 12, 5, 5, num_layers=2, tied=tied, cutoffs=(4, 8), ar=2.0,
                        tar=1.0)
-    lm.model.cast("float64")
-    rs = np.random.RandomState(3)
-    X, Y = nd.array(rs.randint(0, 12, (3, 6))), nd.array(rs.randint(0, 12, (3, 6)))
-    state = [s.astype("float64") for s in lm.begin_state(3)]
-    params = list(lm.model.collect_params().values())
-    with autograd.record():
-        H, _, dropped, hidden = lm.model(X, state)
-        nll = lm.model.decoder.loss_sum(H, Y.T.reshape((-1,)))
-        total = nll + Y.size * (2.0 * nd.mean(nd.square(dropped)) +
-                                nd.mean(nd.square(hidden[1:] - hidden[:-1])))
-    total.backward()
-    expected = [p.grad().asnumpy().copy() for p in params]
-    loss, _ = lm.train_step(X, Y, state)
-    assert float(loss.asscalar()) == pytest.approx(float(nll.asscalar()) / Y.size,
-                                                   rel=ROUTE64)
-    for p, e in zip(params, expected):
-        np.testing.assert_allclose(p.grad().asnumpy(), e, rtol=ROUTE64, atol=ROUTE64,
-                                   err_msg=p.name)
+    _assert_train_step_is_autograd_of(lm, 12, 3, lm.model.decoder.loss_sum)
