@@ -85,6 +85,16 @@ def test_a_real_budget_exits_0_with_one_line(capsys, corpus, tmp_path):
     assert len(lines) == 1 and "--max-minutes 0.02 reached" in lines[0]
 
 
+def test_the_progress_bar_under_a_budget_has_no_total_from_epochs(capsys, corpus, tmp_path):
+    # --epochs 10000 would make a bar at 0 % with an ETA of days; the clock ends the run.
+    flags = [a for a in WORDS if a != "--no-progress"]
+    code, _, err = run(capsys, "train", "--corpus", corpus, *flags, "--epochs", 10000,
+                       "--out", tmp_path / "run", "--max-minutes", 0.02)
+    assert code == 0
+    assert "tok" in err and "tok/s" in err          # the bar ran, counting tokens
+    assert "%|" not in err and "/10000" not in err  # no percentage, no total
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--max-minutes", "0"], "max_minutes must be"),
     (["--max-minutes", "-5"], "max_minutes must be"),

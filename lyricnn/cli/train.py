@@ -118,13 +118,18 @@ def _train(args, settings, run, signals, ctxs, workers):
         raise UsageError(str(err)) from None
     if run.writer:
         print(_describe(run, done + 1, settings.num_epochs, ctxs, workers), file=sys.stderr)
+    # Under --max-minutes the clock, not --epochs, usually ends the run: a total from
+    # --epochs (1000 in the PTB recipes) would show 0 % and an ETA of days, so the bar
+    # counts without a total (tokens or epochs, the rate and the time so far).
+    budgeted = args.max_minutes is not None
     if task.counts_tokens:
-        bar = tqdm(total=(settings.num_epochs - done) * len(run.corpus.train), unit="tok",
-                   unit_scale=True, file=sys.stderr, disable=args.no_progress,
-                   dynamic_ncols=True)
-    else:
-        bar = tqdm(total=settings.num_epochs, initial=done, unit="epoch", file=sys.stderr,
+        total = None if budgeted else (settings.num_epochs - done) * len(run.corpus.train)
+        bar = tqdm(total=total, unit="tok", unit_scale=True, file=sys.stderr,
                    disable=args.no_progress, dynamic_ncols=True)
+    else:
+        bar = tqdm(total=None if budgeted else settings.num_epochs, initial=done,
+                   unit="epoch", file=sys.stderr, disable=args.no_progress,
+                   dynamic_ncols=True)
     retain_freed_memory()   # lyricnn.tuning: MXNet allocates per minibatch
     started = time.monotonic()
     budget = _Budget(args)
