@@ -46,16 +46,23 @@ def check_gradients_numerically(forward, params, state, X, Y, eps=1e-6, rtol=1e-
         atol = roundings * 2.0 ** -53 * kappa * abs(l.asscalar()) / eps
     for p in params:
         analytic = p.grad.asnumpy()
-        values = p.asnumpy()
-        numeric = np.zeros_like(values)
-        for i in np.ndindex(values.shape):
-            total = []
-            for sign in (1, -1):
-                shifted = values.copy()
-                shifted[i] += sign * eps
-                p[:] = shifted
-                total.append(loss().asscalar())
-            numeric[i] = (total[0] - total[1]) / (2 * eps)
-        p[:] = values
+        numeric = central_differences(lambda: loss().asscalar(), p, eps)
         np.testing.assert_allclose(analytic, numeric, rtol=rtol, atol=atol)
         assert np.abs(numeric).max() > 1e-4
+
+
+def central_differences(loss, array, eps):
+    """``(loss(a + e) - loss(a - e)) / 2e`` for every entry of the NDArray ``array``
+    (shifted in place one entry at a time, restored after), ``loss()`` a float."""
+    values = array.asnumpy()
+    numeric = np.zeros_like(values)
+    for i in np.ndindex(values.shape):
+        total = []
+        for sign in (1, -1):
+            shifted = values.copy()
+            shifted[i] += sign * eps
+            array[:] = shifted
+            total.append(loss())
+        numeric[i] = (total[0] - total[1]) / (2 * eps)
+    array[:] = values
+    return numeric
