@@ -98,3 +98,15 @@ def test_bench_originality_reports_build_and_query():
     assert out.returncode == 0, out.stderr
     for line in ("machine:", "Jay Chou lyrics", "PTB train", "build", "human baseline"):
         assert line in out.stdout, line
+
+
+def test_probe_memory_reports_every_phase():
+    bench = BENCH.with_name("probe_memory.py")
+    out = subprocess.run([sys.executable, str(bench), "--minibatches", "1", "--every", "1",
+                          "--variants", "no-regularisers"],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert "machine:" in out.stdout
+    row = out.stdout.splitlines()[-1]
+    for phase in ("no-regularisers:", "model", "1 minibatches", "validation", "more minibatches"):
+        assert phase in row, phase
