@@ -59,18 +59,16 @@ def worker(name, minibatches, every, retain):
     mark("corpus")
     lm = build_word_lm("lstm", len(corpus.vocab), 450, 450, 2, 0.0, True, **VARIANTS[name])
     mark("model")
+    batches = streams(corpus.train, 20, 35, lm.ctx)     # one pass, read in chunks
     done = 0
     while done < minibatches:
         n = min(every, minibatches - done)
-        start = done
-        batches = itertools.islice(streams(corpus.train, 20, 35, lm.ctx), start, start + n)
-        run_epoch(lm, batches, True, 20.0, 0.25)
+        run_epoch(lm, itertools.islice(batches, n), True, 20.0, 0.25)
         done += n
         mark(f"{done} minibatches")
     evaluate_perplexity(lm, corpus.valid, EVAL_BATCH_SIZE, 35)
     mark("validation")
-    run_epoch(lm, itertools.islice(streams(corpus.train, 20, 35, lm.ctx), 0, every),
-              True, 20.0, 0.25)
+    run_epoch(lm, itertools.islice(batches, every), True, 20.0, 0.25)
     mark(f"{every} more minibatches")
     print(json.dumps(report))
 
