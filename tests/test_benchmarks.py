@@ -110,3 +110,13 @@ def test_probe_memory_reports_every_phase():
     row = out.stdout.splitlines()[-1]
     for phase in ("no-regularisers:", "model", "1 minibatches", "validation", "more minibatches"):
         assert phase in row, phase
+
+
+def test_bench_flat_params_times_both_layouts():
+    bench = BENCH.with_name("bench_flat_params.py")
+    out = subprocess.run([sys.executable, str(bench), "16", "1"], capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert "machine:" in out.stdout
+    for line in ("four Parameters + concat: best", "one flat Parameter: best", "saved per call"):
+        assert line in out.stdout, line
