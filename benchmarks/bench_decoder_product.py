@@ -7,6 +7,10 @@ runs) against ``dot`` + bias (the BLAS GEMM): forward + backward of ``(700, h) x
 import statistics
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.machine import cpu_model  # noqa: E402  (standard library only)
 
 import lyricnn  # noqa: F401
 from mxnet import autograd, nd
@@ -59,9 +63,7 @@ for b in blocks.values():
 # same values
 with autograd.record():
     a, c = blocks["fc"](x), blocks["dot"](x)
-cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-            if line.startswith("model name")), "unknown CPU")
-print(f"machine: {cpu}; ({m}, {k}) x ({k}, {n}), forward + backward")
+print(f"machine: {cpu_model()}; ({m}, {k}) x ({k}, {n}), forward + backward")
 print("max |fc - dot| / max|fc|:", float((a - c).abs().max().asscalar() / a.abs().max().asscalar()))
 times = {name: [] for name in blocks}
 for _ in range(int(sys.argv[2]) if len(sys.argv) > 2 else 20):

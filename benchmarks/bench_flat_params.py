@@ -15,6 +15,10 @@ Shapes: 35 steps, batch 20, input = hidden = width (the tied word LM).
 import statistics
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.machine import cpu_model  # noqa: E402  (standard library only)
 
 import lyricnn  # noqa: F401  (first: process tuning before MXNet loads)
 from mxnet import autograd, nd
@@ -74,9 +78,8 @@ def main():
     for block in blocks.values():
         for _ in range(3):
             step(block, X, h0, c0, head)
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                if line.startswith("model name")), "unknown CPU")
-    print(f"machine: {cpu}; 2-layer LSTM {h} wide, {T} steps x batch {B}, forward + backward")
+    print(f"machine: {cpu_model()}; 2-layer LSTM {h} wide, {T} steps x batch {B}, "
+          "forward + backward")
     times = {name: [] for name in blocks}
     for _ in range(rounds):
         for name, block in blocks.items():
