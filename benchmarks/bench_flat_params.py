@@ -1,11 +1,11 @@
 """The per-step cost of building the fused kernel's flat parameter vector: issue 23's
-remaining speed lever, measured before it is built.
+speed lever, measured in isolation.
 
-``lyricnn.models.fused`` keeps each layer's weights and biases as four Parameters
-(the names every checkpoint carries) and concatenates them into ``F.RNN``'s flat
-vector on every forward, which the backward splits again. Keeping one flat
-Parameter per layer, in the kernel's layout, would skip both. This times forward +
-backward of a 2-layer LSTM stack run one layer per kernel call (as ``fused.run``
+A Gluon layer keeps each layer's weights and biases as four Parameters, which
+``lyricnn.models.fused.flatten`` concatenates into ``F.RNN``'s flat vector on every
+forward, and the backward splits again; the word model's ``fused.Stack`` keeps one
+flat Parameter per layer in the kernel's layout and skips both. This times forward
++ backward of a 2-layer LSTM stack run one layer per kernel call (as ``fused.run``
 does) both ways, hybridized, the two alternating in one process; ms per call:
 
     .venv/bin/python benchmarks/bench_flat_params.py 650 20     # width, rounds
@@ -49,7 +49,7 @@ class Stack(nn.HybridBlock):
         for l in range(LAYERS):
             if self.flat:
                 vec = p[f"p{l}"]
-            else:   # what fused._kernel does: (-1, 4h) blocks, concatenated, flattened
+            else:   # what fused.flatten does: (-1, 4h) blocks, concatenated, flattened
                 vec = F.concat(*[p[f"p{l}_{i}"].reshape((-1, 4 * h)) for i in range(4)],
                                dim=0).reshape((-1,))
             X = F.RNN(X, vec, h0, c0, state_size=h, num_layers=1, mode="lstm")

@@ -1,18 +1,19 @@
-"""The layout of the fused kernel's parameter vector, on both callers of ``fused.run``.
+"""The layout of the fused kernel's parameter vector, on both callers of ``fused.flatten``.
 
-MXNet's ``RNN`` operator reads one flat vector of every weight and bias.
-``lyricnn.models.fused.run`` concatenates them as ``(-1, gates·h)`` blocks;
-Gluon's own layer (and lyricnn's scratch path before the one-stack redesign)
-concatenates 1-D views. This times one training minibatch (forward + backward,
+MXNet's ``RNN`` operator reads one flat vector of every weight and bias per layer.
+``lyricnn.models.fused.flatten`` concatenates a layer's four arrays as ``(-1,
+gates·h)`` blocks; Gluon's own layer (and lyricnn's scratch path before the
+one-stack redesign) concatenates 1-D views. (The word model keeps each layer's
+vector as one Parameter, ``fused.Stack``, and concatenates nothing:
+``bench_flat_params.py`` measures that.) This times one training minibatch (forward + backward,
 ``wait_to_read``) of each model through both layouts, alternating, in one
 process, and prints the medians:
 
     .venv/bin/python benchmarks/bench_fused_layout.py --rounds 7
 
 Models: the book's Gluon RNN (6.5: vocabulary 1027, 256 hidden, batch 32, 35
-steps), the book's scratch RNN (the same sizes, fused), the word LSTM 2 x 200
-and the tied 2 x 650 (vocabulary 10,000, batch 20, 35 steps). ``--quick``: tiny
-sizes, 2 rounds (a smoke test).
+steps), the book's scratch RNN (the same sizes, fused) and the book's Gluon LSTM
+2 x 256 (the same data). ``--quick``: tiny sizes, 2 rounds (a smoke test).
 """
 import argparse
 import statistics
@@ -30,30 +31,23 @@ from mxnet.gluon import loss as gloss  # noqa: E402
 
 from lyricnn.models import fused  # noqa: E402
 from lyricnn.models.build import build_lm  # noqa: E402
-from lyricnn.models.word import build_word_lm  # noqa: E402
 
-BLOCKS = fused.run
+BLOCKS = fused.flatten
 
 
-def flat_1d(F, X, states, weights, biases, *, mode, num_hiddens, num_layers, dropout=0.0,
-            **lstm_clip):
-    """``fused.run`` with the parameter vector concatenated from 1-D views (Gluon's way)."""
-    flat = F.concat(*[a.reshape((-1,)) for a in list(weights) + list(biases)], dim=0)
-    out = F.RNN(X, flat, *states, state_size=num_hiddens, num_layers=num_layers, mode=mode,
-                p=dropout, state_outputs=True, **lstm_clip)
-    return out[0], list(out[1:])
+def flat_1d(F, weights, biases, width):
+    """``fused.flatten`` concatenating 1-D views (Gluon's way)."""
+    return F.concat(*[a.reshape((-1,)) for a in list(weights) + list(biases)], dim=0)
 
 
 def models(quick):
     if quick:
         return {"gluon rnn (tiny)": (lambda: build_lm("rnn", 50, 16), 50, 4, 5),
-                "word lstm (tiny)": (lambda: build_word_lm("lstm", 60, 16, 16, 2), 60, 4, 5)}
+                "gluon lstm 2 layers (tiny)": (lambda: build_lm("lstm", 60, 16, 2), 60, 4, 5)}
     return {
         "book Gluon RNN 256": (lambda: build_lm("rnn", 1027, 256), 1027, 32, 35),
         "book scratch RNN 256": (lambda: build_lm("rnn-scratch", 1027, 256), 1027, 32, 35),
-        "word LSTM 2x200": (lambda: build_word_lm("lstm", 10000, 200, 200, 2), 10000, 20, 35),
-        "word LSTM 2x650 tied": (lambda: build_word_lm("lstm", 10000, 650, 650, 2, tied=True),
-                                 10000, 20, 35),
+        "book Gluon LSTM 2x256": (lambda: build_lm("lstm", 1027, 256, 2), 1027, 32, 35),
     }
 
 
@@ -86,13 +80,13 @@ def main(argv=None):
         results = {"blocks": [], "1-D": []}
         lms = {}
         for layout, run in (("blocks", BLOCKS), ("1-D", flat_1d)):
-            fused.run = run                         # the model is compiled with this layout
+            fused.flatten = run                         # the model is compiled with this layout
             lms[layout] = build()
         for _ in range(rounds):                     # alternate: the machine's noise is shared
             for layout in ("blocks", "1-D"):
-                fused.run = BLOCKS if layout == "blocks" else flat_1d
+                fused.flatten = BLOCKS if layout == "blocks" else flat_1d
                 results[layout].append(step_ms(lms[layout], V, batch, steps, args.repeats))
-        fused.run = BLOCKS
+        fused.flatten = BLOCKS
         a, b = statistics.median(results["blocks"]), statistics.median(results["1-D"])
         print(f"{name:<24} {a:>10.1f} {b:>10.1f} {b / a:>13.2f}", flush=True)
     return 0

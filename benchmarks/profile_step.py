@@ -71,9 +71,10 @@ def main():
 
     def fused_kernel():
         with autograd.record():
-            out, _ = fused.run(nd, XW, [state[0].expand_dims(0)], [W_hh.T],
-                               [b_h, nd.zeros(H)], mode="rnn_tanh", num_hiddens=H,
-                               num_layers=1)
+            vector = fused.flatten(nd, [fused.identity(nd, b_h), W_hh.T],
+                                   [b_h, nd.zeros(H)], H)
+            out, _ = fused.run(nd, XW, [state[0].expand_dims(0)], [vector],
+                               mode="rnn_tanh", num_hiddens=H)
             l = out.sum()
         l.backward()
 

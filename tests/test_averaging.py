@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from mxnet import nd
 
+from lyricnn.models import fused
 from lyricnn.models.word import build_word_lm
 from lyricnn.training.averaging import Averaging, triggered
 from lyricnn.training.loop import History, train_epochs
@@ -89,6 +90,14 @@ def test_the_checkpoints_iterate_file_is_checked_before_use(tmp_path):
     plain.append(1, 5.0, 1.0, 5.0, 1.0)
     assert set(parse_iterate(tmp_path, {ITERATE: good}, lm, averaged)) == set(named)
     assert parse_iterate(tmp_path, {}, lm, plain) is None
+    # An iterate saved before the flat layer vectors (each layer as four arrays) is read
+    # under today's names.
+    legacy = {n: a for n, a in named.items() if not n.startswith("rnn.")}
+    legacy.update({f"rnn.l0_{part}": piece for part, piece in
+                   fused.split(named["rnn.l0_flat"], lm.model.rnn.shapes[0]).items()})
+    read = parse_iterate(tmp_path, {ITERATE: _params_bytes(legacy)}, lm, averaged)
+    assert set(read) == set(named)
+    np.testing.assert_array_equal(read["rnn.l0_flat"].asnumpy(), named["rnn.l0_flat"].asnumpy())
     cases = [({}, averaged, "missing: history.json says 12 updates"),
              ({ITERATE: good}, plain, "present, but history.json says no update"),
              ({ITERATE: b"not a parameter file"}, averaged, "not an MXNet parameter file"),

@@ -234,3 +234,36 @@ def test_word_acrostic_lines_start_with_the_given_words(trained, capsys):
     lines = r["text"].split("\n")
     assert code == 0 and [line.split()[0] for line in lines] == ["w0", "w1", "w2"], err
     assert all(1 <= len(line.split()) <= 5 for line in lines) and r["finish_reason"] == "stop"
+
+
+def test_a_checkpoint_from_before_the_flat_layer_vectors_loads_and_scores_the_same(
+        trained, tmp_path, capsys):
+    """Word checkpoints written before ``fused.Stack`` hold each layer's four Gluon-named
+    arrays: they load into the flat vectors (``merge_layer_arrays``) and evaluate as before."""
+    import shutil
+
+    from mxnet import nd
+
+    from lyricnn.models import fused
+    from lyricnn.run import store
+    from tests.test_checkpoint import _resign
+
+    old = tmp_path / "old"
+    shutil.copytree(trained / "checkpoint", old)
+    arrays = nd.load(str(old / store.PARAMS))
+    shapes = load_checkpoint(trained).lm.model.rnn.shapes
+    for l, layer in enumerate(shapes):
+        for part, piece in fused.split(arrays.pop(f"rnn.l{l}_flat"), layer).items():
+            arrays[f"rnn.l{l}_{part}"] = piece.copy()
+    nd.save(str(old / store.PARAMS), arrays)
+    _resign(old)
+    assert "rnn.l0_i2h_weight" in nd.load(str(old / store.PARAMS))
+    new = load_checkpoint(trained).lm.named_parameters()
+    for name, array in load_checkpoint(old).lm.named_parameters().items():
+        np.testing.assert_array_equal(array.asnumpy(), new[name].asnumpy(), err_msg=name)
+    scores = []
+    for folder in (trained / "checkpoint", old):
+        code, out, err = run(capsys, "evaluate", "--checkpoint", folder)
+        assert code == 0, err
+        scores.append(out)
+    assert scores[0] == scores[1]

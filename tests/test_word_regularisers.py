@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from mxnet import autograd, nd
 
+from lyricnn.models import fused
 from lyricnn.models.word import WordRNNModel, build_word_lm, check_regularisers
 from tests.float_error import ROUTE64   # one function by two routes in float64: TOLERANCES.md
 
@@ -26,7 +27,13 @@ def _h2h_grads(lm, X, state):
     with autograd.record():
         logits, _ = lm(X, state)
         logits.sum().backward()
-    return lm.model.rnn.l0_h2h_weight.grad().asnumpy().copy()
+    return _layer0_grad(lm, "h2h_weight")
+
+
+def _layer0_grad(lm, part):
+    """The gradient of one of layer 1's four arrays (a piece of its flat vector)."""
+    stack = lm.model.rnn
+    return fused.split(stack.l0_flat.grad(), stack.shapes[0])[part].asnumpy().copy()
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
@@ -42,7 +49,9 @@ def test_weight_drop_is_resampled_per_minibatch_and_off_at_evaluation(cell):
     assert 0.2 < (first == 0).mean() < 0.8 and 0.2 < (second == 0).mean() < 0.8
     assert ((first == 0) != (second == 0)).any()
     # The input-to-hidden weights are not dropped.
-    assert (lm.model.rnn.l0_i2h_weight.grad().asnumpy() != 0).mean() > 0.95
+    assert (_layer0_grad(lm, "i2h_weight") != 0).mean() > 0.95
+    # Nor the biases (the last two pieces of the vector): every one gets a gradient.
+    assert (_layer0_grad(lm, "h2h_bias") != 0).all()
     for model in (lm, plain):   # float64, R64: see the next test for why not bit for bit
         model.model.cast("float64")
     state = [s.astype("float64") for s in state]

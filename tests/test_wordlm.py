@@ -8,7 +8,6 @@ from mxnet import autograd, nd
 from mxnet.gluon import loss as gloss
 
 from lyricnn.data import hub
-from lyricnn.models.gluon import layer_spec
 from lyricnn.data.sampling import data_iter_consecutive
 from lyricnn.data.tokenize import EOS, PTB, UNK, read_ptb_text
 from lyricnn.training.loop import train_epochs
@@ -159,8 +158,8 @@ def test_every_cell_builds_and_initialises_uniformly(cell):
     lm = build_word_lm(cell, 20, 6, 6, num_layers=2, dropout=0.2, tied=True)
     values = np.concatenate([w.asnumpy().ravel() for w in lm.weights()])
     assert values.min() >= -0.1 and values.max() <= 0.1 and values.std() > 0.04
-    assert layer_spec(lm.model.rnn).dropout == 0.2  # between the recurrent layers
-    assert layer_spec(lm.model.rnn).mode == {"rnn": "rnn_relu"}.get(cell, cell)
+    assert lm.model.rnn.dropout == 0.2 and not lm.model.rnn.locked  # between the layers
+    assert lm.model.rnn.mode == {"rnn": "rnn_relu"}.get(cell, cell)
 
 
 def test_tied_requires_equal_sizes_and_names_both():
@@ -186,7 +185,7 @@ def test_tied_weights_are_one_parameter_and_receive_both_gradients():
     assert net.decoder.weight is net.embedding.weight
     names = list(tied.named_parameters())
     assert "embedding.weight" in names and "decoder.weight" not in names
-    assert len(tied.weights()) == len(names) == 6  # embedding, 4 LSTM, decoder bias
+    assert len(tied.weights()) == len(names) == 3  # embedding, the LSTM layer, decoder bias
     untied = build_word_lm("lstm", 12, 6, 6, tied=False)
     _copy(tied.named_parameters(), untied)  # decoder.weight := the shared matrix
     X, Y = nd.array([[0, 1, 2, 3]]), nd.array([[1, 2, 3, 11]])

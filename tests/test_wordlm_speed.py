@@ -1,21 +1,55 @@
-"""The word-level model's fast paths compute exactly what the plain Gluon layers do."""
+"""The word-level model's recurrent stack (``fused.Stack``: one flat Parameter per layer, one
+kernel call per layer) computes what Gluon's own layer computes on the same values."""
 import mxnet as mx
 import numpy as np
 import pytest
 from mxnet import autograd, nd
 
-from lyricnn.models.word import WORD_CELLS, WordRNNModel, build_word_lm
+from mxnet.gluon import rnn as gluon_rnn
+
+from lyricnn.models import fused
+from lyricnn.models.word import WORD_CELLS, WordRNNModel, build_word_lm, merge_layer_arrays
 
 
-def _reference(net, X, state):
-    """The model as written with the Gluon layer called directly (its own concatenation)."""
+def _gluon_layer(net, cell):
+    """The Gluon layer of ``net``'s recurrent stack, holding the same values (its four
+    Parameters per layer cut from the stack's flat vectors)."""
+    stack = net.rnn
+    kwargs = dict(num_layers=stack.num_layers, input_size=stack.shapes[0][0][1][1])
+    layer = {"rnn": lambda h, **k: gluon_rnn.RNN(h, **k),
+             "rnn_tanh": lambda h, **k: gluon_rnn.RNN(h, activation="tanh", **k),
+             "gru": gluon_rnn.GRU, "lstm": gluon_rnn.LSTM}[cell](stack.num_hiddens, **kwargs)
+    layer.initialize()
+    own = {name[len(layer.prefix):]: p for name, p in layer.params.items()}
+    for l, shapes in enumerate(stack.shapes):
+        for part, array in fused.split(getattr(stack, f"l{l}_flat").data(), shapes).items():
+            own[f"l{l}_{part}"].set_data(array.copy())
+    return layer
+
+
+def _reference(net, layer, X, state):
+    """The model as written with the Gluon layer (its own concatenation, one kernel call)."""
     emb = net.drop(net.embedding(nd.transpose(X)))
-    Y, state = net.rnn(emb, list(state))
+    Y, state = layer(emb, list(state))
     return net.decoder(net.drop(Y).reshape((-3, 0))), state
 
 
-def _grads(net):
-    return {name: p.grad().asnumpy().copy() for name, p in net.collect_params().items()}
+def _stack_grads(net, l):
+    return getattr(net.rnn, f"l{l}_flat").grad().asnumpy()
+
+
+def _gluon_grads(layer, shapes, l):
+    """Layer ``l``'s four gradients of the Gluon ``layer``, joined in the kernel's order."""
+    own = {name[len(layer.prefix):]: p for name, p in layer.params.items()}
+    return np.concatenate([own[f"l{l}_{part}"].grad().asnumpy().ravel() for part, _ in shapes])
+
+
+def _grads(net, recurrent):
+    """Every gradient by name, ``rnn.lL`` as a flat vector from ``recurrent(l)``."""
+    grads = {name: p.grad().asnumpy().copy() for name, p in net.named_parameters().items()
+             if not name.startswith("rnn.")}
+    grads.update({f"rnn.l{l}": recurrent(l).copy() for l in range(net.rnn.num_layers)})
+    return grads
 
 
 @pytest.mark.parametrize("cell", WORD_CELLS)
@@ -30,13 +64,18 @@ def test_recurrent_call_equals_the_gluon_layers_own(cell, hybridize):
     X = nd.array(rs.randint(0, 23, (4, 7)))
     state = [s + nd.array(rs.normal(size=s.shape)) for s in lm.begin_state(4)]
     head = nd.array(rs.normal(size=(28, 23)))
+    layer = _gluon_layer(net, cell)
+    routes = [(lambda X, s: net(X, s)[:2], lambda l: _stack_grads(net, l)),
+              (lambda X, s: _reference(net, layer, X, s),
+               lambda l: _gluon_grads(layer, net.rnn.shapes[l], l))]
     results = []
-    for forward in (lambda X, s: net(X, s)[:2], lambda X, s: _reference(net, X, s)):
+    for forward, recurrent in routes:
         with autograd.record():
             logits, new_state = forward(X, state)
             total = (logits * head).sum() + sum((s * s).sum() for s in new_state)
         total.backward()
-        results.append(([logits.asnumpy()] + [s.asnumpy() for s in new_state], _grads(net)))
+        results.append(([logits.asnumpy()] + [s.asnumpy() for s in new_state],
+                        _grads(net, recurrent)))
     (ours, our_grads), (theirs, their_grads) = results
     assert len(ours) == len(theirs) == (3 if cell == "lstm" else 2)
     # The same fused operator on the same bytes, forward: the same bits (per layer or as
@@ -58,3 +97,59 @@ def test_recurrent_call_refuses_a_wrong_state_shape_like_the_layer():
     net.initialize()
     with pytest.raises(ValueError, match=r"Invalid recurrent state shape. Expecting \(2, 3, 4\)"):
         net(nd.zeros((3, 5)), net.begin_state(batch_size=2))
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_a_seed_initialises_the_stack_as_gluon_initialised_its_four_parameters(cell):
+    """Same seed, same values as the model had when its layer was ``gluon.rnn.LSTM`` (or
+    GRU): the flat vectors are drawn piece by piece in Gluon's order, biases zero, so the
+    published recipes start from the weights they started from."""
+    mx.random.seed(11)
+    lm = build_word_lm(cell, 30, 6, 5, num_layers=2)
+    mx.random.seed(11)
+    embedding = mx.gluon.nn.Embedding(30, 6)        # drawn first, as in the model
+    layer = (gluon_rnn.GRU if cell == "gru" else gluon_rnn.LSTM)(5, 2, input_size=6)
+    embedding.initialize(mx.init.Uniform(0.1))
+    layer.initialize(mx.init.Uniform(0.1))
+    own = {name[len(layer.prefix):]: p for name, p in layer.params.items()}
+    np.testing.assert_array_equal(lm.model.embedding.weight.data().asnumpy(),
+                                  embedding.weight.data().asnumpy())
+    for l, shapes in enumerate(lm.model.rnn.shapes):
+        expected = np.concatenate([own[f"l{l}_{part}"].data().asnumpy().ravel()
+                                   for part, _ in shapes])
+        flat = getattr(lm.model.rnn, f"l{l}_flat").data().asnumpy()
+        np.testing.assert_array_equal(flat, expected)
+        assert np.abs(flat[:shapes[0][1][0] * shapes[0][1][1]]).max() > 0.05   # drawn
+        assert (flat[-2 * shapes[2][1][0]:] == 0).all()                        # biases
+
+
+def test_split_cuts_a_layer_vector_into_views_and_refuses_a_wrong_size():
+    shapes = fused.layer_shapes("gru", 2, 3)               # 6 rows: (6,3) (6,2) (6,) (6,)
+    vector = nd.arange(18 + 12 + 6 + 6)
+    pieces = fused.split(vector, shapes)
+    assert {k: v.shape for k, v in pieces.items()} == dict(shapes)
+    assert pieces["h2h_weight"][0, 0].asscalar() == 18 and pieces["h2h_bias"][-1].asscalar() == 41
+    pieces["i2h_bias"][:] = -1                              # a view: writes reach the vector
+    assert (vector[30:36].asnumpy() == -1).all()
+    with pytest.raises(ValueError, match="41 values does not hold"):
+        fused.split(nd.arange(41), shapes)
+
+
+def test_merge_layer_arrays_joins_each_complete_layer_in_the_kernels_order():
+    mx.random.seed(2)
+    lm = build_word_lm("lstm", 9, 4, 3, num_layers=2)
+    named = lm.named_parameters()
+    legacy = {name: a for name, a in named.items() if not name.startswith("rnn.")}
+    for l, shapes in enumerate(lm.model.rnn.shapes):
+        for part, piece in fused.split(named[f"rnn.l{l}_flat"], shapes).items():
+            legacy[f"rnn.l{l}_{part}"] = piece.copy()
+    merged = merge_layer_arrays(legacy)
+    assert set(merged) == set(named)
+    for name in named:
+        np.testing.assert_array_equal(merged[name].asnumpy(), named[name].asnumpy())
+    # An incomplete layer is left for the name check to report.
+    del legacy["rnn.l1_h2h_bias"]
+    partial = merge_layer_arrays(legacy)
+    assert "rnn.l0_flat" in partial and "rnn.l1_flat" not in partial
+    with pytest.raises(ValueError, match=r"missing \['rnn.l1_flat'\].*'rnn.l1_h2h_weight'"):
+        lm.load_named_parameters(partial)

@@ -1,24 +1,29 @@
-"""MXNet's fused RNN operator over inputs that are already projected.
+"""MXNet's fused RNN operator: the one wrapper of it (``run``) and its three callers.
 
-``nd.RNN`` / ``F.RNN`` runs a whole sequence through every layer, forward and
-backward, in one oneDNN call, instead of a handful of operators per step and
-layer. It multiplies layer 1's input by its own input weight; the one-hot
-input of a character model would make that a ``(T·batch, V) x (V, gates·h)``
-product whose result is just a column lookup. So both callers look the
-columns up first (``Embedding``, whose gradient lands in the real weight) and
-hand the kernel an identity as layer 1's input weight:
+``nd.RNN`` / ``F.RNN`` runs a whole sequence through a layer, forward and
+backward, in one oneDNN call, instead of a handful of operators per step. It
+reads one flat vector of the layer's weights and biases (``layer_shapes``), and
+multiplies layer 1's input by its own input weight; the one-hot input of a
+character model would make that a ``(T·batch, V) x (V, gates·h)`` product whose
+result is just a column lookup. The callers:
 
 * the scratch RNN and LSTM (``lyricnn.models.cells.sequence``), from the book's
-  parameter lists (``scratch_layers``);
+  parameter lists (``scratch_layers``), and
 * the Gluon ``RNNModel`` (``lyricnn.models.gluon``), from a Gluon layer's
-  parameters.
+  parameters: both look the columns up first (``Embedding``, whose gradient
+  lands in the real weight), hand the kernel an identity as layer 1's input
+  weight, and join each layer's four arrays into its vector (``flatten``);
+* the word-level model (``lyricnn.models.word``), whose ``Stack`` keeps each
+  layer's vector as one Parameter, so nothing is joined or split per minibatch.
 
 On the book's scratch RNN (forward + backward of one minibatch) the fused
 kernel is clearly faster than the book's per-step code (measured:
 ``docs/RESULTS.md``, "Design measurements"; the whole-epoch figures are in
 its "Speed" section).
 """
-from mxnet import nd
+import numpy as np
+from mxnet import init, nd
+from mxnet.gluon import nn
 
 #: Gate rows per hidden unit of each kernel mode.
 GATES = {"rnn_relu": 1, "rnn_tanh": 1, "gru": 3, "lstm": 4}
@@ -41,18 +46,16 @@ def worth_it(width, vocab_size):
     return width <= MAX_WIDTH_RATIO * vocab_size
 
 
-def run(F, X, states, weights, biases, *, mode, num_hiddens, num_layers, dropout=0.0,
-        locked=False, **lstm_clip):
+def run(F, X, states, layers, *, mode, num_hiddens, dropout=0.0, locked=False, **lstm_clip):
     """The recurrent stack through MXNet's fused kernel: the one wrapper of it in lyricnn.
 
     ``F`` is ``mxnet.nd`` or ``mxnet.sym`` (a hybrid block's ``F``).
     ``X: (T, batch, in)``: layer 1's input. ``states``: ``[H]`` or, for the
-    LSTM, ``[H, C]``, each ``(layers, batch, h)``. ``weights``: the kernel's
-    weights in its order ``[W_i2h¹, W_h2h¹, W_i2h², W_h2h², …]``, each ``(gates·h,
-    in)`` with the gates in the kernel's order (LSTM ``i, f, g, o``; GRU ``r, z,
-    n``); a caller that has already projected layer 1's input passes
-    ``identity(F, biases[0])`` as ``W_i2h¹``. ``biases``: ``[b_i2h¹, b_h2h¹,
-    b_i2h², …]``, each ``(gates·h,)``. ``dropout``: the probability of dropping
+    LSTM, ``[H, C]``, each ``(layers, batch, h)``. ``layers``: one flat parameter
+    vector per layer in the kernel's layout (``layer_shapes``: ``W_i2h, W_h2h,
+    b_i2h, b_h2h``, the gates in the kernel's order, LSTM ``i, f, g, o``, GRU ``r,
+    z, n``): a ``Stack``'s Parameters as they are, or four arrays joined by
+    ``flatten``. ``dropout``: the probability of dropping
     each output of every layer but the last (in training); ``locked``: one mask per
     sequence and unit, the same at every step (variational dropout, AWD-LSTM's
     ``dropouth``), instead of a fresh one per position. Returns ``(Y (T, batch,
@@ -77,33 +80,148 @@ def run(F, X, states, weights, biases, *, mode, num_hiddens, num_layers, dropout
       stack (without it), median of the pairs (Intel Xeon with AVX-512, 2
       vCPUs, shared with another busy process, 2026-12-06).
     """
-    if num_layers == 1:
-        return _kernel(F, X, states, weights, biases, mode, num_hiddens, 1, lstm_clip)
     Y, per_layer = X, []
-    for l in range(num_layers):
+    for l, vector in enumerate(layers):
         if l > 0 and dropout > 0:
             Y = F.Dropout(Y, p=dropout, axes=(0,)) if locked else F.Dropout(Y, p=dropout)
-        layer_states = [F.slice_axis(s, axis=0, begin=l, end=l + 1) for s in states]
-        Y, out = _kernel(F, Y, layer_states, weights[2 * l:2 * l + 2], biases[2 * l:2 * l + 2],
-                         mode, num_hiddens, 1, lstm_clip)
-        per_layer.append(out)
+        layer_states = (states if len(layers) == 1 else
+                        [F.slice_axis(s, axis=0, begin=l, end=l + 1) for s in states])
+        out = F.RNN(Y, vector, *layer_states, state_size=num_hiddens, num_layers=1, mode=mode,
+                    p=0.0, state_outputs=True, **lstm_clip)
+        Y = out[0]
+        per_layer.append(list(out[1:]))
+    if len(layers) == 1:
+        return Y, per_layer[0]
     return Y, [F.concat(*[out[k] for out in per_layer], dim=0) for k in range(len(states))]
 
 
-def _kernel(F, X, states, weights, biases, mode, num_hiddens, num_layers, lstm_clip):
-    """One ``F.RNN`` call (no dropout: see ``run``).
+def flatten(F, weights, biases, width):
+    """One layer's ``[W_i2h, W_h2h]`` and ``[b_i2h, b_h2h]`` (``width = gates·h`` rows each)
+    as the kernel's flat vector, for callers that keep them as four arrays (Gluon's layers,
+    the book's parameter lists).
 
-    The kernel reads one flat parameter vector. Concatenated as 1-D arrays (as
-    Gluon's layer does) MXNet copies it element by element; every weight and
-    bias holds a multiple of ``gates·h`` elements, so the same bytes are
-    concatenated as ``(-1, gates·h)`` blocks, row by row, and reshaped once
-    (measured on both callers: docs/RESULTS.md, "One F.RNN wrapper").
+    Concatenated as 1-D arrays (as Gluon's layer does) MXNet copies them element by
+    element; every weight and bias holds a multiple of ``width`` elements, so the same
+    bytes are concatenated as ``(-1, width)`` blocks, row by row, and reshaped once
+    (measured on both callers: docs/RESULTS.md, "One F.RNN wrapper"). The copy (and the
+    backward's split) is what a ``Stack`` saves: docs/RESULTS.md, "Design measurements".
     """
+    return F.concat(*[a.reshape((-1, width)) for a in list(weights) + list(biases)],
+                    dim=0).reshape((-1,))
+
+
+def layer_shapes(mode, num_hiddens, input_size):
+    """``[(name, shape), …]`` of one layer's parameters in the order of the kernel's flat
+    vector, under Gluon's (and PyTorch's) names."""
     width = GATES[mode] * num_hiddens
-    flat = F.concat(*[a.reshape((-1, width)) for a in list(weights) + list(biases)], dim=0)
-    out = F.RNN(X, flat.reshape((-1,)), *states, state_size=num_hiddens, num_layers=num_layers,
-                mode=mode, p=0.0, state_outputs=True, **lstm_clip)
-    return out[0], list(out[1:])
+    return [("i2h_weight", (width, input_size)), ("h2h_weight", (width, num_hiddens)),
+            ("i2h_bias", (width,)), ("h2h_bias", (width,))]
+
+
+def split(vector, shapes):
+    """``{name: array}``: a flat layer vector (an NDArray) cut into its ``layer_shapes``
+    (views of ``vector``'s memory)."""
+    sizes = [int(np.prod(shape)) for _, shape in shapes]
+    if sum(sizes) != vector.size:
+        raise ValueError(f"a layer vector of {vector.size} values does not hold the shapes "
+                         f"{[s for _, s in shapes]} ({sum(sizes)} values)")
+    pieces, start = {}, 0
+    for (name, shape), size in zip(shapes, sizes):
+        pieces[name] = vector[start:start + size].reshape(shape)
+        start += size
+    return pieces
+
+
+class _KernelLayout(init.Initializer):
+    """Initialises a ``Stack`` layer's flat vector as Gluon initialises its layer's four
+    Parameters: each weight drawn by the model's initializer under Gluon's name, in
+    Gluon's order (so a seed gives the same values as ``gluon.rnn.LSTM`` did), each bias
+    zero (the Gluon layer's ``*_bias_initializer``)."""
+
+    def __init__(self, shapes):
+        super().__init__()
+        self.shapes = shapes
+
+    def _init_weight(self, desc, arr):
+        prefix = str(desc)[:-len("flat")]                  # '..._l0_flat' -> '..._l0_'
+        pieces = []
+        for name, shape in self.shapes:
+            piece = nd.zeros(shape, ctx=arr.context, dtype=arr.dtype)
+            if name.endswith("weight"):
+                desc.global_init(init.InitDesc(prefix + name), piece)
+            pieces.append(piece.reshape((-1,)))
+        arr[:] = nd.concat(*pieces, dim=0)
+
+
+class Stack(nn.HybridBlock):
+    """``num_layers`` recurrent layers of one kernel ``mode`` whose parameters are already the
+    kernel's: one Parameter per layer, ``l{l}_flat``, holding ``layer_shapes``' four arrays.
+
+    What ``gluon.rnn.LSTM`` (or ``GRU``, ``RNN``) computes on the same values, without the
+    copy that joins the layer's four Parameters into the kernel's vector at every call
+    and splits the gradient again (18.6 ms of a 2 x 650 LSTM's ~160 ms forward +
+    backward: docs/RESULTS.md, "Design measurements"). The word-level model's recurrent
+    layers; the book's ``RNNModel`` keeps Gluon's layers, whose parameters are the
+    reader's.
+
+    ``stack(X (T, batch, input_size), state) -> (Y (T, batch, h), state)``, ``state`` as
+    ``begin_state`` gives it. ``dropout`` between layers (a fresh mask per position, or
+    ``locked``: one per sequence, ``run``); ``weight_drop``: DropConnect on each layer's
+    hidden-to-hidden weights, one mask per call (Wan et al. 2013; AWD-LSTM's WeightDrop),
+    off at evaluation.
+    """
+
+    def __init__(self, mode, num_hiddens, num_layers, input_size, *, dropout=0.0,
+                 locked=False, weight_drop=0.0, lstm_clip=None, **kwargs):
+        super().__init__(**kwargs)
+        self.mode, self.num_hiddens, self.num_layers = mode, num_hiddens, num_layers
+        self.dropout, self.locked, self.weight_drop = dropout, locked, weight_drop
+        self.lstm_clip = dict(lstm_clip or {})
+        self.dtype = "float32"
+        self.shapes = [layer_shapes(mode, num_hiddens, input_size if l == 0 else num_hiddens)
+                       for l in range(num_layers)]
+        with self.name_scope():
+            for l, shapes in enumerate(self.shapes):
+                size = sum(int(np.prod(shape)) for _, shape in shapes)
+                setattr(self, f"l{l}_flat", self.params.get(f"l{l}_flat", shape=(size,),
+                                                            init=_KernelLayout(shapes)))
+
+    def state_shapes(self, batch_size):
+        """The shapes of ``begin_state``'s arrays: ``[(layers, batch, h)]``, twice for the LSTM."""
+        return [(self.num_layers, batch_size, self.num_hiddens)] * (2 if self.mode == "lstm"
+                                                                    else 1)
+
+    def begin_state(self, batch_size=0, func=nd.zeros, **kwargs):
+        """The zero state, e.g. ``begin_state(batch_size=20, ctx=ctx)``, in the parameters'
+        dtype (the kernel needs one dtype throughout)."""
+        kwargs.setdefault("dtype", self.dtype)
+        return [func(shape=shape, **kwargs) for shape in self.state_shapes(batch_size)]
+
+    def cast(self, dtype):
+        super().cast(dtype)
+        self.dtype = dtype
+
+    def hybrid_forward(self, F, X, state, **flat):
+        if F is nd:   # the layer's own check, with Gluon's message (the kernel would assert)
+            for s, shape in zip(state, self.state_shapes(X.shape[1])):
+                if s.shape != shape:
+                    raise ValueError(f"Invalid recurrent state shape. Expecting {shape}, "
+                                     f"got {s.shape}.")
+        layers = [self._dropped(F, flat[f"l{l}_flat"], l) for l in range(self.num_layers)]
+        return run(F, X, list(state), layers, mode=self.mode, num_hiddens=self.num_hiddens,
+                   dropout=self.dropout, locked=self.locked, **self.lstm_clip)
+
+    def _dropped(self, F, vector, l):
+        """Layer ``l``'s vector with weight drop on its ``W_h2h`` (the second piece)."""
+        if not self.weight_drop:
+            return vector
+        (_, i2h), (_, h2h) = self.shapes[l][:2]
+        begin = i2h[0] * i2h[1]
+        end = begin + h2h[0] * h2h[1]
+        return F.concat(F.slice_axis(vector, axis=0, begin=0, end=begin),
+                        F.Dropout(F.slice_axis(vector, axis=0, begin=begin, end=end),
+                                  p=self.weight_drop),
+                        F.slice_axis(vector, axis=0, begin=end, end=None), dim=0)
 
 
 def identity(F, bias):
@@ -148,7 +266,9 @@ def scratch_layers(cell, X, states, layers):
     XW = nd.Embedding(X.T, W_x1, input_dim=W_x1.shape[0], output_dim=width)  # (T, batch, width)
     # Flat per-layer states -> the kernel's (layers, batch, h) arrays, one per kind (H, C).
     kinds = [nd.stack(*[s[k] for s in states], axis=0) for k in range(cell.num_states)]
-    Y, out = run(nd, XW, kinds, [identity(nd, biases[0])] + weights, biases,
-                 mode=cell.fused_mode, num_hiddens=h, num_layers=len(layers))
+    weights = [identity(nd, biases[0])] + weights
+    vectors = [flatten(nd, weights[2 * l:2 * l + 2], biases[2 * l:2 * l + 2], width)
+               for l in range(len(layers))]
+    Y, out = run(nd, XW, kinds, vectors, mode=cell.fused_mode, num_hiddens=h)
     per_layer = [[o[l] for o in out] for l in range(len(layers))]
     return Y.reshape((-3, 0)), tuple(s for layer_state in per_layer for s in layer_state)

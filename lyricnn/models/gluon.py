@@ -68,8 +68,11 @@ def run_layer(F, spec, X, state, w, projected=False):
     weights, biases = kernel_parameters(w, spec.num_layers)
     if projected:
         weights[0] = fused.identity(F, biases[0])
-    return fused.run(F, X, state, weights, biases, mode=spec.mode, num_hiddens=spec.num_hiddens,
-                     num_layers=spec.num_layers, dropout=spec.dropout, **spec.lstm_clip)
+    width = spec.gates * spec.num_hiddens
+    vectors = [fused.flatten(F, weights[2 * l:2 * l + 2], biases[2 * l:2 * l + 2], width)
+               for l in range(spec.num_layers)]
+    return fused.run(F, X, state, vectors, mode=spec.mode, num_hiddens=spec.num_hiddens,
+                     dropout=spec.dropout, **spec.lstm_clip)
 
 
 def kernel_parameters(w, num_layers):

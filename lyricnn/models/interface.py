@@ -100,12 +100,20 @@ class LanguageModel:
         ``LanguageModel`` with its own weights and gradients on its device."""
         raise NotImplementedError
 
+    def own_arrays(self, arrays):
+        """``arrays`` (``{name: NDArray}``) under this model's names: a model whose layout
+        changed maps what older checkpoints hold (``lyricnn.models.word``); the others
+        take them as they are."""
+        return arrays
+
     def load_named_parameters(self, arrays):
-        """Copy ``arrays`` (``{name: NDArray}``) into the parameters, all or nothing.
+        """Copy ``arrays`` (``{name: NDArray}``, after ``own_arrays``) into the parameters,
+        all or nothing.
 
         ``ValueError`` naming the missing or unexpected names, or the first
         shape that differs, before anything is copied.
         """
+        arrays = self.own_arrays(arrays)
         own = self.named_parameters()
         missing, unexpected = sorted(set(own) - set(arrays)), sorted(set(arrays) - set(own))
         if missing or unexpected:

@@ -81,6 +81,9 @@ class NGramMixture(LanguageModel):
         return (self.lm.join_states([s[0] for s in states]),
                 nd.concat(*[s[1] for s in states], dim=0))
 
+    def own_arrays(self, arrays):
+        return self.lm.own_arrays(arrays)
+
     def named_parameters(self):
         return self.lm.named_parameters()
 

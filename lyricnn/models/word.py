@@ -23,23 +23,24 @@ off by default so that the earlier recipes compute what they did:
 =======================  =====================================================================
 
 ``build_word_lm`` wraps it as a ``WordLM`` (a ``GluonLM``), so the one loop
-trains it like any other model. Its recurrent layer runs through lyricnn's one
-wrapper of MXNet's fused kernel (``lyricnn.models.fused.run``), as the
-character-level ``RNNModel`` does: all layers in one call, or one call per layer
-when locked dropout must sit between them.
+trains it like any other model. Its recurrent layers are a ``fused.Stack``: one
+Parameter per layer already in the layout of MXNet's fused kernel, one kernel call
+per layer (lyricnn's one wrapper of it, ``lyricnn.models.fused.run``), what
+``gluon.rnn.LSTM`` computes without joining four Parameters into the kernel's
+vector at every call. Checkpoints name each layer's vector ``rnn.lL_flat``;
+older ones, with the four Gluon-named arrays, still load (``merge_layer_arrays``).
 """
 
+import re
 import warnings
 
 from mxnet import autograd, init, nd
 from mxnet.gluon import nn
-from mxnet.gluon import rnn as gluon_rnn
 
 from lyricnn.checks import check_choice, check_int, check_number
 from lyricnn.context import resolve_ctx
 from lyricnn.models import fused
 from lyricnn.models.adaptive import AdaptiveSoftmax
-from lyricnn.models.gluon import kernel_parameters, layer_arrays, layer_spec, run_layer
 from lyricnn.models.interface import GluonLM
 from lyricnn.training.optim import _loss_and_unscaled_gradient
 
@@ -101,14 +102,33 @@ def _check_model_args(cell, vocab_size, embed_size, num_hiddens, num_layers, dro
     return vocab_size, embed_size, num_hiddens, num_layers, dropout
 
 
-def _recurrent_layer(cell, num_hiddens, num_layers, dropout, input_size):
-    if cell == "rnn":
-        return gluon_rnn.RNN(num_hiddens, num_layers, dropout=dropout, input_size=input_size)
-    if cell == "rnn_tanh":
-        return gluon_rnn.RNN(num_hiddens, num_layers, activation="tanh", dropout=dropout,
-                             input_size=input_size)
-    layer = gluon_rnn.GRU if cell == "gru" else gluon_rnn.LSTM
-    return layer(num_hiddens, num_layers, dropout=dropout, input_size=input_size)
+#: Each cell's mode of the fused kernel (``'rnn'``: Gluon's ReLU RNN).
+KERNEL_MODES = {"rnn": "rnn_relu", "rnn_tanh": "rnn_tanh", "gru": "gru", "lstm": "lstm"}
+#: A layer's parameter under its four names, as checkpoints before the flat layout hold it.
+_LEGACY = re.compile(r"rnn\.l(\d+)_(i2h_weight|h2h_weight|i2h_bias|h2h_bias)")
+
+
+def merge_layer_arrays(arrays):
+    """``arrays`` (``{name: NDArray}``) with each layer's four arrays ``rnn.lL_i2h_weight``,
+    ``rnn.lL_h2h_weight``, ``rnn.lL_i2h_bias``, ``rnn.lL_h2h_bias`` joined into that
+    layer's flat vector ``rnn.lL_flat`` (the kernel's order, ``fused.layer_shapes``).
+
+    Word-level checkpoints written before the model kept one vector per layer
+    (``fused.Stack``) hold the four Gluon-named arrays; they load into today's model
+    through this. Anything else, an incomplete layer included, is left as it is (the
+    name check of ``load_named_parameters`` then reports it)."""
+    layers = {}
+    for name in arrays:
+        match = _LEGACY.fullmatch(name)
+        if match:
+            layers.setdefault(int(match.group(1)), {})[match.group(2)] = name
+    merged = dict(arrays)
+    order = [name for name, _ in fused.layer_shapes("lstm", 1, 1)]
+    for l, names in sorted(layers.items()):
+        if len(names) == len(order):
+            pieces = [merged.pop(names[part]).reshape((-1,)) for part in order]
+            merged[f"rnn.l{l}_flat"] = nd.concat(*pieces, dim=0)
+    return merged
 
 
 # ----------------------------------------------------------------------- model
@@ -152,8 +172,11 @@ class WordRNNModel(nn.HybridBlock):
         with self.name_scope():
             self.embedding = nn.Embedding(vocab_size, embed_size)
             self.drop = nn.Dropout(dropout)
-            self.rnn = _recurrent_layer(cell, num_hiddens, num_layers, dropout, embed_size)
-            self._spec = layer_spec(self.rnn)
+            # Dropout between layers: Zaremba's per position, or AWD's locked one.
+            self.rnn = fused.Stack(KERNEL_MODES[cell], num_hiddens, num_layers, embed_size,
+                                   dropout=reg["dropout_hidden"] or dropout,
+                                   locked=bool(reg["dropout_hidden"]),
+                                   weight_drop=reg["weight_drop"])
             if self.adaptive:
                 decoder = AdaptiveSoftmax(vocab_size, num_hiddens, cutoffs, div_value,
                                           tied=self.embedding.weight if tied else None)
@@ -183,7 +206,7 @@ class WordRNNModel(nn.HybridBlock):
             keep = F.Dropout(ones, p=reg["dropout_embed"])
             emb = F.broadcast_mul(emb, F.Embedding(X, keep, self.vocab_size, 1))
         emb = self._dropout(F, self.drop(emb), reg["dropout_input"])
-        Y, state = self._recurrent(F, emb, list(state))      # Y: (num_steps, batch, num_hiddens)
+        Y, state = self.rnn(emb, list(state))                # Y: (num_steps, batch, num_hiddens)
         dropped = self._dropout(F, self.drop(Y), reg["dropout_output"])
         H = dropped.reshape((-3, 0))                         # (num_steps * batch, hidden)
         out = H if self.adaptive else self.decoder(H)
@@ -197,37 +220,12 @@ class WordRNNModel(nn.HybridBlock):
         same at every step (``axes=(0,)``: the mask is drawn once along time)."""
         return F.Dropout(x, p=p, axes=(0,)) if p else x
 
-    def _recurrent(self, F, emb, state):
-        """``self.rnn(emb, state)``: the same ``RNN`` operator on the same parameters,
-        through lyricnn's one wrapper of the kernel (``fused.run``, whose parameter
-        layout is faster than the Gluon layer's own), with weight drop on the
-        hidden-to-hidden weights and locked dropout between layers when asked for."""
-        w = layer_arrays(F, self.rnn, state, emb.shape[1] if F is nd else None)
-        if self.reg["weight_drop"]:
-            # One DropConnect mask per forward call, i.e. per minibatch (AWD's WeightDrop).
-            w = {name: F.Dropout(a, p=self.reg["weight_drop"]) if "h2h_weight" in name else a
-                 for name, a in w.items()}
-        if not self.reg["dropout_hidden"] or self.num_layers == 1:
-            return run_layer(F, self._spec, emb, state, w)
-        # Locked dropout between layers: one kernel call per layer.
-        spec, weights, biases = self._spec, *kernel_parameters(w, self.num_layers)
-        X, states = emb, []
-        for l in range(self.num_layers):
-            layer_state = [F.slice_axis(s, axis=0, begin=l, end=l + 1) for s in state]
-            X, new = fused.run(F, X, layer_state, weights[2 * l:2 * l + 2],
-                               biases[2 * l:2 * l + 2], mode=spec.mode,
-                               num_hiddens=spec.num_hiddens, num_layers=1, **spec.lstm_clip)
-            states.append(new)
-            if l < self.num_layers - 1:
-                X = self._dropout(F, X, self.reg["dropout_hidden"])
-        return X, [F.concat(*[s[i] for s in states], dim=0) for i in range(len(state))]
-
     def begin_state(self, *args, **kwargs):
         """The recurrent layer's zero state, e.g. ``begin_state(batch_size=20, ctx=ctx)``."""
         return self.rnn.begin_state(*args, **kwargs)
 
     def named_parameters(self):
-        """``{'embedding.weight': Parameter, 'rnn.l0_i2h_weight': …, 'decoder.bias': …}``:
+        """``{'embedding.weight': Parameter, 'rnn.l0_flat': …, 'decoder.bias': …}``:
         structural names, independent of Gluon's per-process prefixes. A tied model
         lists the shared matrix once, as ``embedding.weight``."""
         named = {}
@@ -265,6 +263,11 @@ class WordLM(GluonLM):
     AR/TAR penalty and, with an adaptive softmax, trains through its loss without
     the ``(tokens, V)`` matrix.
     """
+
+    def own_arrays(self, arrays):
+        """``arrays`` under today's names: a checkpoint from before the flat layer vectors
+        holds each layer's four arrays (``merge_layer_arrays``)."""
+        return merge_layer_arrays(arrays)
 
     def forward(self, X, state):
         with self.ctx:

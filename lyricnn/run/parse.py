@@ -327,6 +327,8 @@ def parse_iterate(folder, contents, lm, history):
     except mx.base.MXNetError as err:
         raise checkpoint_error(folder, ITERATE, "not an MXNet parameter file "
                                f"({mxnet_message(err)})") from None
+    if isinstance(arrays, dict):
+        arrays = lm.own_arrays(arrays)
     if not isinstance(arrays, dict) or set(arrays) != set(own) or any(
             arrays[n].shape != a.shape or arrays[n].dtype != np.float32 or
             not np.isfinite(arrays[n].asnumpy()).all() for n, a in own.items()):
