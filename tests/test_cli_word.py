@@ -158,7 +158,7 @@ def test_the_plateau_rule_fires_in_a_run(corpus, tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["--tied", "--embed", "8"], "--tied shares the decoder's weight"),
-    (["--model", "gru-scratch"], "word-level models are Gluon layers"),
+    (["--model", "gru-scratch"], "word-level models are recurrent layers"),
     (["--sampler", "random"], "consecutive streams"),
     (["--batch-size", "100000"], "use a smaller --batch-size"),
     (["--valid-fraction", "0", "--decay-from", "0"], "has no valid split"),

@@ -135,21 +135,52 @@ def test_split_cuts_a_layer_vector_into_views_and_refuses_a_wrong_size():
         fused.split(nd.arange(41), shapes)
 
 
-def test_merge_layer_arrays_joins_each_complete_layer_in_the_kernels_order():
+def test_a_gluon_layers_four_arrays_per_layer_load_and_compute_what_that_layer_computes():
+    """What a word checkpoint held before the flat layout: a ``gluon.rnn.LSTM``'s own
+    Parameters under ``rnn.lL_i2h_weight`` …  (``merge_layer_arrays``, via
+    ``load_named_parameters``). Made by Gluon here, not by cutting our own vectors."""
     mx.random.seed(2)
     lm = build_word_lm("lstm", 9, 4, 3, num_layers=2)
-    named = lm.named_parameters()
-    legacy = {name: a for name, a in named.items() if not name.startswith("rnn.")}
-    for l, shapes in enumerate(lm.model.rnn.shapes):
-        for part, piece in fused.split(named[f"rnn.l{l}_flat"], shapes).items():
-            legacy[f"rnn.l{l}_{part}"] = piece.copy()
-    merged = merge_layer_arrays(legacy)
-    assert set(merged) == set(named)
-    for name in named:
-        np.testing.assert_array_equal(merged[name].asnumpy(), named[name].asnumpy())
-    # An incomplete layer is left for the name check to report.
-    del legacy["rnn.l1_h2h_bias"]
-    partial = merge_layer_arrays(legacy)
-    assert "rnn.l0_flat" in partial and "rnn.l1_flat" not in partial
+    layer = gluon_rnn.LSTM(3, 2, input_size=4)
+    layer.initialize(mx.init.Uniform(0.5))                 # values unlike the model's
+    legacy = {name: a for name, a in lm.named_parameters().items() if not name.startswith("rnn.")}
+    legacy.update({f"rnn.{name[len(layer.prefix):]}": p.data()
+                   for name, p in layer.params.items()})
+    assert {"rnn.l1_i2h_weight", "rnn.l1_h2h_bias"} <= set(legacy)
+    lm.load_named_parameters(legacy)
+    rs = np.random.RandomState(5)
+    emb = nd.array(rs.normal(size=(5, 2, 4)))
+    state = [nd.array(rs.normal(size=(2, 2, 3))) for _ in range(2)]
+    ours, theirs = lm.model.rnn(emb, state), layer(emb, state)
+    # The same products on the same values, per layer: the same bits (as above).
+    for a, b in zip([ours[0]] + ours[1], [theirs[0]] + theirs[1]):
+        np.testing.assert_array_equal(a.asnumpy(), b.asnumpy())
+
+    shapes = lm.model.rnn.shapes
+    wrong = dict(legacy, **{"rnn.l0_h2h_weight": nd.zeros((12, 4))})
+    with pytest.raises(ValueError, match=r"'rnn.l0_h2h_weight' has shape \(12, 4\), the model "
+                                         r"needs \(12, 3\)"):
+        lm.load_named_parameters(wrong)
+    # Left for the name check to report: an incomplete layer, both forms of one layer.
+    partial = {k: v for k, v in legacy.items() if k != "rnn.l1_h2h_bias"}
+    merged = merge_layer_arrays(partial, shapes)
+    assert "rnn.l0_flat" in merged and "rnn.l1_flat" not in merged
     with pytest.raises(ValueError, match=r"missing \['rnn.l1_flat'\].*'rnn.l1_h2h_weight'"):
         lm.load_named_parameters(partial)
+    both = dict(legacy, **{"rnn.l0_flat": lm.named_parameters()["rnn.l0_flat"]})
+    with pytest.raises(ValueError, match=r"unexpected \['rnn.l0_h2h_bias'"):
+        lm.load_named_parameters(both)
+
+
+def test_the_stacks_initializer_survives_its_json_form():
+    """A Parameter's symbol records its initializer as ``dumps()``; MXNet rebuilds it by
+    name (``mx.init.create``), shapes and all."""
+    stack = fused.Stack("gru", 3, 2, 5)
+    for l in range(2):
+        recorded = getattr(stack, f"l{l}_flat").init.dumps()
+        rebuilt = mx.init.create(recorded)
+        assert rebuilt.shapes == stack.shapes[l] == fused.layer_shapes("gru", 3, 5 if l == 0 else 3)
+    stack.initialize(mx.init.Uniform(0.2))
+    X, state = nd.ones((4, 2, 5)), stack.begin_state(batch_size=2)
+    assert [s.shape for s in state] == [(2, 2, 3)]
+    assert stack(X, state)[0].shape == (4, 2, 3)

@@ -132,14 +132,19 @@ def split(vector, shapes):
     return pieces
 
 
+@init.register
 class _KernelLayout(init.Initializer):
     """Initialises a ``Stack`` layer's flat vector as Gluon initialises its layer's four
-    Parameters: each weight drawn by the model's initializer under Gluon's name, in
-    Gluon's order (so a seed gives the same values as ``gluon.rnn.LSTM`` did), each bias
-    zero (the Gluon layer's ``*_bias_initializer``)."""
+    Parameters: each weight drawn by the model's initializer (``net.initialize(init)``'s)
+    under the piece's name (``…_l0_i2h_weight``: an initializer that dispatches on
+    ``*weight`` sees a weight), in Gluon's order, so a seed gives the same values as
+    ``gluon.rnn.LSTM`` did; each bias zero (the Gluon layer's ``*_bias_initializer``).
+    Registered, with its shapes as its arguments, so that ``dumps()`` (what a Parameter's
+    symbol records) rebuilds it."""
 
     def __init__(self, shapes):
-        super().__init__()
+        shapes = [(name, tuple(shape)) for name, shape in shapes]   # JSON gives lists
+        super().__init__(shapes=shapes)
         self.shapes = shapes
 
     def _init_weight(self, desc, arr):
@@ -195,7 +200,8 @@ class Stack(nn.HybridBlock):
         """The zero state, e.g. ``begin_state(batch_size=20, ctx=ctx)``, in the parameters'
         dtype (the kernel needs one dtype throughout)."""
         kwargs.setdefault("dtype", self.dtype)
-        return [func(shape=shape, **kwargs) for shape in self.state_shapes(batch_size)]
+        return [func(name=f"{self.prefix}h0_{i}", shape=shape, **kwargs)   # Gluon's names
+                for i, shape in enumerate(self.state_shapes(batch_size))]
 
     def cast(self, dtype):
         super().cast(dtype)

@@ -7,7 +7,8 @@ off by default so that the earlier recipes compute what they did:
 
 =======================  =====================================================================
 ``dropout``              Zaremba et al. (2014): a fresh mask per position on the embeddings,
-                         between layers (inside the fused kernel) and before the decoder.
+                         between layers (between the kernel's per-layer calls) and before
+                         the decoder.
 ``dropout_input``        locked (variational, Gal & Ghahramani 2016) dropout: one mask per
 ``dropout_hidden``       sequence, the same at every time step, on the embeddings, between
 ``dropout_output``       layers and before the decoder. Exclusive with ``dropout``.
@@ -108,26 +109,35 @@ KERNEL_MODES = {"rnn": "rnn_relu", "rnn_tanh": "rnn_tanh", "gru": "gru", "lstm":
 _LEGACY = re.compile(r"rnn\.l(\d+)_(i2h_weight|h2h_weight|i2h_bias|h2h_bias)")
 
 
-def merge_layer_arrays(arrays):
+def merge_layer_arrays(arrays, shapes):
     """``arrays`` (``{name: NDArray}``) with each layer's four arrays ``rnn.lL_i2h_weight``,
     ``rnn.lL_h2h_weight``, ``rnn.lL_i2h_bias``, ``rnn.lL_h2h_bias`` joined into that
-    layer's flat vector ``rnn.lL_flat`` (the kernel's order, ``fused.layer_shapes``).
+    layer's flat vector ``rnn.lL_flat`` (the kernel's order), ``shapes`` the model's
+    ``fused.Stack.shapes`` (per layer, ``fused.layer_shapes``).
 
     Word-level checkpoints written before the model kept one vector per layer
     (``fused.Stack``) hold the four Gluon-named arrays; they load into today's model
-    through this. Anything else, an incomplete layer included, is left as it is (the
-    name check of ``load_named_parameters`` then reports it)."""
+    through this. A piece of the wrong shape is a ``ValueError`` naming it. Anything
+    else is left as it is for the name check of ``load_named_parameters`` to report:
+    an incomplete layer, a layer the model does not have, one whose vector is there
+    too, pieces of different dtypes."""
     layers = {}
     for name in arrays:
         match = _LEGACY.fullmatch(name)
         if match:
             layers.setdefault(int(match.group(1)), {})[match.group(2)] = name
     merged = dict(arrays)
-    order = [name for name, _ in fused.layer_shapes("lstm", 1, 1)]
     for l, names in sorted(layers.items()):
-        if len(names) == len(order):
-            pieces = [merged.pop(names[part]).reshape((-1,)) for part in order]
-            merged[f"rnn.l{l}_flat"] = nd.concat(*pieces, dim=0)
+        if (l >= len(shapes) or len(names) != len(shapes[l]) or f"rnn.l{l}_flat" in arrays
+                or len({arrays[name].dtype for name in names.values()}) != 1):
+            continue
+        for part, shape in shapes[l]:
+            if arrays[names[part]].shape != shape:
+                raise ValueError(f"parameter {names[part]!r} has shape "
+                                 f"{arrays[names[part]].shape}, the model needs {shape}; the "
+                                 "vocabulary size or the architecture differs")
+        pieces = [merged.pop(names[part]).reshape((-1,)) for part, _ in shapes[l]]
+        merged[f"rnn.l{l}_flat"] = nd.concat(*pieces, dim=0)
     return merged
 
 
@@ -267,7 +277,7 @@ class WordLM(GluonLM):
     def own_arrays(self, arrays):
         """``arrays`` under today's names: a checkpoint from before the flat layer vectors
         holds each layer's four arrays (``merge_layer_arrays``)."""
-        return merge_layer_arrays(arrays)
+        return merge_layer_arrays(arrays, self.model.rnn.shapes)
 
     def forward(self, X, state):
         with self.ctx:
@@ -315,7 +325,8 @@ def build_word_lm(cell, vocab_size, embed_size, num_hiddens, num_layers=1, dropo
 
     Weights ~ U(-0.1, 0.1) (Zaremba et al.) from MXNet's generator, biases
     zero (MXNet's initialisers zero every ``*bias``, as word_language_model
-    does for its decoder), materialised with one dummy step so it can be saved or loaded at once.
+    does for its decoder; the recurrent layers' by ``fused.Stack``'s initializer, as
+    Gluon's layers do), materialised with one dummy step so it can be saved or loaded at once.
     ``cutoffs``: an adaptive softmax over a frequency-sorted vocabulary
     (``lyricnn.models.adaptive``); ``regularisers``: ``REGULARISERS``' names.
     """

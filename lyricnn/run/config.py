@@ -437,8 +437,8 @@ class RunConfig(_Config):
             raise ValueError("--keep-newlines is for character-level models: a word-level "
                              "corpus already ends each line with <eos>; drop it")
         if self.model.endswith("-scratch"):
-            raise ValueError(f"--model {self.model}: word-level models are Gluon layers with "
-                             "an embedding input; use --model rnn, gru or lstm")
+            raise ValueError(f"--model {self.model}: word-level models are recurrent "
+                             "layers with an embedding input; use --model rnn, gru or lstm")
         if self.sampler != "consecutive":
             raise ValueError("word-level models train on consecutive streams (the state is "
                              "carried); drop --sampler or use --sampler consecutive")
