@@ -8,6 +8,7 @@ from mxnet import autograd, nd
 from mxnet.gluon import rnn as gluon_rnn
 
 from lyricnn.models import fused
+from lyricnn.models.gluon import layer_parameters
 from lyricnn.models.word import WORD_CELLS, WordRNNModel, build_word_lm, merge_layer_arrays
 
 
@@ -20,7 +21,7 @@ def _gluon_layer(net, cell):
              "rnn_tanh": lambda h, **k: gluon_rnn.RNN(h, activation="tanh", **k),
              "gru": gluon_rnn.GRU, "lstm": gluon_rnn.LSTM}[cell](stack.num_hiddens, **kwargs)
     layer.initialize()
-    own = {name[len(layer.prefix):]: p for name, p in layer.params.items()}
+    own = layer_parameters(layer)
     for l, shapes in enumerate(stack.shapes):
         for part, array in fused.split(getattr(stack, f"l{l}_flat").data(), shapes).items():
             own[f"l{l}_{part}"].set_data(array.copy())
@@ -40,7 +41,7 @@ def _stack_grads(net, l):
 
 def _gluon_grads(layer, shapes, l):
     """Layer ``l``'s four gradients of the Gluon ``layer``, joined in the kernel's order."""
-    own = {name[len(layer.prefix):]: p for name, p in layer.params.items()}
+    own = layer_parameters(layer)
     return np.concatenate([own[f"l{l}_{part}"].grad().asnumpy().ravel() for part, _ in shapes])
 
 
@@ -111,7 +112,7 @@ def test_a_seed_initialises_the_stack_as_gluon_initialised_its_four_parameters(c
     layer = (gluon_rnn.GRU if cell == "gru" else gluon_rnn.LSTM)(5, 2, input_size=6)
     embedding.initialize(mx.init.Uniform(0.1))
     layer.initialize(mx.init.Uniform(0.1))
-    own = {name[len(layer.prefix):]: p for name, p in layer.params.items()}
+    own = layer_parameters(layer)
     np.testing.assert_array_equal(lm.model.embedding.weight.data().asnumpy(),
                                   embedding.weight.data().asnumpy())
     for l, shapes in enumerate(lm.model.rnn.shapes):
@@ -144,8 +145,7 @@ def test_a_gluon_layers_four_arrays_per_layer_load_and_compute_what_that_layer_c
     layer = gluon_rnn.LSTM(3, 2, input_size=4)
     layer.initialize(mx.init.Uniform(0.5))                 # values unlike the model's
     legacy = {name: a for name, a in lm.named_parameters().items() if not name.startswith("rnn.")}
-    legacy.update({f"rnn.{name[len(layer.prefix):]}": p.data()
-                   for name, p in layer.params.items()})
+    legacy.update({f"rnn.{name}": p.data() for name, p in layer_parameters(layer).items()})
     assert {"rnn.l1_i2h_weight", "rnn.l1_h2h_bias"} <= set(legacy)
     lm.load_named_parameters(legacy)
     rs = np.random.RandomState(5)
