@@ -131,3 +131,13 @@ def test_bench_recipe_step_quick_times_each_checkout():
     assert "machine:" in out.stdout
     rows = [line for line in out.stdout.splitlines() if line.startswith(root + ":")]
     assert len(rows) == 2 and "tokens/s" in rows[0] and rows[0].endswith("1.00x the first")
+
+
+def test_bench_dynamic_quick_times_each_part():
+    bench = BENCH.with_name("bench_dynamic.py")
+    out = subprocess.run([sys.executable, str(bench), "--quick"], capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    for line in ("machine:", "forward + backward, 5 tokens", "forward + backward, 20 tokens",
+                 "update, each term a new array", "update, in place"):
+        assert line in out.stdout, line

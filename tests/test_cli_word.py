@@ -105,12 +105,37 @@ def test_evaluate_a_text_file_maps_unknown_words_to_unk(trained, tmp_path, capsy
     (["--corpus", "ptb"], "is not the checkpoint's"),
     (["--text", "missing.txt"], "missing.txt"),
     (["--text", "x", "--split", "valid"], "does not combine"),
+    (["--dynamic-lr", "1e-4"], "add --dynamic"),
+    (["--dynamic", "--mix-ngram", "3"], "does not combine with --mix-ngram"),
+    (["--dynamic", "--dynamic-lr", "-1"], "dynamic_lr"),
+    (["--dynamic", "--dynamic-decay", "2"], "dynamic_decay"),
+    (["--dynamic", "--dynamic-lr", "1"], "diverged"),
 ])
 def test_evaluate_refuses_what_it_cannot_score(trained, capsys, argv, message, monkeypatch,
                                                 tmp_path):
     monkeypatch.chdir(tmp_path)
     code, out, err = run(capsys, "evaluate", "--checkpoint", trained, *argv)
     assert code == 2 and out == "" and message in error_line(err)
+
+
+def test_dynamic_evaluation_adapts_and_leaves_the_checkpoint_as_it_was(trained, tmp_path,
+                                                                        capsys):
+    """A text that repeats one line: static evaluation cannot learn the line, dynamic
+    evaluation does (the training corpus draws its words independently, so a model of
+    it has no way to predict the line's order)."""
+    text = tmp_path / "refrain.txt"
+    text.write_text("w7 w3 w11 w2 w19 w5 w1 w8\n" * 300, encoding="utf-8")
+    files = {p: p.read_bytes() for p in sorted(trained.rglob("*")) if p.is_file()}
+    code, out, err = run(capsys, "evaluate", "--checkpoint", trained, "--text", text)
+    static = float(out.split()[-1])
+    code, out, err = run(capsys, "evaluate", "--checkpoint", trained, "--text", text,
+                         "--dynamic", "--dynamic-lr", "2e-4")
+    assert code == 0, err
+    head, _, tail = out.strip().partition(" (")
+    assert head.startswith(f"{text} perplexity ") and tail == "dynamic evaluation)"
+    adapted = float(head.split()[-1])
+    assert 1 < adapted < 0.5 * static, (adapted, static)
+    assert {p: p.read_bytes() for p in sorted(trained.rglob("*")) if p.is_file()} == files
 
 
 def test_generate_refuses_unknown_prefix_words_or_reads_them_as_unk(trained, capsys):

@@ -1,10 +1,13 @@
 """``lyricnn evaluate``: the perplexity of a checkpoint on a held-out split or a text file."""
+import math
 from pathlib import Path
 
-from lyricnn.cli.common import (UsageError, add_checkpoint, add_ctx, add_mixture, corpus_of,
-                                corpus_text, load, model_of, read_user_text, replace)
+from lyricnn.checks import check_number
+from lyricnn.cli.common import (UsageError, add_checkpoint, add_ctx, add_mixture, checked,
+                                corpus_of, corpus_text, load, model_of, read_user_text, replace)
 from lyricnn.run.config import PTB_CORPUS
 from lyricnn.run.task import task_of
+from lyricnn.training import dynamic
 
 
 def add_parser(sub):
@@ -23,6 +26,16 @@ def add_parser(sub):
     p.add_argument("--corpus", metavar="PATH|ptb",
                    help="take --split from this corpus instead of the checkpoint's (its "
                         "vocabulary must be the checkpoint's)")
+    p.add_argument("--dynamic", action="store_true",
+                   help="dynamic evaluation (Krause et al. 2018): after scoring each "
+                        f"{dynamic.NUM_STEPS}-word segment, take a gradient step on it, so the "
+                        "model adapts to the text as it reads it (the checkpoint is not "
+                        "changed). An evaluation protocol: report it beside the static figure")
+    p.add_argument("--dynamic-lr", type=checked(lambda v: check_number("dynamic_lr", v, 0, 1)),
+                   metavar="LR", help=f"its learning rate (default {dynamic.LR:g})")
+    p.add_argument("--dynamic-decay", metavar="D",
+                   type=checked(lambda v: check_number("dynamic_decay", v, 0, 1)),
+                   help=f"its pull back to the trained weights (default {dynamic.DECAY:g})")
     add_mixture(p)
     add_ctx(p)
     p.set_defaults(handler=run)
@@ -31,6 +44,11 @@ def add_parser(sub):
 def run(args, signals):
     if args.text is not None and (args.split or args.corpus):
         raise UsageError("--text scores a file; it does not combine with --split or --corpus")
+    if not args.dynamic and (args.dynamic_lr is not None or args.dynamic_decay is not None):
+        raise UsageError("--dynamic-lr and --dynamic-decay set dynamic evaluation; add --dynamic")
+    if args.dynamic and args.mix_ngram:
+        raise UsageError("--dynamic adapts the network's weights; it does not combine with "
+                         "--mix-ngram")
     ckpt = load(args)
     config, task = ckpt.config, task_of(ckpt.config)
     if args.text is not None:
@@ -52,8 +70,30 @@ def run(args, signals):
     if len(indices) < 2:
         raise UsageError(f"{name} has {len(indices)} {task.unit}; perplexity needs at least 2")
     model = model_of(args, ckpt)
+    if args.dynamic:
+        print(f"{name} perplexity {_dynamic(ckpt, indices, args):.3f} (dynamic evaluation)",
+              flush=True)
+        return 0
     print(f"{name} perplexity {task.evaluator(config, indices)(model):.3f}", flush=True)
     return 0
+
+
+def _dynamic(ckpt, indices, args):
+    """Dynamic evaluation's perplexity of ``indices``, the statistics from the checkpoint's
+    own training text."""
+    train = corpus_of(ckpt.config, ckpt.corpus_text).train
+    lr = dynamic.LR if args.dynamic_lr is None else args.dynamic_lr
+    decay = dynamic.DECAY if args.dynamic_decay is None else args.dynamic_decay
+    try:
+        rms = dynamic.gradient_statistics(ckpt.lm, train)
+    except ValueError as err:
+        raise UsageError(f"--dynamic: {err}") from None
+    value = dynamic.dynamic_evaluate_perplexity(ckpt.lm, indices, rms, lr, decay)
+    if not math.isfinite(value):
+        raise UsageError(f"--dynamic: the adapted model diverged (perplexity {value}) at "
+                         f"--dynamic-lr {lr:g}; use a smaller one (default {dynamic.LR:g}), "
+                         "tuned on the validation split")
+    return value
 
 
 def _split(ckpt, config, text, split):

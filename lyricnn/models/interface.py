@@ -8,7 +8,8 @@ A ``LanguageModel`` maps a minibatch of indices to next-character logits::
 ``b``), as the book's ``nd.concat(*outputs, dim=0)``. Training calls one more
 method, ``loss, state = lm.train_step(X, Y, state)`` (forward and backward of a
 minibatch; the cross-entropy of the logits unless a model's loss is more, as
-``lyricnn.models.word.WordLM``'s). Two implementations:
+``lyricnn.models.word.WordLM``'s); dynamic evaluation one more, ``adapt_step``
+(the same with dropout off and the cross-entropy alone). Two implementations:
 
 * ``ScratchLM``: a book-style cell function (``rnn``, ``gru``, ``lstm``,
   ``deep_*``, or one a reader writes in a notebook) and its parameter list;
@@ -57,7 +58,16 @@ class LanguageModel:
         backward. A model whose training loss is more than the cross-entropy of its
         logits (``lyricnn.models.word.WordLM``) overrides this.
         """
-        with autograd.record():
+        return self._backward(X, Y, state, training=True)
+
+    def adapt_step(self, X, Y, state):
+        """``train_step`` as dynamic evaluation needs it (``lyricnn.training.dynamic``):
+        dropout off, and the cross-entropy alone (no training penalty). Same return and
+        gradient convention."""
+        return self._backward(X, Y, state, training=False)
+
+    def _backward(self, X, Y, state, training):
+        with autograd.record(train_mode=training):
             logits, state = self(X, state)                  # (num_steps * batch, V)
         loss, dlogits = _loss_and_unscaled_gradient(logits, Y.T.reshape((-1,)))
         logits.backward(dlogits)
@@ -231,6 +241,7 @@ class GluonLM(LanguageModel):
         self.model, self.vocab_size, self.ctx = model, vocab_size, resolve_ctx(ctx)
         if hybridize:
             model.hybridize(static_alloc=True, static_shape=True)
+        self._static_shape = hybridize
         self._params = [p for p in model.collect_params().values() if p.grad_req != "null"]
 
     def begin_state(self, batch_size):
@@ -242,6 +253,17 @@ class GluonLM(LanguageModel):
         # called inside its own device's scope.
         with self.ctx:
             return self.model(X, state)
+
+    def adapt_step(self, X, Y, state):
+        if self._static_shape:
+            # MXNet 1.9.1: once a static_shape graph has run unrecorded (any evaluation, or
+            # build_word_lm's first call), its backward after a *recorded* predict-mode call
+            # fails with "vector::_M_range_check" (30 of 30 calls of an untied word model).
+            # Compiled with static_alloc alone it does not; only a model that has been
+            # dynamically evaluated gives up static_shape (tests/test_dynamic.py).
+            self.model.hybridize(static_alloc=True)
+            self._static_shape = False
+        return super().adapt_step(X, Y, state)
 
     def named_parameters(self):
         return {name: p.data(self.ctx) for name, p in self.model.named_parameters().items()}

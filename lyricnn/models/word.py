@@ -294,20 +294,25 @@ class WordLM(GluonLM):
             total = total + reg["tar"] * nd.mean(nd.square(Y[1:] - Y[:-1]))
         return total
 
-    def train_step(self, X, Y, state):
+    def _backward(self, X, Y, state, training):
+        # train_step (training: dropout on, plus AR/TAR) and adapt_step (neither).
         net = self.model
-        if not net.adaptive and not (net.reg["ar"] or net.reg["tar"]):
-            return super().train_step(X, Y, state)
+        penalised = training and (net.reg["ar"] or net.reg["tar"])
+        if not net.adaptive and not penalised:
+            return super()._backward(X, Y, state, training)
         labels = Y.T.reshape((-1,))                          # time-major, as the rows
         tokens = Y.size
-        with self.ctx, autograd.record():
+        with self.ctx, autograd.record(train_mode=training):
             out, state, *hidden = net(X, state)
             # The gradient arrays hold the gradient of the *summed* loss (the update
             # divides by the tokens): the penalty, a mean, counts tokens times.
-            penalty = self.penalty(*hidden) * tokens if hidden else None
+            penalty = self.penalty(*hidden) * tokens if hidden and penalised else None
             if net.adaptive:
                 # (1,), summed over tokens; the decoder's own gradients are done, what flows
                 # back into the recurrent layers and the (tied) embedding is heads/grads.
+                # (Also the one path for adapt_step: a backward through log_prob of a tied
+                # adaptive softmax after a predict-mode call of the static_shape graph fails
+                # inside MXNet 1.9.1 with "vector::_M_range_check"; this one does not.)
                 nll, heads, grads = net.decoder.loss_and_gradients(out, labels)
         if net.adaptive:
             if penalty is not None:
