@@ -141,23 +141,22 @@ def test_it_adapts_to_a_text_that_repeats_itself():
 def test_a_model_evaluated_after_loading_adapts_despite_mxnets_static_shape_bug():
     """MXNet 1.9.1: a static_shape graph that has run unrecorded fails its backward after a
     recorded predict-mode call ("vector::_M_range_check"), and a fresh word model has run
-    once unrecorded (``build_word_lm``). adapt_step recompiles it; its gradients are an
-    imperative copy's."""
-    lm = _lm(float64=False)
+    once unrecorded (``build_word_lm``). adapt_step recompiles it. (That its gradients are
+    right is the float64 tests' above; this one is float32, where oneDNN's kernel failed:
+    every run of this test failed without the recompile, while a 1-layer model passed.)"""
+    mx.random.seed(0)
+    lm = build_word_lm("lstm", V, 8, 8, 2)
     X, Y = nd.array([[1, 2, 3, 4]]), nd.array([[2, 3, 4, 5]])
-    lm(X, lm.begin_state(1))                         # an evaluation, unrecorded
-    for _ in range(3):
-        loss, _ = lm.adapt_step(X, Y, lm.begin_state(1))
+    grads = []
+    for _ in range(5):
+        lm(X, lm.begin_state(1))                     # an evaluation, unrecorded, and at once
+        loss, _ = lm.adapt_step(X, Y, lm.begin_state(1))       # the step of dynamic evaluation
         loss.wait_to_read()
-    got = [g.asnumpy().copy() for g in lm.gradients()]
-    lm.model.hybridize(False)
-    lm.adapt_step(X, Y, lm.begin_state(1))
-    for a, b in zip(got, lm.gradients()):
-        # Exact in MXNet's float32 kernels: the same operators on the same values in a
-        # compiled graph and imperatively (E); asserted with one ulp of slack per
-        # magnitude in case oneDNN blocks a compiled product differently.
-        np.testing.assert_allclose(a, b.asnumpy(), rtol=2 ** -20, atol=1e-12)
-    assert max(np.abs(g).max() for g in got) > 0
+        grads.append([g.asnumpy().copy() for g in lm.gradients()])
+    # E: the same compiled graph on the same values, five times.
+    assert all(np.array_equal(a, b) for later in grads[1:] for a, b in zip(grads[0], later))
+    assert all(np.isfinite(g).all() for g in grads[0]) and max(np.abs(g).max()
+                                                               for g in grads[0]) > 0
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -123,3 +123,27 @@ def test_the_lyrics_anchor_prints_both_preprocessings():
     for row in rows:   # perplexities fall with the order on this text
         ppl = [float(c) for c in row.strip("|").split("|")[1:]]
         assert ppl == sorted(ppl, reverse=True) and all(p > 1 for p in ppl)
+
+
+def test_dynamic_eval_tunes_on_validation_tokens(tmp_path):
+    rng = __import__("numpy").random.RandomState(0)
+    words = [f"w{i}" for i in range(40)]
+    (tmp_path / "words.txt").write_text(
+        "\n".join(" ".join(rng.choice(words, size=8)) for _ in range(400)) + "\n",
+        encoding="utf-8")
+    train = subprocess.run([sys.executable, "-m", "lyricnn.cli", "train", "--tokens", "word",
+                            "--corpus", str(tmp_path / "words.txt"), "--num-hiddens", "16",
+                            "--num-steps", "6", "--batch-size", "4", "--valid-fraction", "0.2",
+                            "--epochs", "1", "--no-progress", "--out", str(tmp_path / "run")],
+                           capture_output=True, text=True, timeout=600)
+    assert train.returncode == 0, train.stderr
+    out = _run("dynamic_eval.py", "--checkpoint", str(tmp_path / "run"), "--tune-tokens",
+               "120", "--grid", "1e-4:0:5,2e-4:0.01:10", "--stats-batches", "2")
+    assert out.returncode == 0, out.stderr
+    assert "static perplexity" in out.stdout
+    assert "lr 0.0001, decay 0, 5-token segments:" in out.stdout
+    assert "lr 0.0002, decay 0.01, 10-token segments:" in out.stdout
+    assert re.search(r"^best: lr 0\.000[12], decay 0(\.01)?, (5|10)-token segments", out.stdout,
+                     re.M)
+    bad = _run("dynamic_eval.py", "--checkpoint", str(tmp_path / "run"), "--grid", "1e-4:0")
+    assert bad.returncode == 2 and "LR:DECAY:SEGMENT" in bad.stderr

@@ -256,11 +256,12 @@ class GluonLM(LanguageModel):
 
     def adapt_step(self, X, Y, state):
         if self._static_shape:
-            # MXNet 1.9.1: once a static_shape graph has run unrecorded (any evaluation, or
-            # build_word_lm's first call), its backward after a *recorded* predict-mode call
-            # fails with "vector::_M_range_check" (30 of 30 calls of an untied word model).
-            # Compiled with static_alloc alone it does not; only a model that has been
-            # dynamically evaluated gives up static_shape (tests/test_dynamic.py).
+            # MXNet 1.9.1: once a static_shape graph of a stacked LSTM has run unrecorded
+            # (any evaluation, or build_word_lm's first call), its backward after a
+            # *recorded* predict-mode call fails with "vector::_M_range_check" (30 of 30
+            # calls of a 2-layer word model after an evaluation). Compiled with static_alloc
+            # alone it does not; only a model that is dynamically evaluated gives up
+            # static_shape (tests/test_dynamic.py).
             self.model.hybridize(static_alloc=True)
             self._static_shape = False
         return super().adapt_step(X, Y, state)
