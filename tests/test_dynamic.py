@@ -52,37 +52,84 @@ def test_lr_zero_is_static_evaluation_of_one_stream(kind):
 
 
 @pytest.mark.parametrize("kind", ["full", "tied adaptive"])
-def test_the_update_rule_by_hand_over_two_segments(kind):
-    """Segment 1 is scored with the trained weights w0; the step it drives,
-    ``w1 = (1 - pull) w0 + pull w0 - lr / (rms + eps) g1`` (NumPy, from the gradient of
-    segment 1's mean loss at w0), scores segment 2 from the state segment 1 left."""
+def test_the_update_rule_by_hand_over_three_segments(kind):
+    """Each segment is scored with the weights the segments before it left; after it,
+    ``w <- (1 - pull) w + pull w0 - lr / (rms + eps) g`` in NumPy, ``g`` the gradient of
+    its mean loss, ``pull = min(decay rms / mean(rms), 1)``. The other arrays' statistics
+    are 1 % of the first's, so its pull is clipped at 1 and theirs are in (0, 1)."""
     lm = _lm(cutoffs=(10, 20) if kind != "full" else (), tied=kind != "full")
-    text = _text(9)                                   # segments of 4 and 4 targets
-    lr, decay, eps = 0.05, 0.3, 1e-3
+    text = _text(13)                                  # segments of 4, 4 and 4 targets
+    lr, decay, eps = 0.01, 0.6, 1e-3
     rms = _rms(lm)
-    w0 = _weights(lm)
-    (X1, Y1), (X2, Y2) = list(streams(text, 1, 4, lm.ctx))
-    for g in lm.gradients():
-        g[:] = 0
-    loss1, state = lm.adapt_step(X1, Y1, lm.begin_state(1))
-    g1 = [g.asnumpy() / Y1.size for g in lm.gradients()]
+    rms[1:] = [a * 0.01 for a in rms[1:]]
     r = [a.asnumpy() for a in rms]
     mean_rms = np.mean([a.mean() for a in r])
     pull = [np.minimum(decay * a / mean_rms, 1.0) for a in r]
-    w1 = [(1 - p) * w + p * w - lr / (a + eps) * g for w, p, a, g in zip(w0, pull, r, g1)]
-    assert max(np.abs(a - b).max() for a, b in zip(w1, w0)) > 1e-3   # the step is not nil
-    for w, value in zip(lm.weights(), w1):
-        w[:] = value
-    state = type(state)(s.detach() for s in state)
-    loss2, _ = lm.adapt_step(X2, Y2, state)
-    want = (loss1.asscalar() * Y1.size + loss2.asscalar() * Y2.size) / (Y1.size + Y2.size)
-    for w, value in zip(lm.weights(), w0):
-        w[:] = value
+    assert (pull[0] == 1).any() and all(0 < p.max() < 1 for p in pull[1:])
+    w0 = _weights(lm)
+    for g in lm.gradients():
+        g[:] = 0
+    w, total, count, state = list(w0), 0.0, 0, lm.begin_state(1)
+    for X, Y in streams(text, 1, 4, lm.ctx):
+        for array, value in zip(lm.weights(), w):
+            array[:] = value
+        loss, state = lm.adapt_step(X, Y, state)     # scored with the weights so far
+        state = type(state)(s.detach() for s in state)
+        total, count = total + loss.asscalar() * Y.size, count + Y.size
+        g = [a.asnumpy() / Y.size for a in lm.gradients()]
+        w = [(1 - p) * v + p * v0 - lr / (a + eps) * d
+             for v, v0, p, a, d in zip(w, w0, pull, r, g)]
+    assert count == 12 and max(np.abs(a - b).max() for a, b in zip(w, w0)) > 1e-3
+    for array, value in zip(lm.weights(), w0):
+        array[:] = value
     got = dynamic.dynamic_evaluate_loss(lm, text, rms, lr=lr, decay=decay, epsilon=eps,
                                         num_steps=4)
-    np.testing.assert_allclose(got, want, rtol=ROUTE64, atol=ROUTE64)
+    np.testing.assert_allclose(got, total / count, rtol=ROUTE64, atol=ROUTE64)
     static = evaluate_loss(lm, text, num_steps=4, batch_size=1)
-    assert abs(got - static) > 1e-4                     # the second segment saw the step
+    assert abs(got - static) > 1e-4                     # the later segments saw the steps
+    # Without the pull the result differs by far more than the comparison's tolerance:
+    # a wrong pull would have been seen.
+    no_pull = dynamic.dynamic_evaluate_loss(lm, text, rms, lr=lr, decay=0, epsilon=eps,
+                                            num_steps=4)
+    assert abs(no_pull - got) > 100 * ROUTE64 * (1 + abs(got))
+
+
+def test_adapt_step_reads_with_dropout_off_and_no_training_penalty():
+    """A model with every regulariser on adapts with the gradient of the plain
+    cross-entropy of the same weights without them (R64), and the same each time."""
+    mx.random.seed(0)
+    reg = dict(dropout_input=0.4, dropout_hidden=0.3, dropout_output=0.4, dropout_embed=0.2,
+               weight_drop=0.5, ar=2.0, tar=1.0)
+    regularised = as_float64(build_word_lm("lstm", V, 8, 8, 1, **reg))
+    plain = _lm()
+    plain.load_named_parameters({k: v.data() for k, v in
+                                 regularised.model.named_parameters().items()})
+    X, Y = nd.array([[1, 2, 3, 4, 5]], dtype="float64"), nd.array([[2, 3, 4, 5, 6]],
+                                                                   dtype="float64")
+    results = []
+    for lm in (regularised, regularised, plain):
+        loss, _ = lm.adapt_step(X, Y, lm.begin_state(1))
+        results.append([loss] + [g.copy() for g in lm.gradients()])
+    from float_error import assert_same_function
+    assert_same_function(results[0], results[1], what="twice")
+    assert_same_function(results[0], results[2], what="against the plain model")
+    # The training step of the same model differs (dropout, AR/TAR): the switch matters.
+    regularised.train_step(X, Y, regularised.begin_state(1))
+    assert max(np.abs(g.asnumpy() - a.asnumpy()).max()
+               for g, a in zip(regularised.gradients(), results[0][1:])) > 1e-4
+
+
+def test_a_scratch_model_adapts_through_the_same_interface():
+    from lyricnn.models.build import build_lm
+    mx.random.seed(0)
+    lm = as_float64(build_lm("lstm-scratch", V, 8))
+    text = _text(41)
+    got = dynamic.dynamic_evaluate_loss(lm, text, _rms(lm), lr=0, decay=0, num_steps=4)
+    np.testing.assert_allclose(got, evaluate_loss(lm, text, num_steps=4, batch_size=1),
+                               rtol=ROUTE64, atol=ROUTE64)
+    adapted = dynamic.dynamic_evaluate_loss(lm, text, _rms(lm), lr=0.01, decay=0.1,
+                                            num_steps=4)
+    assert np.isfinite(adapted) and abs(adapted - got) > 1e-4
 
 
 def test_the_weights_are_restored_also_when_it_fails(monkeypatch):

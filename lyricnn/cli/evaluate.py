@@ -27,10 +27,11 @@ def add_parser(sub):
                    help="take --split from this corpus instead of the checkpoint's (its "
                         "vocabulary must be the checkpoint's)")
     p.add_argument("--dynamic", action="store_true",
-                   help="dynamic evaluation (Krause et al. 2018): after scoring each "
-                        f"{dynamic.NUM_STEPS}-word segment, take a gradient step on it, so the "
-                        "model adapts to the text as it reads it (the checkpoint is not "
-                        "changed). An evaluation protocol: report it beside the static figure")
+                   help="dynamic evaluation (Krause et al. 2018): the text is read as one "
+                        f"stream, and after scoring each segment of {dynamic.NUM_STEPS} tokens "
+                        "the model takes a gradient step on it, so it adapts to the text as it "
+                        "reads (the checkpoint is not changed). An evaluation protocol: report "
+                        "it beside the static figure")
     p.add_argument("--dynamic-lr", type=checked(lambda v: check_number("dynamic_lr", v, 0, 1)),
                    metavar="LR", help=f"its learning rate (default {dynamic.LR:g})")
     p.add_argument("--dynamic-decay", metavar="D",

@@ -8,8 +8,9 @@ A ``LanguageModel`` maps a minibatch of indices to next-character logits::
 ``b``), as the book's ``nd.concat(*outputs, dim=0)``. Training calls one more
 method, ``loss, state = lm.train_step(X, Y, state)`` (forward and backward of a
 minibatch; the cross-entropy of the logits unless a model's loss is more, as
-``lyricnn.models.word.WordLM``'s); dynamic evaluation one more, ``adapt_step``
-(the same with dropout off and the cross-entropy alone). Two implementations:
+``lyricnn.models.word.WordLM``'s, which overrides ``_backward``, the one path of
+both); dynamic evaluation one more, ``adapt_step`` (the same with dropout off and
+the cross-entropy alone). Two implementations:
 
 * ``ScratchLM``: a book-style cell function (``rnn``, ``gru``, ``lstm``,
   ``deep_*``, or one a reader writes in a notebook) and its parameter list;
@@ -56,14 +57,15 @@ class LanguageModel:
         The loss's gradient is computed directly as ``softmax - onehot``
         (``lyricnn.training.optim``), not through MXNet's slow ``log_softmax``
         backward. A model whose training loss is more than the cross-entropy of its
-        logits (``lyricnn.models.word.WordLM``) overrides this.
+        logits (``lyricnn.models.word.WordLM``) overrides ``_backward``.
         """
         return self._backward(X, Y, state, training=True)
 
     def adapt_step(self, X, Y, state):
         """``train_step`` as dynamic evaluation needs it (``lyricnn.training.dynamic``):
         dropout off, and the cross-entropy alone (no training penalty). Same return and
-        gradient convention."""
+        gradient convention. (A scratch model's traced replay records training only, so
+        here its cell runs as written.)"""
         return self._backward(X, Y, state, training=False)
 
     def _backward(self, X, Y, state, training):

@@ -310,9 +310,7 @@ class WordLM(GluonLM):
             if net.adaptive:
                 # (1,), summed over tokens; the decoder's own gradients are done, what flows
                 # back into the recurrent layers and the (tied) embedding is heads/grads.
-                # (Also the one path for adapt_step: a backward through log_prob of a tied
-                # adaptive softmax after a predict-mode call of the static_shape graph fails
-                # inside MXNet 1.9.1 with "vector::_M_range_check"; this one does not.)
+                # adapt_step too: no (tokens, V) matrix, as log_prob's would be.
                 nll, heads, grads = net.decoder.loss_and_gradients(out, labels)
         if net.adaptive:
             if penalty is not None:

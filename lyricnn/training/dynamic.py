@@ -37,10 +37,15 @@ from lyricnn.checks import check_indices, check_int, check_number
 from lyricnn.data.sampling import streams
 from lyricnn.metrics import perplexity
 
-#: Learning rate, decay, epsilon (Krause et al.'s) and segment length: the module docstring.
+#: Learning rate, decay and segment length: this project's, from the validation grid of
+#: the module docstring; epsilon: Krause et al.'s. (Their lr 5e-5 and decay 0.002 are for
+#: 5-token segments and PyTorch's parameter arrays; the decay's normalisation, a mean over
+#: arrays, differs with the arrays: here one flat vector per recurrent layer.)
 LR, DECAY, EPSILON, NUM_STEPS = 7e-5, 0.008, 2e-5, 20
 #: Gradient statistics: minibatches of 100 streams of 5 tokens (Krause et al.), this many.
 STATS_BATCH_SIZE, STATS_NUM_STEPS, STATS_BATCHES = 100, 5, 300
+#: Every this many segments, a non-finite loss ends the evaluation (``inf``: diverged).
+CHECK_EVERY = 100
 
 
 def _detach(state):
@@ -49,12 +54,11 @@ def _detach(state):
 
 def check_settings(lr, decay, epsilon=EPSILON):
     """``(lr, decay, epsilon)`` checked, each bad value a ``ValueError`` naming it."""
-    lr = check_number("lr", lr, 0, 1, hint="Krause et al. use 5e-5 on Penn Treebank; 0 "
-                                           "evaluates statically")
-    decay = check_number("decay", decay, 0, 1, hint="Krause et al. use 0.002; 0 never pulls "
+    lr = check_number("lr", lr, 0, 1, hint=f"the default is {LR:g}; 0 evaluates statically")
+    decay = check_number("decay", decay, 0, 1, hint=f"the default is {DECAY:g}; 0 never pulls "
                                                     "the weights back")
     epsilon = check_number("epsilon", epsilon, 0, 1, low_open=True,
-                           hint="Krause et al. use 2e-5")
+                           hint=f"the default is {EPSILON:g} (Krause et al.'s)")
     return lr, decay, epsilon
 
 
@@ -96,7 +100,9 @@ def dynamic_evaluate_loss(lm, indices, rms, lr=LR, decay=DECAY, epsilon=EPSILON,
     """Mean cross-entropy of ``lm`` on ``indices`` under dynamic evaluation (the module
     docstring), ``rms`` from ``gradient_statistics``. The weights are restored after,
     also when it fails. ``lr=0`` is static evaluation of one stream read ``num_steps``
-    at a time (``lyricnn.training.evaluate.evaluate_loss(lm, indices, num_steps)``)."""
+    at a time (``lyricnn.training.evaluate.evaluate_loss(lm, indices, num_steps)``).
+    ``inf`` if the adapted model diverges (a non-finite loss, checked every
+    ``CHECK_EVERY`` segments)."""
     lr, decay, epsilon = check_settings(lr, decay, epsilon)
     num_steps = check_int("num_steps", num_steps)
     corpus = check_indices("indices", indices, lm.vocab_size)
@@ -136,9 +142,13 @@ def dynamic_evaluate_loss(lm, indices, rms, lr=LR, decay=DECAY, epsilon=EPSILON,
                     g *= 1.0 / Y.size                  # the summed loss's -> the mean's
                     nd.elemwise_mul(g, step, out=g)
                     w -= g
-                    # A weight the next segment does not reach (a tail cluster of an
-                    # adaptive softmax) keeps its gradient array: it must read zero.
+                    # Defensive, one write pass: g now holds this step, and a model whose
+                    # backward left some gradient unwritten would apply it again. (Every
+                    # backward here writes all of them: 'write' gradients, and the
+                    # adaptive softmax zeroes the clusters no target reached.)
                     g[:] = 0
+            if len(sums) % CHECK_EVERY == 0 and not np.isfinite(loss.asscalar()):
+                return float("inf")       # diverged: no use reading the rest of the text
             # One segment ahead at most, as evaluate_loss: the queue stays bounded.
             sums[-1].wait_to_read()
     finally:
