@@ -21,14 +21,15 @@ gives are reported beside the static ones, never in their place (docs/RESULTS.md
 Settings: Krause et al.'s ``dynamiceval.py`` reads 5-token segments with lr
 5e-5 and decay 0.002, and takes statistics on minibatches of 100 streams of the
 whole training text. Here a segment costs a forward and backward of the model
-and a pass over every weight, mostly fixed costs (about 110 ms at 2 x 450 on a
-2-core Xeon, 20 tokens or 5), so the defaults read 20-token segments: Penn
-Treebank's test split in minutes instead of half an hour. At 20 tokens lr 5e-5
-to 1e-4 and decay 0.002 to 0.02 gave perplexities within 1 % of each other on the
-first 5,000 validation tokens (docs/RESULTS.md, with the grid); 10-token
-segments gained 0.6 % more at twice the time. Statistics come from
-``STATS_BATCHES`` minibatches (150,000 training tokens). Tune on the validation
-split, never on the test split.
+and a pass over every weight, mostly fixed costs (2 x 450: 32 ms for 5 tokens,
+39 for 20, plus 45 for the update; benchmarks/bench_dynamic.py), so the
+defaults read 20-token segments: Penn Treebank's test split in 8 minutes
+instead of half an hour. At 20 tokens lr 5e-5 to 1e-4 and decay 0.002 to 0.02
+gave perplexities within 1 % of each other on the first 5,000 validation tokens
+(examples/dynamic_eval.py's grid, docs/RESULTS.md); 10-token segments were
+0.6 % better there, and on the test split the same (77.33) at 1.7 times the
+time. Statistics come from ``STATS_BATCHES`` minibatches (150,000 training
+tokens). Tune on the validation split, never on the test split.
 """
 import numpy as np
 from mxnet import nd
@@ -86,7 +87,7 @@ def gradient_statistics(lm, train_indices, max_batches=STATS_BATCHES,
             sq += nd.square(g / Y.size)      # adapt_step: the gradient of the *summed* loss
         # MXNet runs asynchronously: without a wait Python queues every minibatch ahead
         # of the engine with its activations (peak RSS 5.3 GiB for 300 minibatches at
-        # 2 x 450; XX with the wait, docs/RESULTS.md). One minibatch at a time.
+        # 2 x 450; the whole process 1.0 GiB with the wait, docs/RESULTS.md). One at a time.
         squares[-1].wait_to_read()
         batches += 1
     if not batches:
@@ -118,8 +119,8 @@ def dynamic_evaluate_loss(lm, indices, rms, lr=LR, decay=DECAY, epsilon=EPSILON,
     pulls = [nd.minimum(decay * r / mean_rms, nd.ones_like(r)) if mean_rms > 0
              else nd.zeros_like(r) for r in rms]
     # The rule as w <- keep * w + pull * w0 - step * g, in place: the step is bound by
-    # memory traffic over every weight (8.3 M of them at 2 x 450), and allocating each
-    # term's array made it 66 ms a segment instead of XX (docs/RESULTS.md).
+    # memory traffic over every weight (8.2 M of them at 2 x 450), and allocating each
+    # term's array made it 59 ms a segment instead of 45 (benchmarks/bench_dynamic.py).
     keeps = [1 - pull for pull in pulls]
     anchors = [pull * w for pull, w in zip(pulls, weights)]       # pull * w0
     steps = [lr / (r + epsilon) for r in rms]
