@@ -69,15 +69,18 @@ def test_ptb_word_lm_runs_its_recipes_on_a_slice_of_ptb():
 def test_ptb_word_lm_budget_recipe_runs_the_command_line_and_reports(tmp_path):
     """The 60-minute recipe through lyricnn train and evaluate, shrunk by flags after --
     (one epoch of a tiny model with an adaptive softmax, so that it takes seconds)."""
-    out = _run("ptb_word_lm.py", "--budget", "60", "--out", tmp_path / "run", "--",
-               "--epochs", "1", "--num-hiddens", "8", "--embed", "8", "--num-layers", "1",
-               "--cutoffs", "50,500", "--batch-size", "200", "--num-steps", "10",
+    out = _run("ptb_word_lm.py", "--budget", "60", "--out", tmp_path / "run", "--dynamic",
+               "--", "--epochs", "1", "--num-hiddens", "8", "--embed", "8", "--num-layers",
+               "1", "--cutoffs", "50,500", "--batch-size", "200", "--num-steps", "10",
                "--no-progress")
     assert out.returncode == 0, out.stderr
-    train, evaluate = [line for line in out.stdout.splitlines() if line.startswith("$ ")]
+    train, evaluate, dynamic = [line for line in out.stdout.splitlines()
+                                if line.startswith("$ ")]
     assert "--max-minutes 60" in train and "--asgd 2" in train and "--weight-drop" in train
     assert evaluate.endswith(f"--checkpoint {tmp_path / 'run' / 'best'} --split test")
+    assert dynamic == evaluate + " --dynamic"
     assert re.search(r"^test perplexity [\d.]+$", out.stdout, re.M)
+    assert re.search(r"^test perplexity [\d.]+ \(dynamic evaluation\)$", out.stdout, re.M)
     assert re.search(r"^budget 60 min: 1 whole epochs; validation perplexity by epoch: "
                      r"[\d.]+; best epoch 1; ", out.stdout, re.M)
     assert re.search(r"peak RSS [\d,]+ MiB .*; machine: .+", out.stdout)
