@@ -502,6 +502,23 @@ def test_predict_samples_only_top_k_characters_and_repeats_with_a_seed(trained):
     assert generate(lm, "分开", 25, *args, strategy="sample", top_k=1, seed=1) == greedy
 
 
+def test_evaluate_a_character_run_dynamically(trained, capsys):
+    """``--dynamic`` on a character run; at lr 0 and decay 0 it is the static evaluation
+    of the split read as one stream (the same operators on the same weights, recorded or
+    not: E; printed with 3 decimals: P)."""
+    from lyricnn.cli.common import corpus_of
+    code, out, err = run(capsys, "evaluate", "--checkpoint", trained, "--dynamic")
+    assert code == 0, err
+    assert re.fullmatch(r"valid perplexity [\d.]+ \(dynamic evaluation\)\n", out), out
+    code, out, err = run(capsys, "evaluate", "--checkpoint", trained, "--dynamic",
+                         "--dynamic-lr", "0", "--dynamic-decay", "0")
+    assert code == 0, err
+    ckpt = load_checkpoint(trained)
+    valid = corpus_of(ckpt.config, ckpt.corpus_text).valid
+    static = math.exp(evaluate_loss(ckpt.lm, valid, 20, batch_size=1))
+    assert float(out.split()[2]) == pytest.approx(static, rel=0, abs=5e-4 + 1e-9)
+
+
 def test_evaluate_a_character_run_prints_its_held_out_perplexity(trained, capsys):
     code, out, err = run(capsys, "evaluate", "--checkpoint", trained)
     assert code == 0, err
