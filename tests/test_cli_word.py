@@ -108,6 +108,9 @@ def test_evaluate_a_text_file_maps_unknown_words_to_unk(trained, tmp_path, capsy
     (["--dynamic-lr", "1e-4"], "add --dynamic"),
     (["--dynamic", "--mix-ngram", "3"], "does not combine with --mix-ngram"),
     (["--dynamic", "--dynamic-lr", "-1"], "dynamic_lr"),
+    (["--dynamic", "--dynamic-lr", "nan"], "dynamic_lr"),
+    (["--dynamic", "--dynamic-decay", "inf"], "dynamic_decay"),
+    (["--dynamic", "--dynamic-lr", "fast"], "dynamic_lr"),
     (["--dynamic", "--dynamic-decay", "2"], "dynamic_decay"),
     (["--dynamic", "--dynamic-lr", "1"], "diverged"),
 ])
