@@ -16,7 +16,7 @@ import lyricnn as d2l
 from oracle import book_notebook as book
 from lyricnn.models import cells
 from lyricnn.models.interface import ScratchLM
-from lyricnn.training.loop import TrainingDiverged, _detach, run_epoch
+from lyricnn.training.loop import TrainingDiverged, detach_state, run_epoch
 from lyricnn.training.optim import clipped_sgd
 from lyricnn.training.evaluate import evaluate_loss
 from lyricnn.book.trainers import grad_clipping, sgd
@@ -227,12 +227,12 @@ def test_detach_cuts_the_graph():
     with autograd.record():
         state = (nd.dot(w, w), nd.dot(w, w) * 2)
         assert autograd.get_symbol(state[0]) is not None  # part of the graph
-        detached = _detach(state)
+        detached = detach_state(state)
     assert isinstance(detached, tuple) and len(detached) == 2
     for s in detached:
         with pytest.raises(mx.base.MXNetError, match="not part of a computation graph"):
             autograd.get_symbol(s)
-    assert isinstance(_detach([nd.ones(1)]), list)  # Gluon states are lists
+    assert isinstance(detach_state([nd.ones(1)]), list)  # Gluon states are lists
 
 
 def test_consecutive_minibatch_gradient_stops_at_its_own_start():

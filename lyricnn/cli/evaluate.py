@@ -52,6 +52,7 @@ def run(args, signals):
                          "--mix-ngram")
     ckpt = load(args)
     config, task = ckpt.config, task_of(ckpt.config)
+    corpus = None      # the corpus read for --split (dynamic evaluation's training text too)
     if args.text is not None:
         name = args.text
         try:
@@ -67,22 +68,22 @@ def run(args, signals):
             text = corpus_text(config)
         else:
             text = ckpt.corpus_text
-        indices, name = _split(ckpt, config, text, args.split)
+        corpus, indices, name = _split(ckpt, config, text, args.split)
     if len(indices) < 2:
         raise UsageError(f"{name} has {len(indices)} {task.unit}; perplexity needs at least 2")
-    model = model_of(args, ckpt)
     if args.dynamic:
-        print(f"{name} perplexity {_dynamic(ckpt, indices, args):.3f} (dynamic evaluation)",
-              flush=True)
-        return 0
-    print(f"{name} perplexity {task.evaluator(config, indices)(model):.3f}", flush=True)
+        own = corpus if args.corpus is None else None
+        value, how = _dynamic(ckpt, indices, args, own), " (dynamic evaluation)"
+    else:
+        value, how = task.evaluator(config, indices)(model_of(args, ckpt)), ""
+    print(f"{name} perplexity {value:.3f}{how}", flush=True)
     return 0
 
 
-def _dynamic(ckpt, indices, args):
+def _dynamic(ckpt, indices, args, corpus=None):
     """Dynamic evaluation's perplexity of ``indices``, the statistics from the checkpoint's
-    own training text."""
-    train = corpus_of(ckpt.config, ckpt.corpus_text).train
+    own training text (``corpus``: its corpus, when already read)."""
+    train = (corpus or corpus_of(ckpt.config, ckpt.corpus_text)).train
     lr = dynamic.LR if args.dynamic_lr is None else args.dynamic_lr
     decay = dynamic.DECAY if args.dynamic_decay is None else args.dynamic_decay
     try:
@@ -98,7 +99,8 @@ def _dynamic(ckpt, indices, args):
 
 
 def _split(ckpt, config, text, split):
-    """``(indices, name)`` of the held-out split of the checkpoint's (or --corpus's) text."""
+    """``(corpus, indices, name)``: the held-out split of the checkpoint's (or --corpus's)
+    text."""
     corpus = corpus_of(config, text)
     if corpus.vocab != ckpt.vocab:
         raise UsageError(f"--corpus {config.corpus}: its vocabulary ({len(corpus.vocab)} "
@@ -111,4 +113,4 @@ def _split(ckpt, config, text, split):
                 if split == "valid" else "; use --split valid or --text FILE")
         raise UsageError(f"the corpus {config.corpus or 'of the data hub'} has no {split} "
                          "split" + hint)
-    return getattr(corpus, split), split
+    return corpus, getattr(corpus, split), split

@@ -37,6 +37,7 @@ from mxnet import nd
 from lyricnn.checks import check_indices, check_int, check_number
 from lyricnn.data.sampling import streams
 from lyricnn.metrics import perplexity
+from lyricnn.training.loop import detach_state
 
 #: Learning rate, decay and segment length: this project's, from the validation grid of
 #: the module docstring; epsilon: Krause et al.'s. (Their lr 5e-5 and decay 0.002 are for
@@ -47,10 +48,6 @@ LR, DECAY, EPSILON, NUM_STEPS = 7e-5, 0.008, 2e-5, 20
 STATS_BATCH_SIZE, STATS_NUM_STEPS, STATS_BATCHES = 100, 5, 300
 #: Every this many segments, a non-finite loss ends the evaluation (``inf``: diverged).
 CHECK_EVERY = 100
-
-
-def _detach(state):
-    return type(state)(s.detach() for s in state)
 
 
 def check_settings(lr, decay, epsilon=EPSILON):
@@ -81,7 +78,7 @@ def gradient_statistics(lm, train_indices, max_batches=STATS_BATCHES,
             break
         for g in grads:
             g[:] = 0       # a weight the segment does not reach has a zero gradient
-        state = lm.begin_state(X.shape[0]) if state is None else _detach(state)
+        state = lm.begin_state(X.shape[0]) if state is None else detach_state(state)
         _, state = lm.adapt_step(X, Y, state)
         for sq, g in zip(squares, grads):
             sq += nd.square(g / Y.size)      # adapt_step: the gradient of the *summed* loss
@@ -130,7 +127,7 @@ def dynamic_evaluate_loss(lm, indices, rms, lr=LR, decay=DECAY, epsilon=EPSILON,
     sums, count, state = [], 0, lm.begin_state(1)
     try:
         for X, Y in streams(corpus, 1, num_steps, lm.ctx):     # (1, steps) each
-            state = _detach(state)
+            state = detach_state(state)
             loss, state = lm.adapt_step(X, Y, state)   # scored before the step it drives
             sums.append(loss * Y.size)
             count += Y.size

@@ -98,7 +98,8 @@ class History:
                 f"{self.perplexity[-1]:.4f}, {np.mean(self.seconds):.3f} s/epoch)")
 
 
-def _detach(state):
+def detach_state(state):
+    """``state`` (a tuple or list of NDArrays) cut from its autograd history."""
     return type(state)(s.detach() for s in state)
 
 
@@ -137,7 +138,7 @@ def run_epoch(lm, batches, carry_state, lr, clipping_theta, should_stop=None, on
         if states is None or not carry_state:
             states = [rep.begin_state(Xd.shape[0]) for rep, (Xd, _) in zip(par.replicas, shards)]
         else:
-            states = [_detach(s) for s in states]
+            states = [detach_state(s) for s in states]
         for d, (rep, (Xd, Yd)) in enumerate(zip(par.replicas, shards)):
             # The gradient of the shard's *summed* loss (the update divides by the whole
             # minibatch's tokens, clipped_sgd's grad_scale): the devices' gradients add up.
