@@ -78,7 +78,8 @@ import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks.machine import cpu_model  # noqa: E402  (standard library only)
+from benchmarks.machine import (TORCH_MKL_MODES, cpu_model,  # noqa: E402  (standard library)
+                                torch_mkl_env)
 
 HIDDEN, STEPS, BATCH, LR, CLIP = 256, 35, 32, 1e2, 1e-2
 SECTIONS = ("rnn", "gluon", "gru", "lstm", "gluon-gru", "gluon-lstm")
@@ -498,6 +499,11 @@ def main(argv=None):
     parser.add_argument("--torch-threads", type=int, default=2,
                         help="torch.set_num_threads (default 2)")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch rows")
+    parser.add_argument("--torch-mkl", choices=TORCH_MKL_MODES, default="auto",
+                        help="PyTorch's BLAS (Intel's MKL): 'intel' makes it take its Intel "
+                             "code paths (on other CPUs it takes slower ones), 'shipped' "
+                             "leaves it as pip installs it; 'auto' (default): 'intel' on a "
+                             "non-Intel x86 CPU, so PyTorch runs at its best")
     parser.add_argument("--quick", action="store_true",
                         help="dry run: 1 round x 1 epoch, no warm-up, short GEMM timing")
     for hidden in ("--worker", "--row", "--data", "--shapes", "--repeats"):
@@ -536,6 +542,10 @@ def main(argv=None):
     results = {}
     gemm_times = GemmTimes(repeats=3 if args.quick else 20)
     with tempfile.TemporaryDirectory() as tmp:
+        torch_env = None
+        if torch_note is None:
+            torch_env, mkl_note = torch_mkl_env(args.torch_mkl, tmp)
+            print(mkl_note)
         data_file = os.path.join(tmp, "data.json")
         with open(data_file, "w", encoding="utf-8") as f:
             json.dump({"corpus_indices": corpus_indices, "idx_to_char": idx_to_char}, f)
@@ -547,9 +557,10 @@ def main(argv=None):
             for r in range(args.rounds):
                 gemm_times.measure(model_gemms(section, vocab_size, 1))
                 order = section_rows[r % len(section_rows):] + section_rows[:r % len(section_rows)]
-                for name, _, env in order:
+                for name, impl, env in order:
                     out = child(["--worker", section, "--row", name] + common,
-                                env=READER_ENV if env == "reader" else None)
+                                env=READER_ENV if env == "reader" else
+                                torch_env if impl == "torch" else None)
                     times[name].append(out["seconds"])
             med = {name: statistics.median(v) for name, v in times.items()}
             floor = flop_floor(section, vocab_size,

@@ -35,6 +35,14 @@ products of every forward product; the embedding is a gather; the LSTM's
 rate that MXNet's ``FullyConnected`` or torch's ``matmul`` reaches on this
 machine at the decoder's shape (measured in every round, best kept).
 
+PyTorch's BLAS: its CPU wheel multiplies with Intel's MKL, which on a CPU that
+is not Intel's takes slower code paths whatever the CPU supports (on an AMD EPYC
+with AVX-512, half the rate on the decoder's product: docs/RESULTS.md). By
+default (``--torch-mkl auto``) PyTorch's processes there preload a one-function
+library that makes MKL take its Intel paths (``benchmarks.machine.torch_mkl_env``),
+so lyricnn is measured against PyTorch at its best; ``--torch-mkl shipped``
+measures PyTorch as pip installs it. The header says which.
+
     .venv/bin/python benchmarks/bench_word.py                 # 3 rounds, both configs
     .venv/bin/python benchmarks/bench_word.py --rounds 5 --configs small
     .venv/bin/python benchmarks/bench_word.py --quick --no-torch   # dry run, seconds
@@ -46,12 +54,14 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks.machine import cpu_model  # noqa: E402  (standard library only)
+from benchmarks.machine import (TORCH_MKL_MODES, cpu_model,  # noqa: E402  (standard library)
+                                torch_mkl_env)
 
 VOCAB = 10_000
 #: name -> hidden (= embedding) size, layers, batch, steps, dropout, tied, lr, clipping norm
@@ -239,16 +249,46 @@ def versions(no_torch):
     return f"MXNet {mx.__version__}, torch {torch_version}"
 
 
-def child(args, worker_name, config):
+def child(args, worker_name, config, env=None):
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", worker_name,
            "--config", config, "--warmup", str(args.warmup), "--minibatches",
            str(args.minibatches), "--seed", str(args.seed), "--torch-threads",
            str(args.torch_threads)]
     cmd += ["--quick"] * args.quick + ["--no-torch"] * args.no_torch
-    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
     if out.returncode != 0:
         raise RuntimeError(f"{worker_name} {config} failed:\n{out.stderr}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def measure(args, configs, frameworks, vocab, torch_env, mkl_note):
+    """The alternating rounds: ``(seconds, peak RSS, GEMM rates)`` per config and framework."""
+    env = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items())
+                   if k.startswith(("OMP_", "GOMP_", "KMP_", "MKL_", "OPENBLAS_", "MXNET_")))
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"machine: {cpu_model()}, nproc {os.cpu_count()}, load avg {load} at the start; "
+          f"{env}; {child(args, 'gemm', configs[0], torch_env)['versions']}; "
+          f"torch threads {args.torch_threads}")
+    if mkl_note:
+        shipped = ""
+        if torch_env is not None:
+            rate = child(args, "gemm", configs[0])["rates"].get("torch", 0.0)
+            shipped = f"; as shipped its decoder product ran at {rate:.0f} GF/s"
+        print(mkl_note + shipped)
+    print(f"{args.rounds} rounds x {args.minibatches} timed minibatches after {args.warmup} "
+          f"untimed, vocabulary {vocab}; frameworks alternate, one process each")
+    seconds = {(c, f): [] for c in configs for f in frameworks}
+    rss, rates = {}, {c: {} for c in configs}
+    for r in range(args.rounds):
+        for config in configs:
+            order = frameworks[r % len(frameworks):] + frameworks[:r % len(frameworks)]
+            for fw in order:
+                out = child(args, fw, config, torch_env if fw == "torch" else None)
+                seconds[config, fw].append(out["seconds"])
+                rss[config, fw] = max(rss.get((config, fw), 0), out["maxrss_kb"])
+            for name, rate in child(args, "gemm", config, torch_env)["rates"].items():
+                rates[config][name] = max(rates[config].get(name, 0.0), rate)
+    return seconds, rss, rates
 
 
 def main(argv=None):
@@ -262,6 +302,11 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--torch-threads", type=int, default=2)
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch rows")
+    parser.add_argument("--torch-mkl", choices=TORCH_MKL_MODES, default="auto",
+                        help="PyTorch's BLAS (Intel's MKL): 'intel' makes it take its Intel "
+                             "code paths (on other CPUs it takes slower ones), 'shipped' "
+                             "leaves it as pip installs it; 'auto' (default): 'intel' on a "
+                             "non-Intel x86 CPU, so PyTorch runs at its best")
     parser.add_argument("--quick", action="store_true",
                         help="dry run: tiny model and vocabulary, 1 round of 3 minibatches")
     parser.add_argument("--worker", choices=("lyricnn", "torch", "gemm"), help=argparse.SUPPRESS)
@@ -290,25 +335,12 @@ def main(argv=None):
     # machine: 184 tokens/s instead of 2,541 on the small config with one other
     # busy process on these 2 vCPUs.
     import lyricnn  # noqa: F401
-    env = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items())
-                   if k.startswith(("OMP_", "GOMP_", "KMP_", "MKL_", "OPENBLAS_", "MXNET_")))
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"machine: {cpu_model()}, nproc {os.cpu_count()}, load avg {load} at the start; "
-          f"{env}; {child(args, 'gemm', configs[0])['versions']}; "
-          f"torch threads {args.torch_threads}")
-    print(f"{args.rounds} rounds x {args.minibatches} timed minibatches after {args.warmup} "
-          f"untimed, vocabulary {vocab}; frameworks alternate, one process each")
-    seconds = {(c, f): [] for c in configs for f in frameworks}
-    rss, rates = {}, {c: {} for c in configs}
-    for r in range(args.rounds):
-        for config in configs:
-            order = frameworks[r % len(frameworks):] + frameworks[:r % len(frameworks)]
-            for fw in order:
-                out = child(args, fw, config)
-                seconds[config, fw].append(out["seconds"])
-                rss[config, fw] = max(rss.get((config, fw), 0), out["maxrss_kb"])
-            for name, rate in child(args, "gemm", config)["rates"].items():
-                rates[config][name] = max(rates[config].get(name, 0.0), rate)
+    with tempfile.TemporaryDirectory() as tmp:
+        # PyTorch's own processes (and the GEMM probe, which times both) get its BLAS
+        # at its best unless --torch-mkl shipped; lyricnn's are unaffected either way.
+        torch_env, mkl_note = (None, "") if args.no_torch else torch_mkl_env(args.torch_mkl,
+                                                                             tmp)
+        seconds, rss, rates = measure(args, configs, frameworks, vocab, torch_env, mkl_note)
     print()
     header = (f"{'config':<12} {'implementation':<22} {'tokens/s':>9} {'(median)':>9} "
               f"{'ms/minibatch':>12} {'vs torch':>8} {'peak RSS':>9}")

@@ -141,3 +141,54 @@ def test_bench_dynamic_quick_times_each_part():
     for line in ("machine:", "forward + backward, 5 tokens", "forward + backward, 20 tokens",
                  "update, each term a new array", "update, in place"):
         assert line in out.stdout, line
+
+
+# ------------------------------------------------- PyTorch's BLAS on a non-Intel CPU
+
+sys.path.insert(0, str(BENCH.parents[1]))
+from benchmarks import machine  # noqa: E402  (standard library only)
+
+
+def test_torch_mkl_env_shipped_inherits_the_environment(tmp_path):
+    env, note = machine.torch_mkl_env("shipped", str(tmp_path))
+    assert env is None and "as shipped" in note
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("vendor, preloads", [("AuthenticAMD", True), ("GenuineIntel", False),
+                                              ("", False)])
+def test_torch_mkl_env_auto_forces_intel_paths_only_off_intel(monkeypatch, tmp_path, vendor,
+                                                               preloads):
+    monkeypatch.setattr(machine, "cpu_vendor", lambda: vendor)
+    monkeypatch.setattr(machine.shutil, "which", lambda name: "/usr/bin/cc"
+                        if name == "cc" else None)
+    calls = []
+    monkeypatch.setattr(machine.subprocess, "run", lambda cmd, check: calls.append(cmd))
+    env, _ = machine.torch_mkl_env("auto", str(tmp_path))
+    assert (env is not None) == preloads
+    assert bool(calls) == preloads
+
+
+def test_torch_mkl_env_intel_preloads_a_library_that_says_intel(monkeypatch, tmp_path):
+    import ctypes
+    import shutil
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
+        pytest.skip("no C compiler on this machine")   # CI's machines have one
+    monkeypatch.setenv("LD_PRELOAD", "/already/there.so")
+    env, note = machine.torch_mkl_env("intel", str(tmp_path))
+    library, previous = env["LD_PRELOAD"].split(" ")
+    assert previous == "/already/there.so" and "Intel code paths" in note
+    assert ctypes.CDLL(library).mkl_serv_intel_cpu_true() == 1
+    assert {k: v for k, v in env.items() if k != "LD_PRELOAD"} == {
+        k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+
+
+def test_torch_mkl_env_without_a_compiler_says_pytorch_runs_as_shipped(monkeypatch, tmp_path):
+    monkeypatch.setattr(machine.shutil, "which", lambda name: None)
+    env, note = machine.torch_mkl_env("intel", str(tmp_path))
+    assert env is None and "no C compiler" in note and "below its best" in note
+
+
+def test_torch_mkl_env_refuses_an_unknown_mode(tmp_path):
+    with pytest.raises(ValueError, match="one of"):
+        machine.torch_mkl_env("fast", str(tmp_path))
