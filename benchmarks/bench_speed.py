@@ -78,8 +78,8 @@ import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks.machine import (TORCH_MKL_MODES, cpu_model,  # noqa: E402  (standard library)
-                                torch_mkl_env)
+from benchmarks.machine import (  # noqa: E402  (standard library only)
+    TORCH_MKL_HELP, TORCH_MKL_MODES, cpu_model, torch_mkl_env)
 
 HIDDEN, STEPS, BATCH, LR, CLIP = 256, 35, 32, 1e2, 1e-2
 SECTIONS = ("rnn", "gluon", "gru", "lstm", "gluon-gru", "gluon-lstm")
@@ -500,10 +500,7 @@ def main(argv=None):
                         help="torch.set_num_threads (default 2)")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch rows")
     parser.add_argument("--torch-mkl", choices=TORCH_MKL_MODES, default="auto",
-                        help="PyTorch's BLAS (Intel's MKL): 'intel' makes it take its Intel "
-                             "code paths (on other CPUs it takes slower ones), 'shipped' "
-                             "leaves it as pip installs it; 'auto' (default): 'intel' on a "
-                             "non-Intel x86 CPU, so PyTorch runs at its best")
+                        help=TORCH_MKL_HELP)
     parser.add_argument("--quick", action="store_true",
                         help="dry run: 1 round x 1 epoch, no warm-up, short GEMM timing")
     for hidden in ("--worker", "--row", "--data", "--shapes", "--repeats"):

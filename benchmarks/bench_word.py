@@ -60,8 +60,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks.machine import (TORCH_MKL_MODES, cpu_model,  # noqa: E402  (standard library)
-                                torch_mkl_env)
+from benchmarks.machine import (  # noqa: E402  (standard library only)
+    TORCH_MKL_HELP, TORCH_MKL_MODES, cpu_model, torch_mkl_env)
 
 VOCAB = 10_000
 #: name -> hidden (= embedding) size, layers, batch, steps, dropout, tied, lr, clipping norm
@@ -303,10 +303,7 @@ def main(argv=None):
     parser.add_argument("--torch-threads", type=int, default=2)
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch rows")
     parser.add_argument("--torch-mkl", choices=TORCH_MKL_MODES, default="auto",
-                        help="PyTorch's BLAS (Intel's MKL): 'intel' makes it take its Intel "
-                             "code paths (on other CPUs it takes slower ones), 'shipped' "
-                             "leaves it as pip installs it; 'auto' (default): 'intel' on a "
-                             "non-Intel x86 CPU, so PyTorch runs at its best")
+                        help=TORCH_MKL_HELP)
     parser.add_argument("--quick", action="store_true",
                         help="dry run: tiny model and vocabulary, 1 round of 3 minibatches")
     parser.add_argument("--worker", choices=("lyricnn", "torch", "gemm"), help=argparse.SUPPRESS)

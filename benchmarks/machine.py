@@ -35,6 +35,11 @@ def cpu_vendor():
 #: the CPU's instruction sets, so it is unaffected.
 _INTEL_CPU_TRUE = "int mkl_serv_intel_cpu_true(void) { return 1; }\n"
 TORCH_MKL_MODES = ("auto", "shipped", "intel")
+#: The ``--torch-mkl`` flag's help, in every benchmark that runs PyTorch.
+TORCH_MKL_HELP = ("PyTorch's BLAS (Intel's MKL): 'intel' makes it take its Intel code paths "
+                  "(on other CPUs it takes slower ones), 'shipped' leaves it as pip installs "
+                  "it; 'auto' (default): 'intel' on a non-Intel x86 CPU, so PyTorch runs at "
+                  "its best")
 
 
 def torch_mkl_env(mode, directory):
