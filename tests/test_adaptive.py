@@ -443,14 +443,68 @@ def test_loss_and_gradients_compose_with_the_callers_graph():
         assert np.abs(want[name]).max() > 1e4 * tol, name
 
 
+@pytest.mark.parametrize("ordered", [False, True], ids=["identity", "order"])
+def test_write_tied_writes_the_embeddings_gradient_for_its_lookup_to_add_to(ordered):
+    """As WordLM uses it: the embedding's grad_req 'add', write_tied=True, the returned
+    heads (without the embedding) backward after. The embedding's gradient is the sum of
+    its two uses, as loss_sum's through autograd, stale values overwritten, and the same
+    at a second call (nothing accumulates across steps)."""
+    V, d = 11, 4
+    net = _TiedLM(V, d, (3, 6), order=_order(V) if ordered else None)
+    net.initialize(init.Uniform(0.1))
+    net.cast("float64")
+    rng = np.random.default_rng(5)
+    for p in net.collect_params().values():
+        p.set_data(nd.array(rng.normal(0, 1, p.shape), dtype="float64"))
+    x = nd.array([1, 5, 5, 9, 0, 2, 7, 10], dtype="float64")
+    targets = nd.array([0, 4, 8, 2, 10, 5, 1, 7])
+    emb = net.embedding.weight
+    with autograd.record():
+        loss = net.out.loss_sum(net.embedding(x) * 1.5, targets)
+    loss.backward()
+    want = {p.name: p.grad().asnumpy().copy() for p in net.collect_params().values()}
+    emb.grad_req = "add"
+    for step in range(2):
+        emb.grad()[:] = 7.0                               # stale: must be overwritten
+        with autograd.record():
+            h = net.embedding(x) * 1.5
+            _, heads, head_grads = net.out.loss_and_gradients(h, targets, write_tied=True)
+        assert all(head is not emb.data() for head in heads)
+        autograd.backward(heads, head_grads)
+        tol = _gradient_bound(net.out, h) * 2 * (1 + 1.5)     # up to 2 rows through * 1.5
+        assert tol < 1e-5
+        for p in net.collect_params().values():
+            np.testing.assert_allclose(p.grad().asnumpy(), want[p.name], rtol=0, atol=tol,
+                                       err_msg=f"{p.name}, step {step}")
+    # Not vacuous: both uses reach the embedding (a looked-up word's row differs from what
+    # the decoder alone gives it).
+    assert np.abs(want[emb.name]).max() > 1e4 * tol
+
+
+@pytest.mark.parametrize("tied, grad_req, message", [
+    (False, "write", "an untied block"),
+    (True, "write", "grad_req 'write'"),
+    (True, "null", "grad_req 'null'"),
+])
+def test_write_tied_needs_a_tied_embedding_that_adds(tied, grad_req, message):
+    block = make(11, 4, (3, 6), tied=tied)
+    if tied:
+        block.tied.grad_req = grad_req
+    with pytest.raises(ValueError, match=message):
+        block.loss_and_gradients(_h(3, 4), nd.array([0, 4, 9]), write_tied=True)
+    with pytest.raises(ValueError, match="write_tied"):
+        block.loss_and_gradients(_h(3, 4), nd.array([0, 4, 9]), write_tied="yes")
+
+
 # ------------------------------------------------------------------- tied weights
 
 class _TiedLM(gluon.Block):
-    def __init__(self, V, d, cutoffs, **kwargs):
+    def __init__(self, V, d, cutoffs, order=None, **kwargs):
         super().__init__(**kwargs)
         with self.name_scope():
             self.embedding = nn.Embedding(V, d)
-            self.out = AdaptiveSoftmax(V, d, cutoffs, tied=self.embedding.weight)
+            self.out = AdaptiveSoftmax(V, d, cutoffs, order=order,
+                                       tied=self.embedding.weight)
 
 
 def test_tied_weights_are_the_embeddings_own_parameter():

@@ -83,7 +83,7 @@ import numpy as np
 from mxnet import autograd, gluon, nd
 from mxnet.gluon import nn
 
-from lyricnn.checks import check_indices, check_int, check_number
+from lyricnn.checks import check_choice, check_indices, check_int, check_number
 
 __all__ = ["AdaptiveSoftmax"]
 
@@ -340,7 +340,7 @@ class AdaptiveSoftmax(gluon.Block):
             loss = loss - nd.sum(nd.pick(tail, local, axis=1))
         return loss.reshape((1,))
 
-    def loss_and_gradients(self, h, targets):
+    def loss_and_gradients(self, h, targets, write_tied=False):
         """``loss_sum``'s value and gradient, fast: ``(N, in_units), (N,) -> (loss, heads,
         grads)``, for training.
 
@@ -353,6 +353,13 @@ class AdaptiveSoftmax(gluon.Block):
         (``h`` must be recorded: computed under ``autograd.record()``, or
         ``attach_grad``'ed). The tied embedding's gradient then adds to that of its lookup.
         ``loss_and_backward`` does it for a loss that is this alone.
+
+        ``write_tied`` (tied only; the embedding's ``grad_req`` must be ``'add'``): the tied
+        embedding's gradient is *written* into its gradient array here, every row, and is
+        not among ``heads``; the caller's lookup, run backward after, adds its rows to it.
+        Without it, autograd sums the two uses: a dense ``(V, in_units)`` gradient from the
+        lookup's backward (zero-filled, then its rows added) plus this one, three more passes
+        over the matrix (measured: ``WordRNNModel``).
 
         Equal to ``loss_sum`` + ``backward`` to rounding (tests/test_adaptive.py), and
         faster (measured: the module docstring). The same logits are computed, on a graph of
@@ -367,9 +374,16 @@ class AdaptiveSoftmax(gluon.Block):
         ``(V, in_units)`` array, summed after.
         """
         self._check_h(h)
+        tied = self.tied
+        check_choice("write_tied", write_tied, (True, False))
+        if write_tied and (tied is None or tied.grad_req != "add"):
+            raise ValueError(
+                "write_tied=True writes the tied embedding's gradient for its lookup to add "
+                "to, so the block must be tied and the embedding's grad_req 'add'; got "
+                + ("an untied block" if tied is None else f"grad_req {tied.grad_req!r}")
+                + ": set embedding.weight.grad_req = 'add', or pass write_tied=False")
         ranks, cluster = self._targets(h, targets)
         n, c1, k, ctx = h.shape[0], self.cutoffs[0], len(self.cutoffs), h.context
-        tied = self.tied
         rows_of = [np.flatnonzero(cluster == i + 1) for i in range(k)]
         # Every index of this step in one upload: each nd.array waits until the engine's
         # queue (the caller's forward pass) has drained, and loss_sum made five. Per level:
@@ -404,7 +418,10 @@ class AdaptiveSoftmax(gluon.Block):
                 E = tied.data(ctx).detach()
                 E_rank = E if self._order is None else \
                     nd.take(E, self._cached("order", self._order, ctx))
-                dE_rank = nd.empty(E.shape, ctx=ctx, dtype=E.dtype)
+                # write_tied: the rows' gradients go straight into the embedding's own
+                # gradient array (in rank order: through a buffer, then its rows put back).
+                dE_rank = tied.grad(ctx) if write_tied and self._order is None else \
+                    nd.empty(E.shape, ctx=ctx, dtype=E.dtype)
                 req = "write" if tied.grad_req != "null" else "null"
                 rows = [marked(E_rank[lo:hi], dE_rank[lo:hi], req)
                         for lo, hi in [(0, c1)] + self.clusters]
@@ -443,7 +460,12 @@ class AdaptiveSoftmax(gluon.Block):
             self._zero_empty_clusters(rows_of, None if tied is None else dE_rank, ctx)
         autograd.backward(logits, grads)
         heads, head_grads = [h], [dh]
-        if tied is not None and tied.grad_req != "null":
+        if write_tied:
+            if self._order is not None:
+                with autograd.pause():    # the caller may be recording
+                    nd.take(dE_rank, self._cached("rank_of_index", self._rank_of_index, ctx),
+                            out=tied.grad(ctx))
+        elif tied is not None and tied.grad_req != "null":
             heads.append(tied.data(ctx))
             head_grads.append(dE_rank if self._rank_of_index is None else nd.take(
                 dE_rank, self._cached("rank_of_index", self._rank_of_index, ctx)))

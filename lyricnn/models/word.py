@@ -167,7 +167,10 @@ class WordRNNModel(nn.HybridBlock):
 
     ``tied``: the decoder's weight *is* the embedding matrix (one Parameter, as
     MXNet's ``example/rnn/word_lm``; Press & Wolf 2017), which needs
-    ``embed_size == num_hiddens``. The regularisers: the module docstring.
+    ``embed_size == num_hiddens``. Tied to an adaptive softmax, the embedding's
+    ``grad_req`` is ``'add'`` (``__init__``): ``WordLM``'s steps write its gradient
+    first; a caller running its own backward through the model zeroes it before.
+    The regularisers: the module docstring.
     """
 
     def __init__(self, cell, vocab_size, embed_size, num_hiddens, num_layers=1, dropout=0.0,
@@ -194,6 +197,14 @@ class WordRNNModel(nn.HybridBlock):
                 # softmax cannot be compiled (its loss selects rows per target). So it is
                 # a plain attribute, called by WordLM outside the graph, and its Parameters
                 # are this block's own: initialize, cast and collect_params reach them.
+                if tied:
+                    # The decoder writes the embedding's whole gradient and the lookup's
+                    # backward adds its rows to it (AdaptiveSoftmax.loss_and_gradients'
+                    # write_tied), instead of autograd summing a dense lookup gradient
+                    # with the decoder's: a step 114 -> 110 ms (median, 2 x 650, batch
+                    # 20 x 35, AMD EPYC; docs/RESULTS.md). So every backward through
+                    # this model must start with that write: WordLM's steps do.
+                    self.embedding.weight.grad_req = "add"
                 self.__dict__["decoder"] = decoder
                 self.params.update(decoder.collect_params())
             else:
@@ -311,7 +322,8 @@ class WordLM(GluonLM):
                 # (1,), summed over tokens; the decoder's own gradients are done, what flows
                 # back into the recurrent layers and the (tied) embedding is heads/grads.
                 # adapt_step too: no (tokens, V) matrix, as log_prob's would be.
-                nll, heads, grads = net.decoder.loss_and_gradients(out, labels)
+                nll, heads, grads = net.decoder.loss_and_gradients(
+                    out, labels, write_tied=net.tied)
         if net.adaptive:
             if penalty is not None:
                 heads, grads = heads + [penalty], grads + [nd.ones_like(penalty)]
