@@ -1,15 +1,22 @@
-"""Training speed of the two-hour PTB recipe's model, between lyricnn checkouts.
+"""Training speed of a word-level recipe's model, between lyricnn checkouts.
 
-``examples/ptb_word_lm.py --budget 120`` trains a tied 2 x 450 LSTM with the adaptive
-softmax and all of AWD-LSTM's regularisers (weight drop, locked and embedding
-dropout, AR/TAR). ``bench_word.py`` sets lyricnn against PyTorch on plain models;
-this measures what a change to lyricnn does to *that* recipe's step, by timing the
-library's own loop (``run_epoch``) on Penn Treebank's training tokens in each
-checkout given, each measurement a process of its own, the checkouts alternating
-(the order rotating every round) since the machine is shared and noisy:
+``bench_word.py`` sets lyricnn against PyTorch; this measures what a change to lyricnn
+does to one model's training step, by timing the library's own loop (``run_epoch``) on
+Penn Treebank's training tokens in each checkout given, each measurement a process of
+its own, the checkouts alternating (the order rotating every round) since the machine
+is shared and noisy. The models (``--recipe``):
+
+* ``awd-450`` (default): the AWD-style recipe the 60- and 120-minute budgets of
+  ``examples/ptb_word_lm.py`` used before the two-hour one became word_language_model's:
+  a tied 2 x 450 LSTM, adaptive softmax (2000, 6000), weight drop, locked and embedding
+  dropout, AR/TAR;
+* ``adaptive-650``: ``bench_word.py``'s ``large-tied-adaptive``, the model of the
+  issue's 1.5x bar: a tied 2 x 650 LSTM, plain dropout 0.5, adaptive softmax (2000,
+  6000).
 
     git worktree add /tmp/before 4f15b88
     .venv/bin/python benchmarks/bench_recipe_step.py --trees /tmp/before,. --rounds 3
+    .venv/bin/python benchmarks/bench_recipe_step.py --recipe adaptive-650 --trees /tmp/before,.
 
 Prints tokens/s per checkout (best round, median in brackets) and the ratio to the
 first. ``--quick``: a tiny model on random tokens, one round (a dry run).
@@ -25,12 +32,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: ``BUDGETS[120]`` of examples/ptb_word_lm.py, as ``build_word_lm`` arguments.
-RECIPE = dict(hidden=450, layers=2, batch=20, steps=35, lr=20.0, clip=0.25,
-              cutoffs=(2000, 6000), reg=dict(dropout_input=0.4, dropout_hidden=0.3,
-                                             dropout_output=0.45, dropout_embed=0.1,
-                                             weight_drop=0.4, ar=2.0, tar=1.0))
-QUICK = dict(RECIPE, hidden=8, batch=4, steps=7, cutoffs=(10, 30))
+#: name -> ``build_word_lm`` arguments and the loop's (every model tied, LSTM, 2 layers).
+RECIPES = {
+    "awd-450": dict(hidden=450, layers=2, batch=20, steps=35, lr=20.0, clip=0.25,
+                    cutoffs=(2000, 6000), dropout=0.0,
+                    reg=dict(dropout_input=0.4, dropout_hidden=0.3, dropout_output=0.45,
+                             dropout_embed=0.1, weight_drop=0.4, ar=2.0, tar=1.0)),
+    "adaptive-650": dict(hidden=650, layers=2, batch=20, steps=35, lr=20.0, clip=0.25,
+                         cutoffs=(2000, 6000), dropout=0.5, reg={}),
+}
 
 
 def measure(cfg, ptb, warmup, minibatches):
@@ -48,8 +58,8 @@ def measure(cfg, ptb, warmup, minibatches):
     mx.random.seed(0)
     vocab = 10_000 if ptb else 50
     h = cfg["hidden"]
-    lm = build_word_lm("lstm", vocab, h, h, cfg["layers"], tied=True, cutoffs=cfg["cutoffs"],
-                       **cfg["reg"])
+    lm = build_word_lm("lstm", vocab, h, h, cfg["layers"], cfg["dropout"], tied=True,
+                       cutoffs=cfg["cutoffs"], **cfg["reg"])
     size = cfg["batch"] * (cfg["steps"] * (warmup + minibatches) + 1)
     if ptb:
         from lyricnn.data.words import frequency_sorted, load_ptb_corpus
@@ -71,13 +81,17 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trees", default=".",
                         help="comma-separated lyricnn checkouts (default: this one)")
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default="awd-450",
+                        help="the model (the module docstring; default awd-450)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--minibatches", type=int, default=40)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    cfg = QUICK if args.quick else RECIPE
+    cfg = RECIPES[args.recipe]
+    if args.quick:
+        cfg = dict(cfg, hidden=8, batch=4, steps=7, cutoffs=(10, 30))
     if args.quick:
         args.rounds, args.warmup, args.minibatches = 1, 1, 2
     if args.worker:
@@ -88,7 +102,7 @@ def main(argv=None):
     sys.path.insert(0, str(ROOT))
     from benchmarks.machine import cpu_model
     trees = [str(Path(t).resolve()) for t in args.trees.split(",")]
-    print(f"machine: {cpu_model()}, nproc {os.cpu_count()}; the {'tiny' if args.quick else '120-minute recipe'}"
+    print(f"machine: {cpu_model()}, nproc {os.cpu_count()}; the {'tiny ' if args.quick else ''}{args.recipe}"
           f" model, {args.rounds} rounds x {args.minibatches} timed minibatches after "
           f"{args.warmup}", flush=True)
     rates = [[] for _ in trees]
@@ -98,7 +112,7 @@ def main(argv=None):
             tree = trees[i]
             env = dict(os.environ, PYTHONPATH=tree)
             out = subprocess.run([sys.executable, __file__, "--worker",
-                                  "--warmup", str(args.warmup),
+                                  "--recipe", args.recipe, "--warmup", str(args.warmup),
                                   "--minibatches", str(args.minibatches)]
                                  + (["--quick"] if args.quick else []),
                                  env=env, capture_output=True, text=True, cwd=tree)

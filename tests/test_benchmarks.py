@@ -122,13 +122,15 @@ def test_bench_flat_params_times_both_layouts():
         assert line in out.stdout, line
 
 
-def test_bench_recipe_step_quick_times_each_checkout():
+@pytest.mark.parametrize("recipe", ["awd-450", "adaptive-650"])
+def test_bench_recipe_step_quick_times_each_checkout(recipe):
     bench = BENCH.with_name("bench_recipe_step.py")
     root = str(BENCH.parents[1])
-    out = subprocess.run([sys.executable, str(bench), "--quick", "--trees", f"{root},{root}"],
+    out = subprocess.run([sys.executable, str(bench), "--quick", "--recipe", recipe,
+                          "--trees", f"{root},{root}"],
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
-    assert "machine:" in out.stdout
+    assert "machine:" in out.stdout and f"tiny {recipe} model" in out.stdout
     rows = [line for line in out.stdout.splitlines() if line.startswith(root + ":")]
     assert len(rows) == 2 and "tokens/s" in rows[0] and rows[0].endswith("1.00x the first")
 

@@ -68,7 +68,7 @@ def test_ptb_word_lm_runs_its_recipes_on_a_slice_of_ptb():
 
 def test_ptb_word_lm_budget_recipe_runs_the_command_line_and_reports(tmp_path):
     """The 60-minute recipe through lyricnn train and evaluate, shrunk by flags after --
-    (one epoch of a tiny model with an adaptive softmax, so that it takes seconds)."""
+    (one epoch of a tiny model, with an adaptive softmax, so that it takes seconds)."""
     out = _run("ptb_word_lm.py", "--budget", "60", "--out", tmp_path / "run", "--dynamic",
                "--", "--epochs", "1", "--num-hiddens", "8", "--embed", "8", "--num-layers",
                "1", "--cutoffs", "50,500", "--batch-size", "200", "--num-steps", "10",
@@ -76,7 +76,8 @@ def test_ptb_word_lm_budget_recipe_runs_the_command_line_and_reports(tmp_path):
     assert out.returncode == 0, out.stderr
     train, evaluate, dynamic = [line for line in out.stdout.splitlines()
                                 if line.startswith("$ ")]
-    assert "--max-minutes 60" in train and "--asgd 2" in train and "--weight-drop" in train
+    assert "--max-minutes 60" in train and "--dropout 0.5" in train and "--tied" in train
+    assert "--decay-from 11 --lr-decay 1.5" in train
     assert evaluate.endswith(f"--checkpoint {tmp_path / 'run' / 'best'} --split test")
     assert dynamic == evaluate + " --dynamic"
     assert re.search(r"^test perplexity [\d.]+$", out.stdout, re.M)

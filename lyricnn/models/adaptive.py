@@ -72,7 +72,10 @@ d = 650, untied        197 ms      46 ms (4.2x)        45 ms (4.3x)
 
 On whole training steps of the tied 2 x 650 LSTM (dropout 0.5, batch 20 x 35) the LSTM
 is most of the step: full 249 ms, adaptive through ``loss_sum`` 222 ms (1.12x), fast
-191 ms (1.30x); 2 x 300: 103, 70 (1.46x), 62 ms (1.65x).
+191 ms (1.30x); 2 x 300: 103, 70 (1.46x), 62 ms (1.65x). A model that owns both uses of
+the tied embedding can go one step further (``write_tied``, which ``WordLM`` uses): this
+block writes the embedding's gradient itself and the lookup adds to it, with no dense
+lookup gradient to sum (docs/RESULTS.md, issue 23's AMD EPYC section).
 
 Parameters are ordinary Gluon parameters, initialised by the enclosing model's
 ``initialize(init=...)`` (lyricnn's word model: U(-0.1, 0.1), biases zero).
