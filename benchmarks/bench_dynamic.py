@@ -1,8 +1,8 @@
 """The cost of dynamic evaluation's segment (``lyricnn.training.dynamic``), by its parts.
 
-The two-hour PTB recipe's model (a tied 2 x 450 LSTM, adaptive softmax from ranks
-2000 and 6000, 10,000 words), fresh weights and random tokens: the cost does not
-depend on the values. Times, per segment of 5, 10 and 20 tokens: the forward and
+The model of an earlier two-hour PTB recipe (a tied 2 x 450 LSTM, adaptive softmax
+from ranks 2000 and 6000, 10,000 words), fresh weights and random tokens: the cost
+does not depend on the values. Times, per segment of 5, 10 and 20 tokens: the forward and
 backward (``adapt_step``, batch 1), and the update over every weight written
 two ways, as the rule reads (each term a new array) and in place (what
 ``dynamic_evaluate_loss`` does). Rounds alternate; best and median printed.
