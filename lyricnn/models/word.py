@@ -201,9 +201,10 @@ class WordRNNModel(nn.HybridBlock):
                     # The decoder writes the embedding's whole gradient and the lookup's
                     # backward adds its rows to it (AdaptiveSoftmax.loss_and_gradients'
                     # write_tied), instead of autograd summing a dense lookup gradient
-                    # with the decoder's: a step 114 -> 110 ms (median, 2 x 650, batch
-                    # 20 x 35, AMD EPYC; docs/RESULTS.md). So every backward through
-                    # this model must start with that write: WordLM's steps do.
+                    # with the decoder's: 1.04x the tokens/s at 2 x 650, batch 20 x 35
+                    # (median of 5 alternating rounds of benchmarks/bench_recipe_step.py
+                    # --recipe adaptive-650, AMD EPYC; docs/RESULTS.md). So every backward
+                    # through this model must start with that write: WordLM's steps do.
                     self.embedding.weight.grad_req = "add"
                 self.__dict__["decoder"] = decoder
                 self.params.update(decoder.collect_params())
