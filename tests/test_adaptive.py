@@ -400,6 +400,19 @@ def test_loss_and_backward_adds_to_add_gradients(tied):
     np.testing.assert_array_equal(h.grad.asnumpy(), 2 * h_once)
 
 
+def _float64_tied_lm(net, seed):
+    """``net`` (a ``_TiedLM`` of 11 words) in float64 with every parameter drawn from
+    N(0, 1), and a lookup's inputs and targets: ``(net, x, targets)``."""
+    net.initialize(init.Uniform(0.1))
+    net.cast("float64")
+    rng = np.random.default_rng(seed)
+    for p in net.collect_params().values():
+        p.set_data(nd.array(rng.normal(0, 1, p.shape), dtype="float64"))
+    x = nd.array([1, 5, 5, 9, 0, 2, 7, 10], dtype="float64")
+    targets = nd.array([0, 4, 8, 2, 10, 5, 1, 7])
+    return net, x, targets
+
+
 def test_loss_and_gradients_compose_with_the_callers_graph():
     """As WordLM.train_step uses it: inside the caller's autograd.record(), h from an
     embedding lookup of the tied embedding and a penalty term, one autograd.backward over
@@ -407,14 +420,7 @@ def test_loss_and_gradients_compose_with_the_callers_graph():
     embedding's two uses adding up), to rounding (_gradient_bound, h's gradient
     reaching the lookup's rows unchanged but for sums of a few of them)."""
     V, d = 11, 4
-    net = _TiedLM(V, d, (3, 6))
-    net.initialize(init.Uniform(0.1))
-    net.cast("float64")
-    rng = np.random.default_rng(3)
-    for p in net.collect_params().values():
-        p.set_data(nd.array(rng.normal(0, 1, p.shape), dtype="float64"))
-    x = nd.array([1, 5, 5, 9, 0, 2, 7, 10], dtype="float64")
-    targets = nd.array([0, 4, 8, 2, 10, 5, 1, 7])
+    net, x, targets = _float64_tied_lm(_TiedLM(V, d, (3, 6)), seed=3)
 
     def grads(fast):
         with autograd.record():
@@ -450,14 +456,8 @@ def test_write_tied_writes_the_embeddings_gradient_for_its_lookup_to_add_to(orde
     its two uses, as loss_sum's through autograd, stale values overwritten, and the same
     at a second call (nothing accumulates across steps)."""
     V, d = 11, 4
-    net = _TiedLM(V, d, (3, 6), order=_order(V) if ordered else None)
-    net.initialize(init.Uniform(0.1))
-    net.cast("float64")
-    rng = np.random.default_rng(5)
-    for p in net.collect_params().values():
-        p.set_data(nd.array(rng.normal(0, 1, p.shape), dtype="float64"))
-    x = nd.array([1, 5, 5, 9, 0, 2, 7, 10], dtype="float64")
-    targets = nd.array([0, 4, 8, 2, 10, 5, 1, 7])
+    net, x, targets = _float64_tied_lm(
+        _TiedLM(V, d, (3, 6), order=_order(V) if ordered else None), seed=5)
     emb = net.embedding.weight
     with autograd.record():
         loss = net.out.loss_sum(net.embedding(x) * 1.5, targets)
