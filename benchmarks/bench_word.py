@@ -43,7 +43,16 @@ library that makes MKL take its Intel paths (``benchmarks.machine.torch_mkl_env`
 so lyricnn is measured against PyTorch at its best; ``--torch-mkl shipped``
 measures PyTorch as pip installs it. The header says which.
 
+A short window and a whole epoch. The default times 30 minibatches per process; the
+adaptive configuration's first minibatches include one-time costs that a training run
+pays once: oneDNN compiles its kernels for each new shape, and a tail cluster's row
+count changes with every minibatch (55 and 33 different counts in an epoch of 1,327
+minibatches; 18 and 13 of them first seen in the default's 30 timed minibatches).
+``--minibatches 1300`` times one epoch of Penn Treebank per process, which is what a
+training run's tokens/s is (docs/RESULTS.md, issue 23's AMD EPYC section, "A whole epoch").
+
     .venv/bin/python benchmarks/bench_word.py                 # 3 rounds, both configs
+    .venv/bin/python benchmarks/bench_word.py --configs large-tied-adaptive --rounds 2 --minibatches 1300
     .venv/bin/python benchmarks/bench_word.py --rounds 5 --configs small
     .venv/bin/python benchmarks/bench_word.py --quick --no-torch   # dry run, seconds
 """
@@ -93,6 +102,15 @@ def _rows(cfg, vocab, n, seed):
     size = shape[0] * shape[1]
     start = (seed * 100_003) % (len(train) - size)
     return train[start:start + size].reshape(shape)
+
+
+#: Penn Treebank's training tokens (``ptb.train.txt`` with an ``<eos>`` per line).
+PTB_TRAIN_TOKENS = 929_589
+
+
+def ptb_minibatches(cfg):
+    """The most minibatches ``_rows`` can cut from Penn Treebank's training tokens."""
+    return (PTB_TRAIN_TOKENS // cfg["batch"] - 1) // cfg["steps"]
 
 
 # ----------------------------------------------------------------------------- workers
@@ -323,6 +341,19 @@ def main(argv=None):
     unknown = set(configs) - set(CONFIGS)
     if unknown:
         parser.error(f"unknown configs {sorted(unknown)}; choose from {sorted(CONFIGS)}")
+    for name, value, least in (("--rounds", args.rounds, 1), ("--warmup", args.warmup, 1),
+                               ("--minibatches", args.minibatches, 1)):
+        if value < least:
+            parser.error(f"{name} must be at least {least}, got {value}")
+    for config in configs:
+        cfg = (QUICK if args.quick else CONFIGS)[config]
+        if cfg.get("ptb"):
+            most = ptb_minibatches(cfg)
+            if max(args.warmup, args.minibatches) > most:
+                parser.error(f"--minibatches and --warmup must be at most {most} for "
+                             f"{config}: it reads Penn Treebank's training tokens, {most} "
+                             f"minibatches of {cfg['batch']} x {cfg['steps']} (one epoch); got "
+                             f"--minibatches {args.minibatches}, --warmup {args.warmup}")
     # The parent imports neither framework: a child's peak RSS counts its parent's
     # resident set at the fork (Linux keeps ru_maxrss across exec).
     if not args.no_torch:

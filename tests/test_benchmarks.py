@@ -194,3 +194,18 @@ def test_torch_mkl_env_without_a_compiler_says_pytorch_runs_as_shipped(monkeypat
 def test_torch_mkl_env_refuses_an_unknown_mode(tmp_path):
     with pytest.raises(ValueError, match="one of"):
         machine.torch_mkl_env("fast", str(tmp_path))
+
+
+def test_bench_word_refuses_more_minibatches_than_penn_treebank_holds():
+    bench = BENCH.with_name("bench_word.py")
+    from benchmarks.bench_word import CONFIGS, ptb_minibatches
+    most = ptb_minibatches(CONFIGS["large-tied-adaptive"])
+    assert most == 1327                       # 929,589 tokens / 20 streams, 35 steps
+    out = subprocess.run([sys.executable, str(bench), "--configs", "large-tied-adaptive",
+                          "--minibatches", str(most + 1), "--no-torch"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert f"--minibatches and --warmup must be at most {most}" in out.stderr
+    out = subprocess.run([sys.executable, str(bench), "--minibatches", "0", "--no-torch"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "--minibatches must be at least 1, got 0" in out.stderr
