@@ -50,32 +50,17 @@ itself, not copied, so the gradients of both uses add up in it.
 
 **Training fast** (``loss_and_gradients`` / ``loss_and_backward``). ``loss_sum`` is the
 differentiable definition; training should use the fast path, equal to it to rounding
-(tests). MXNet's profiler on one step of ``loss_sum`` + ``backward`` (h (700, 650), tied,
-PTB targets, cutoffs (2000, 6000)) put half of it outside the products: the tied word
-rows' slices (``slice_axis``, whose backward fills a dense ``(V, d)`` array per cluster,
-then ``add_n`` of them: ~35 % of the step), ``log_softmax``'s native backward, ``pick``'s,
-and five host uploads, each waiting for the engine's queue to drain. The fast path
-computes the same logits (the embedding's rows as views of its memory, their gradient
-written in place into one ``(V, d)`` array), the logits' gradient directly (``softmax -
-onehot``) and one ``autograd.backward``, so that what remains is the products (oneDNN's).
-Measured on 2 shared cores of an Intel Xeon (load average 2 to 3: another process
-training), the output layer's forward + backward on 700 PTB tokens, best of 30 to 40
-alternating, against the full softmax (``Dense`` + ``softmax - onehot``) in the same run:
-
-=====================  ==========  ==================  ==================
-                       full        ``loss_sum``        fast
-=====================  ==========  ==================  ==================
-d = 300, tied          52 ms       31 ms (1.7x)        24 ms (2.2x)
-d = 650, tied          105 ms      66 ms (1.6x)        44 ms (2.4x)
-d = 650, untied        197 ms      46 ms (4.2x)        45 ms (4.3x)
-=====================  ==========  ==================  ==================
-
-On whole training steps of the tied 2 x 650 LSTM (dropout 0.5, batch 20 x 35) the LSTM
-is most of the step: full 249 ms, adaptive through ``loss_sum`` 222 ms (1.12x), fast
-191 ms (1.30x); 2 x 300: 103, 70 (1.46x), 62 ms (1.65x). A model that owns both uses of
-the tied embedding can go one step further (``write_tied``, which ``WordLM`` uses): this
-block writes the embedding's gradient itself and the lookup adds to it, with no dense
-lookup gradient to sum (docs/RESULTS.md, issue 23's AMD EPYC section).
+(tests). MXNet's profiler on one step of ``loss_sum`` + ``backward`` put half of it
+outside the products: the tied word rows' slices (``slice_axis``, whose backward fills a
+dense ``(V, d)`` array per cluster, then ``add_n`` of them), ``log_softmax``'s native
+backward, ``pick``'s, and five host uploads, each waiting for the engine's queue to
+drain. The fast path computes the same logits (the embedding's rows as views of its
+memory, their gradient written in place into one ``(V, d)`` array), the logits' gradient
+directly (``softmax - onehot``) and one ``autograd.backward``, so that what remains is
+the products (oneDNN's). A model that owns both uses of the tied embedding can go one
+step further (``write_tied``, which ``WordLM`` uses): this block writes the embedding's
+gradient itself and the lookup adds to it, with no dense lookup gradient to sum. The
+measurements behind both: docs/RESULTS.md ("Design measurements"; issue 23's sections).
 
 Parameters are ordinary Gluon parameters, initialised by the enclosing model's
 ``initialize(init=...)`` (lyricnn's word model: U(-0.1, 0.1), biases zero).
@@ -510,7 +495,7 @@ def _nll_and_gradient(logits, at):
     gradient, what autograd gets through them, without ``log_softmax``'s slow backward
     kernel: ``lyricnn.training.optim._loss_and_unscaled_gradient`` with a sum and the
     pairs made on the host. ``softmax`` rather than ``exp`` of the log-probabilities:
-    oneDNN's, 0.9 ms against 3.7 at (700, 2002) float32 (2 shared cores, Intel Xeon)."""
+    oneDNN's kernel, the faster of the two (docs/RESULTS.md, "Design measurements")."""
     picked = nd.gather_nd(nd.log_softmax(logits, axis=1), at)
     grad = nd.softmax(logits, axis=1)
     # The in-place scatter of optim._add_at_labels: grad[at] -= 1.

@@ -72,13 +72,11 @@ def run(F, X, states, layers, *, mode, num_hiddens, dropout=0.0, locked=False, *
       to float rounding (max difference 1e-6, LSTM/GRU/tanh RNN, 3 layers);
     * speed: for a stack whose layers have equal widths MXNet copies both
       layers' weights into one 2-layer oneDNN blob every forward (``DNNL_VERBOSE``:
-      a ``concat`` of 2 x (2600 x 650) weights, 8-21 ms a minibatch as logged, on top
-      of the reorders both ways have); a layer alone skips it. So the dropout
-      between layers costs nothing net: the tied 2 x 650 word LM (batch 20,
-      35 steps, dropout 0.5), both ways alternating in one process, 16
-      pairs of 3 minibatches: per-layer (with the dropout) 1.02x the one-call
-      stack (without it), median of the pairs (Intel Xeon with AVX-512, 2
-      vCPUs, shared with another busy process, 2026-12-06).
+      a ``concat`` of the layers' weights every minibatch, on top of the reorders
+      both ways have); a layer alone skips it. So the dropout between layers
+      costs nothing net: per-layer calls with the dropout train the tied
+      2 x 650 word LM as fast as the one-call stack without it (docs/RESULTS.md,
+      "Design measurements").
     """
     Y, per_layer = X, []
     for l, vector in enumerate(layers):
@@ -164,7 +162,7 @@ class Stack(nn.HybridBlock):
 
     What ``gluon.rnn.LSTM`` (or ``GRU``, ``RNN``) computes on the same values, without the
     copy that joins the layer's four Parameters into the kernel's vector at every call
-    and splits the gradient again (18.6 ms of a 2 x 650 LSTM's ~160 ms forward +
+    and splits the gradient again (a visible part of a 2 x 650 LSTM's forward +
     backward: docs/RESULTS.md, "Design measurements"). The word-level model's recurrent
     layers; the book's ``RNNModel`` keeps Gluon's layers, whose parameters are the
     reader's.

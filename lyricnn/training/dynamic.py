@@ -21,14 +21,13 @@ gives are reported beside the static ones, never in their place (docs/RESULTS.md
 Settings: Krause et al.'s ``dynamiceval.py`` reads 5-token segments with lr
 5e-5 and decay 0.002, and takes statistics on minibatches of 100 streams of the
 whole training text. Here a segment costs a forward and backward of the model
-and a pass over every weight, mostly fixed costs (2 x 450: 32 ms for 5 tokens,
-39 for 20, plus 45 for the update; benchmarks/bench_dynamic.py), so the
-defaults read 20-token segments: Penn Treebank's test split in 8 minutes
-instead of half an hour. At 20 tokens lr 5e-5 to 1e-4 and decay 0.002 to 0.02
-gave perplexities within 1 % of each other on the first 5,000 validation tokens
-(examples/dynamic_eval.py's grid, docs/RESULTS.md); 10-token segments were
-0.6 % better there, and on the test split the same (77.33) at 1.7 times the
-time. Statistics come from ``STATS_BATCHES`` minibatches (150,000 training
+and a pass over every weight, mostly fixed costs (a 20-token segment costs
+little more than a 5-token one: benchmarks/bench_dynamic.py), so the defaults
+read 20-token segments, a few times faster per token. At 20 tokens the learning
+rates and decays of examples/dynamic_eval.py's grid gave nearly the same
+perplexity on the validation split, and 10-token segments bought nothing on the
+test split for much more time (the figures: docs/RESULTS.md, issue 23's
+"Dynamic evaluation" paragraph). Statistics come from ``STATS_BATCHES`` minibatches (150,000 training
 tokens). Tune on the validation split, never on the test split.
 """
 import numpy as np
