@@ -43,16 +43,15 @@ library that makes MKL take its Intel paths (``benchmarks.machine.torch_mkl_env`
 so lyricnn is measured against PyTorch at its best; ``--torch-mkl shipped``
 measures PyTorch as pip installs it. The header says which.
 
-A short window and a whole epoch. The default times 30 minibatches per process; the
-adaptive configuration's first minibatches include one-time costs that a training run
-pays once: oneDNN compiles its kernels for each new shape, and a tail cluster's row
-count changes with every minibatch (55 and 33 different counts in an epoch of 1,327
-minibatches; 18 and 13 of them first seen in the default's 30 timed minibatches).
-``--minibatches 1300`` times one epoch of Penn Treebank per process, which is what a
-training run's tokens/s is (docs/RESULTS.md, issue 23's AMD EPYC section, "A whole epoch").
+A short window and a whole epoch. The default times 30 minibatches per process, and
+the adaptive configuration's include one-time costs that a run amortises (oneDNN
+compiles kernels for each new row count of a tail cluster); ``--minibatches 1300``
+times nearly one epoch of Penn Treebank per process, which is what a training run's
+tokens/s is (docs/RESULTS.md, issue 23's AMD EPYC section, "A whole epoch").
 
     .venv/bin/python benchmarks/bench_word.py                 # 3 rounds, both configs
-    .venv/bin/python benchmarks/bench_word.py --configs large-tied-adaptive --rounds 2 --minibatches 1300
+    .venv/bin/python benchmarks/bench_word.py --configs large-tied-adaptive --rounds 2 \
+        --minibatches 1300                                    # ~14 minutes
     .venv/bin/python benchmarks/bench_word.py --rounds 5 --configs small
     .venv/bin/python benchmarks/bench_word.py --quick --no-torch   # dry run, seconds
 """
@@ -109,8 +108,10 @@ PTB_TRAIN_TOKENS = 929_589
 
 
 def ptb_minibatches(cfg):
-    """The most minibatches ``_rows`` can cut from Penn Treebank's training tokens."""
-    return (PTB_TRAIN_TOKENS // cfg["batch"] - 1) // cfg["steps"]
+    """The most minibatches ``_rows`` can cut from Penn Treebank's training tokens (its
+    ``batch x (steps * n + 1)`` rows must leave at least one token over: it takes the
+    offset modulo what is left)."""
+    return ((PTB_TRAIN_TOKENS - 1) // cfg["batch"] - 1) // cfg["steps"]
 
 
 # ----------------------------------------------------------------------------- workers
@@ -351,7 +352,7 @@ def main(argv=None):
             most = ptb_minibatches(cfg)
             if max(args.warmup, args.minibatches) > most:
                 parser.error(f"--minibatches and --warmup must be at most {most} for "
-                             f"{config}: it reads Penn Treebank's training tokens, {most} "
+                             f"{config}: Penn Treebank's training split holds {most} "
                              f"minibatches of {cfg['batch']} x {cfg['steps']} (one epoch); got "
                              f"--minibatches {args.minibatches}, --warmup {args.warmup}")
     # The parent imports neither framework: a child's peak RSS counts its parent's

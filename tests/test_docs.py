@@ -3,14 +3,18 @@ the Markdown files of the repository, and every ``](#anchor)`` inside one, point
 that exists and a heading that is there (GitHub's anchors), so that a renamed section or
 file cannot leave a reader at a dead link (docs/RESULTS.md's headline table is links)."""
 import re
+import urllib.parse
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-LINK = re.compile(r"\]\(([^)\s]+)\)")
-FENCE = re.compile(r"^\s*```")
+#: An inline link's target (``](path)``, ``](<path>)``, ``](path "title")``) or a
+#: reference definition's (``[name]: path``).
+LINK = re.compile(r'\]\(\s*(?:<([^>]+)>|([^)\s]+))(?:\s+"[^"]*")?\s*\)'
+                  r"|^\s*\[[^\]]+\]:\s*<?([^\s>]+)")
+FENCE = re.compile(r"^\s*(```|~~~)")
 
 
 def anchors(text):
@@ -39,7 +43,14 @@ def links(text):
         if FENCE.match(line):
             fenced = not fenced
         elif not fenced:
-            yield from LINK.findall(line)
+            for groups in LINK.findall(re.sub(r"`[^`]*`", "", line)):
+                yield next(g for g in groups if g)
+
+
+def test_links_are_found_in_every_form():
+    text = ('see [a](x.md), [b](<y z.md>), [c](w.md "title"), `[d](not-a-link.md)`\n'
+            "[ref]: docs/r.md#part\n~~~\n[e](fenced.md)\n~~~\n")
+    assert list(links(text)) == ["x.md", "y z.md", "w.md", "docs/r.md#part"]
 
 
 def test_anchors_follow_githubs_rules():
@@ -57,6 +68,7 @@ def test_every_local_link_resolves(doc):
         if re.match(r"^[a-z][a-z0-9+.-]*:", target):   # http:, https:, mailto:
             continue
         path, _, anchor = target.partition("#")
+        anchor = urllib.parse.unquote(anchor)
         file = doc if not path else (doc.parent / path).resolve()
         if not file.exists():
             broken.append(f"{target}: no file {file}")

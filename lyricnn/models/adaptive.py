@@ -50,7 +50,7 @@ itself, not copied, so the gradients of both uses add up in it.
 
 **Training fast** (``loss_and_gradients`` / ``loss_and_backward``). ``loss_sum`` is the
 differentiable definition; training should use the fast path, equal to it to rounding
-(tests). MXNet's profiler on one step of ``loss_sum`` + ``backward`` put half of it
+(tests). MXNet's profiler on one step of ``loss_sum`` + ``backward`` put much of it
 outside the products: the tied word rows' slices (``slice_axis``, whose backward fills a
 dense ``(V, d)`` array per cluster, then ``add_n`` of them), ``log_softmax``'s native
 backward, ``pick``'s, and five host uploads, each waiting for the engine's queue to
@@ -350,11 +350,12 @@ class AdaptiveSoftmax(gluon.Block):
         over the matrix (measured: ``WordRNNModel``).
 
         Equal to ``loss_sum`` + ``backward`` to rounding (tests/test_adaptive.py), and
-        faster (measured: the module docstring). The same logits are computed, on a graph of
-        its own that starts at a detached copy of ``h``; their gradient, ``softmax - onehot``
-        per level, is computed directly (MXNet's ``log_softmax`` backward is a slow native
-        kernel, ``lyricnn.training.optim``) and pushed back through that graph with one
-        ``autograd.backward``, so the products' gradients are oneDNN's. The tied
+        faster (measured: docs/RESULTS.md, "Design measurements"). The same logits are
+        computed, on a graph of its own that starts at a detached copy of ``h``; their
+        gradient, ``softmax - onehot`` per level, is computed directly (MXNet's
+        ``log_softmax`` backward is a slow native kernel, ``lyricnn.training.optim``) and
+        pushed back through that graph with one ``autograd.backward``, so the products'
+        gradients are oneDNN's. The tied
         embedding's rows enter the products as views of its memory, no copy, marked as
         variables whose gradient buffers are the matching rows of one ``(V, in_units)``
         array: every product writes its rows of the embedding's gradient in place, instead

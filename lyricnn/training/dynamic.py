@@ -23,12 +23,13 @@ Settings: Krause et al.'s ``dynamiceval.py`` reads 5-token segments with lr
 whole training text. Here a segment costs a forward and backward of the model
 and a pass over every weight, mostly fixed costs (a 20-token segment costs
 little more than a 5-token one: benchmarks/bench_dynamic.py), so the defaults
-read 20-token segments, a few times faster per token. At 20 tokens the learning
-rates and decays of examples/dynamic_eval.py's grid gave nearly the same
-perplexity on the validation split, and 10-token segments bought nothing on the
-test split for much more time (the figures: docs/RESULTS.md, issue 23's
-"Dynamic evaluation" paragraph). Statistics come from ``STATS_BATCHES`` minibatches (150,000 training
-tokens). Tune on the validation split, never on the test split.
+read 20-token segments, a few times faster per token. At 20 tokens, lr 5e-5 to
+1e-4 and decay 0.002 to 0.02 gave nearly the same perplexity on the first
+validation tokens (examples/dynamic_eval.py's grid), and 10-token segments bought
+nothing on the test split for much more time (the figures: docs/RESULTS.md,
+issue 23's "Dynamic evaluation" paragraphs). Statistics come from
+``STATS_BATCHES`` minibatches (150,000 training tokens). Tune on the validation
+split, never on the test split.
 """
 import numpy as np
 from mxnet import nd
@@ -39,9 +40,10 @@ from lyricnn.metrics import perplexity
 from lyricnn.training.loop import detach_state
 
 #: Learning rate, decay and segment length: this project's, from the validation grid of
-#: the module docstring; epsilon: Krause et al.'s. (Their lr 5e-5 and decay 0.002 are for
-#: 5-token segments and PyTorch's parameter arrays; the decay's normalisation, a mean over
-#: arrays, differs with the arrays: here one flat vector per recurrent layer.)
+#: examples/dynamic_eval.py (docs/RESULTS.md); epsilon: Krause et al.'s. (Their lr 5e-5
+#: and decay 0.002 are for 5-token segments and PyTorch's parameter arrays; the decay's
+#: normalisation, a mean over arrays, differs with the arrays: here one flat vector per
+#: recurrent layer.)
 LR, DECAY, EPSILON, NUM_STEPS = 7e-5, 0.008, 2e-5, 20
 #: Gradient statistics: minibatches of 100 streams of 5 tokens (Krause et al.), this many.
 STATS_BATCH_SIZE, STATS_NUM_STEPS, STATS_BATCHES = 100, 5, 300
