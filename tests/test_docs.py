@@ -17,17 +17,24 @@ LINK = re.compile(r'\]\(\s*(?:<([^>]+)>|([^)\s]+))(?:\s+"[^"]*")?\s*\)'
 FENCE = re.compile(r"^\s*(```|~~~)")
 
 
+def _unfenced(text):
+    """The lines of ``text`` outside code fences (the fences' own lines left out)."""
+    fenced = False
+    for line in text.splitlines():
+        if FENCE.match(line):
+            fenced = not fenced
+        elif not fenced:
+            yield line
+
+
 def anchors(text):
     """GitHub's anchors of the Markdown ``text``'s headings: lower case, every character
     but letters, digits, ``_``, ``-`` and spaces dropped, spaces to hyphens; a repeated
     anchor gets ``-1``, ``-2``, ... (github-slugger)."""
-    seen, out, fenced = {}, set(), False
-    for line in text.splitlines():
-        if FENCE.match(line):
-            fenced = not fenced
-            continue
+    seen, out = {}, set()
+    for line in _unfenced(text):
         match = re.match(r"^#{1,6}\s+(.*?)\s*#*\s*$", line)
-        if fenced or not match:
+        if not match:
             continue
         slug = re.sub(r"[^\w\- ]", "", match.group(1).lower()).replace(" ", "-")
         n = seen.get(slug, 0)
@@ -37,14 +44,10 @@ def anchors(text):
 
 
 def links(text):
-    """The link targets of ``text`` outside code fences."""
-    fenced = False
-    for line in text.splitlines():
-        if FENCE.match(line):
-            fenced = not fenced
-        elif not fenced:
-            for groups in LINK.findall(re.sub(r"`[^`]*`", "", line)):
-                yield next(g for g in groups if g)
+    """The link targets of ``text`` outside code fences and inline code."""
+    for line in _unfenced(text):
+        for groups in LINK.findall(re.sub(r"`[^`]*`", "", line)):
+            yield next(g for g in groups if g)
 
 
 def test_links_are_found_in_every_form():
