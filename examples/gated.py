@@ -10,9 +10,9 @@ shorten it or stack layers:
 """
 import argparse
 
+import lyricnn as d2l  # noqa: I001  (first, as in the book: it sets MXNet's OpenMP threads)
 from mxnet.gluon import rnn
 
-import lyricnn as d2l
 from book_flags import add_book_flags, book_config
 
 GLUON = {"gru": rnn.GRU, "lstm": rnn.LSTM}

@@ -7,9 +7,9 @@ Defaults are the book's experiment; flags shorten it or swap the cell:
 """
 import argparse
 
+import lyricnn as d2l  # noqa: I001  (first, as in the book: it sets MXNet's OpenMP threads)
 from mxnet.gluon import rnn
 
-import lyricnn as d2l
 from book_flags import add_book_flags, book_config
 
 CELLS = {"rnn": rnn.RNN, "gru": rnn.GRU, "lstm": rnn.LSTM}
