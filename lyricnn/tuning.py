@@ -110,7 +110,29 @@ def apply_environment():
                                          "(MXNet would abort on it); using %d", value, _cpus())
     wanted = environment()
     os.environ.update(wanted)
+    late = late_import(os.environ)
+    if late:
+        logging.getLogger(__name__).warning(late)
     return wanted
+
+
+def late_import(environ, mxnet_loaded=None, cpus=None):
+    """What to tell a user who imported MXNet before lyricnn (``None``: nothing).
+
+    MXNet reads ``OMP_NUM_THREADS`` when it loads; without it MXNet 1.x sizes its
+    OpenMP pool at half the CPUs, and nothing after the load changes that (MXNet's
+    ``MXSetNumOMPThreads`` sets only the calling thread's count; its operators run on
+    the engine's threads: measured, docs/RESULTS.md "Process tuning"). So the import
+    order costs speed silently, about half on 2 vCPUs: a warning, not an error, since
+    every result is the same."""
+    loaded = "mxnet" in sys.modules if mxnet_loaded is None else mxnet_loaded
+    cpus = _cpus() if cpus is None else cpus
+    if not loaded or not enabled(environ) or "OMP_NUM_THREADS" in environ or cpus < 2:
+        return None
+    return (f"MXNet was imported before lyricnn, so lyricnn could not set OMP_NUM_THREADS: "
+            f"MXNet computes on {max(1, cpus // 2)} of this machine's {cpus} CPUs. Import "
+            f"lyricnn first (import lyricnn as d2l, then from mxnet import ...), or set "
+            f"OMP_NUM_THREADS={cpus} before Python starts")
 
 
 def retain_freed_memory():

@@ -55,6 +55,25 @@ def test_variables_mxnet_reads_at_load_are_left_alone_once_it_is_loaded():
     assert tuning.environment({tuning.OPT_OUT: "1"}, mxnet_loaded=False) == {}
 
 
+def test_importing_mxnet_first_is_named_with_the_fix():
+    """MXNet loaded first cannot be given its threads any more: one warning on stderr
+    (logging), naming the import order and OMP_NUM_THREADS; none in the book's order."""
+    message = tuning.late_import({}, mxnet_loaded=True, cpus=2)
+    assert "1 of this machine's 2 CPUs" in message and "OMP_NUM_THREADS=2" in message
+    assert tuning.late_import({}, mxnet_loaded=False, cpus=2) is None
+    assert tuning.late_import({"OMP_NUM_THREADS": "2"}, mxnet_loaded=True, cpus=2) is None
+    assert tuning.late_import({tuning.OPT_OUT: "1"}, mxnet_loaded=True, cpus=2) is None
+    assert tuning.late_import({}, mxnet_loaded=True, cpus=1) is None
+    env = {k: v for k, v in os.environ.items() if not k.startswith(TUNED)}
+    late, book = (subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                 env=env, cwd=ROOT)
+                  for code in ("import mxnet, lyricnn", "import lyricnn, mxnet"))
+    assert late.returncode == book.returncode == 0, (late.stderr, book.stderr)
+    if tuning._cpus() > 1:
+        assert "MXNet was imported before lyricnn" in late.stderr, late.stderr
+    assert "imported before lyricnn" not in book.stderr, book.stderr
+
+
 def test_retain_freed_memory_sets_glibc_malloc_once_unless_the_user_chose():
     glibc = sys.platform.startswith("linux") and "libc.so" in (ctypes.util.find_library("c") or "")
     code = ("import json; from lyricnn.tuning import retain_freed_memory as r; "
