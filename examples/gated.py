@@ -10,7 +10,7 @@ shorten it or stack layers:
 """
 import argparse
 
-import lyricnn as d2l  # noqa: I001  (first, as in the book: it sets MXNet's OpenMP threads)
+import lyricnn as d2l  # first, as in the book: it sets MXNet's OpenMP threads
 from mxnet.gluon import rnn
 
 from book_flags import add_book_flags, book_config

@@ -14,7 +14,7 @@ time, the peak resident memory of the two processes and the machine:
 
     python examples/ptb_word_lm.py --budget 60 --out runs/ptb-60
     python examples/ptb_word_lm.py --budget 120 --out runs/ptb-120
-    python examples/ptb_word_lm.py --budget 60 --print      # the commands only
+    python examples/ptb_word_lm.py --budget 60 --print      # the commands (timed first)
     python examples/ptb_word_lm.py --budget 60 --schedule fixed  # as published
     python examples/ptb_word_lm.py --budget 120 --dynamic   # + lyricnn evaluate --dynamic
 
@@ -45,7 +45,7 @@ import sys
 import time
 from pathlib import Path
 
-import lyricnn  # noqa: F401, I001  (first: it sets MXNet's OpenMP threads before MXNet loads)
+import lyricnn  # first: it sets MXNet's OpenMP threads, which MXNet reads when it loads
 from mxnet import nd
 from lyricnn.context import set_seed
 from lyricnn.training.evaluate import EVAL_BATCH_SIZE, evaluate_perplexity
@@ -64,8 +64,10 @@ RECIPES = {
                 tied=False, num_steps=35, batch_size=20, lr=2.0, clipping_theta=0.25,
                 lr_decay=4.0, decay_from=0, epochs=40),
     # Tied (Press & Wolf 2017; Inan et al. 2017) and dropout-regularised (Zaremba et al.),
-    # sized for an hour on 2 CPU cores: 2 x 300 runs ~2,650 tokens/s, 9 epochs in 55 min
-    # (2 x 400 ran 1,900). Annealed on a fixed schedule (/1.6 each epoch after epoch 5):
+    # sized for an hour on 2 CPU cores: 2 x 300 ran ~2,650 tokens/s, 9 epochs in 55 min
+    # (2 x 400 ran 1,900) -- both measured while this script imported MXNet first, on one
+    # thread of two (docs/RESULTS.md, "Process tuning"). Annealed on a fixed schedule (/1.6
+    # each epoch after epoch 5):
     # validation still improved every epoch at lr 20 (188 -> 107 over epochs 1-5), so a
     # plateau rule (/4 when it stalls) would anneal too late for a one-hour budget.
     "tied": dict(cell="lstm", num_layers=2, num_hiddens=300, embed_size=300, dropout=0.3,
@@ -118,15 +120,19 @@ def anneal(budget, epochs):
     decay_from = max(1, round(share * epochs))
     if epochs - decay_from < 1:
         return max(1, epochs), 1.0
-    return decay_from, float(f"{fall ** (-1 / (epochs - decay_from)):.4g}")
+    return decay_from, float(f"{fall ** (-1 / (epochs - decay_from)):.6g}")
 
 
 def whole_epochs(budget, measured):
     """The whole epochs ``budget`` minutes buy, from ``measure_epoch``'s figures (what
     starting the process costs once, then per epoch: its training pass at the measured
-    rate and its held-out evaluation)."""
+    rate and its held-out evaluation), and no more than the run's ``--epochs``. (Two
+    saves an epoch are not counted, a second or so against ~230; the process's start
+    is counted though ``--max-minutes``' clock starts after it: the two roughly cancel,
+    and the one 60-minute run made the 15 epochs predicted.)"""
     epoch = measured["train_tokens"] / measured["tokens_per_s"] + measured["valid_seconds"]
-    return max(0, int((60 * budget - measured["startup_seconds"]) // epoch))
+    fits = max(0, int((60 * budget - measured["startup_seconds"]) // epoch))
+    return min(fits, measured.get("epochs", fits))
 
 
 def measure_epoch(flags, warmup=50, minibatches=50):
@@ -141,12 +147,14 @@ def measure_epoch(flags, warmup=50, minibatches=50):
     from lyricnn.checks import check_indices
     from lyricnn.cli.common import corpus_of, corpus_text
     from lyricnn.cli.main import build_parser
-    from lyricnn.run.config import RunConfig
+    from lyricnn.run.config import LEVEL_TRAIN_DEFAULTS, RunConfig, TrainSettings
     from lyricnn.run.task import task_of
     from lyricnn.training.loop import run_epoch
     from lyricnn.tuning import retain_freed_memory
     retain_freed_memory()                        # as lyricnn train does
-    config = RunConfig.from_args(build_parser().parse_args(["train", *flags]))
+    args = build_parser().parse_args(["train", *flags])
+    config = RunConfig.from_args(args)
+    epochs = TrainSettings.from_args(args, LEVEL_TRAIN_DEFAULTS[config.tokens]).num_epochs
     text = corpus_text(config)
     corpus = corpus_of(config, text)
     config = config.with_corpus(text, len(corpus.vocab))
@@ -154,6 +162,12 @@ def measure_epoch(flags, warmup=50, minibatches=50):
     set_seed(config.seed)
     lm = task.build_model(config, mx.cpu())
     train = check_indices("train", corpus.train, lm.vocab_size)
+    available = (len(train) - 1) // (config.batch_size * config.num_steps)
+    if available < 2:
+        raise ValueError(f"the training split makes {available} minibatch(es) of --batch-size "
+                         f"{config.batch_size} x --num-steps {config.num_steps}: too few to "
+                         "time; give smaller ones, or --schedule fixed")
+    warmup, minibatches = min(warmup, available // 2), min(minibatches, available - available // 2)
     batches = iter(task.batches(config, train, lm.ctx)())
     timing = time.perf_counter()
     run_epoch(lm, itertools.islice(batches, warmup), True, config.lr, config.clipping_theta)
@@ -171,29 +185,47 @@ def measure_epoch(flags, warmup=50, minibatches=50):
         task.evaluator(config, tenth)(lm)
         valid_seconds = (time.perf_counter() - started) * len(valid) / len(tenth)
     return {"train_tokens": len(train), "tokens_per_s": sum(counted) / train_seconds,
-            "valid_seconds": valid_seconds, "timed_seconds": time.perf_counter() - timing}
+            "valid_seconds": valid_seconds, "timed_seconds": time.perf_counter() - timing,
+            "epochs": epochs, "max_minutes": args.max_minutes}
 
 
 def measured_schedule(budget, flags):
     """``measure_epoch`` of ``lyricnn train FLAGS`` in a fresh process, then ``anneal``'s
     flags for the whole epochs ``budget`` buys here; one line on stdout says what was
     measured and chosen."""
-    started = time.time()
+    started = time.monotonic()
     child = subprocess.run([sys.executable, __file__, "--measure", "--", *map(str, flags)],
                            capture_output=True, text=True)
-    if child.returncode != 0:
-        why = (child.stderr.strip().splitlines() or [f"exit code {child.returncode}"])[-1]
-        raise SystemExit(f"ptb_word_lm.py: timing the recipe failed: {why}")
-    measured = json.loads(child.stdout.strip().splitlines()[-1])
-    measured["startup_seconds"] = time.time() - started - measured.pop("timed_seconds")
-    epochs = whole_epochs(budget, measured)
+    try:
+        measured = json.loads(child.stdout.strip().splitlines()[-1]) if child.returncode == 0 \
+            else None
+    except (IndexError, ValueError):
+        measured = None
+    if measured is None:
+        lines = child.stderr.strip().splitlines() or [f"exit code {child.returncode}"]
+        if any(line.startswith("Traceback") for line in lines):
+            print(child.stderr, file=sys.stderr, end="")        # a fault: all of it
+        print(f"ptb_word_lm.py: timing the recipe failed: {lines[-1]} (--schedule fixed runs "
+              "the published anneal without timing)", file=sys.stderr)
+        raise SystemExit(child.returncode or 1)
+    measured["startup_seconds"] = time.monotonic() - started - measured.pop("timed_seconds")
+    minutes = measured.pop("max_minutes") or budget    # a --max-minutes after -- wins
+    epochs = whole_epochs(minutes, measured)
     decay_from, lr_decay = anneal(budget, epochs)
     per_epoch = measured["train_tokens"] / measured["tokens_per_s"] + measured["valid_seconds"]
+    capped = " (--epochs)" if epochs == measured.get("epochs") else ""
+    rate = "constant" if lr_decay == 1 else f"full for {decay_from}, then /{lr_decay:g}"
     print(f"measured here: {measured['tokens_per_s']:,.0f} tokens/s, about {per_epoch:.0f} s "
-          f"an epoch with validation: about {epochs} whole epochs in {budget} minutes, so lr "
-          f"{'constant' if lr_decay == 1 else f'full for {decay_from}, then /{lr_decay:g}'}"
-          f"{'' if epochs else ' (no whole epoch fits: give a larger budget)'}", flush=True)
+          f"an epoch with validation: about {epochs} whole epochs{capped} in {minutes:g} "
+          f"minutes, so lr {rate}", flush=True)
+    if epochs == 0:
+        raise _NoEpoch(f"ptb_word_lm.py: no whole epoch of this model fits in {minutes:g} "
+                       f"minutes here: give a longer --max-minutes or a smaller model after --")
     return ["--decay-from", str(decay_from), "--lr-decay", f"{lr_decay:g}"]
+
+
+class _NoEpoch(Exception):
+    """The budget buys no whole epoch: the run would save nothing to evaluate."""
 
 
 def lyricnn_command(*args):
@@ -209,8 +241,13 @@ def run_budget(budget, out, extra, print_only=False, dynamic=False, schedule="me
     the anneal sized to this machine (``measured_schedule``) unless ``extra`` sets it;
     "fixed": the published one (``FIXED_SCHEDULES``)."""
     anneal_flags = FIXED_SCHEDULES[budget]
-    if schedule == "measured" and not {"--decay-from", "--lr-decay"} & set(map(str, extra)):
-        anneal_flags = measured_schedule(budget, _WORD_LANGUAGE_MODEL + list(extra))
+    given = {str(flag).split("=", 1)[0] for flag in extra}
+    if schedule == "measured" and not {"--decay-from", "--lr-decay"} & given:
+        try:
+            anneal_flags = measured_schedule(budget, _WORD_LANGUAGE_MODEL + list(extra))
+        except _NoEpoch as err:
+            print(err, file=sys.stderr)
+            return 2
     train = ["train", *_WORD_LANGUAGE_MODEL, *anneal_flags, "--max-minutes", budget,
              "--out", out, "--force", *extra]
     evaluate = ["evaluate", "--checkpoint", Path(out) / "best", "--split", "test"]
@@ -281,8 +318,9 @@ def parse_args(argv):
                         help="--budget: size the anneal to the epochs this machine buys, "
                              "timed first (measured), or run the published schedule (fixed)")
     parser.add_argument("--measure", action="store_true",
-                        help="time one epoch of the lyricnn train flags after -- on this "
-                             "machine; print the figures as JSON and stop")
+                        help="time the model of the lyricnn train flags after -- on this "
+                             "machine (100 minibatches and a tenth of the validation split); "
+                             "print the figures as JSON and stop")
     for name, value in RECIPES["small"].items():
         kind = {bool: lambda s: s.lower() in ("1", "true", "yes")}.get(type(value), type(value))
         if name == "cell":

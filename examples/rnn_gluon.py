@@ -7,7 +7,7 @@ Defaults are the book's experiment; flags shorten it or swap the cell:
 """
 import argparse
 
-import lyricnn as d2l  # noqa: I001  (first, as in the book: it sets MXNet's OpenMP threads)
+import lyricnn as d2l  # first, as in the book: it sets MXNet's OpenMP threads
 from mxnet.gluon import rnn
 
 from book_flags import add_book_flags, book_config

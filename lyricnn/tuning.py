@@ -119,18 +119,20 @@ def apply_environment():
 def late_import(environ, mxnet_loaded=None, cpus=None):
     """What to tell a user who imported MXNet before lyricnn (``None``: nothing).
 
-    MXNet reads ``OMP_NUM_THREADS`` when it loads; without it MXNet 1.x sizes its
-    OpenMP pool at half the CPUs, and nothing after the load changes that (MXNet's
+    MXNet reads ``OMP_NUM_THREADS`` when it loads; without it (or its own
+    ``MXNET_OMP_MAX_THREADS``) MXNet 1.x on x86 sizes its OpenMP pool at half the CPUs,
+    and nothing after the load changes that (MXNet's
     ``MXSetNumOMPThreads`` sets only the calling thread's count; its operators run on
     the engine's threads: measured, docs/RESULTS.md "Process tuning"). So the import
     order costs speed silently, about half on 2 vCPUs: a warning, not an error, since
     every result is the same."""
     loaded = "mxnet" in sys.modules if mxnet_loaded is None else mxnet_loaded
     cpus = _cpus() if cpus is None else cpus
-    if not loaded or not enabled(environ) or "OMP_NUM_THREADS" in environ or cpus < 2:
+    chosen = "OMP_NUM_THREADS" in environ or "MXNET_OMP_MAX_THREADS" in environ
+    if not loaded or not enabled(environ) or chosen or cpus < 2:
         return None
     return (f"MXNet was imported before lyricnn, so lyricnn could not set OMP_NUM_THREADS: "
-            f"MXNet computes on {max(1, cpus // 2)} of this machine's {cpus} CPUs. Import "
+            f"MXNet computes on {max(1, cpus // 2)} of this machine's {cpus} CPUs (on x86). Import "
             f"lyricnn first (import lyricnn as d2l, then from mxnet import ...), or set "
             f"OMP_NUM_THREADS={cpus} before Python starts")
 
