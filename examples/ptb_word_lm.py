@@ -123,6 +123,12 @@ def anneal(budget, epochs):
     return decay_from, float(f"{fall ** (-1 / (epochs - decay_from)):.6g}")
 
 
+def epoch_seconds(measured):
+    """One epoch's seconds from ``measure_epoch``'s figures: its training pass at the
+    measured rate and its held-out evaluation."""
+    return measured["train_tokens"] / measured["tokens_per_s"] + measured["valid_seconds"]
+
+
 def whole_epochs(budget, measured):
     """The whole epochs ``budget`` minutes buy, from ``measure_epoch``'s figures (what
     starting the process costs once, then per epoch: its training pass at the measured
@@ -130,8 +136,7 @@ def whole_epochs(budget, measured):
     saves an epoch are not counted, a second or so against ~230; the process's start
     is counted though ``--max-minutes``' clock starts after it: the two roughly cancel,
     and the one 60-minute run made the 15 epochs predicted.)"""
-    epoch = measured["train_tokens"] / measured["tokens_per_s"] + measured["valid_seconds"]
-    fits = max(0, int((60 * budget - measured["startup_seconds"]) // epoch))
+    fits = max(0, int((60 * budget - measured["startup_seconds"]) // epoch_seconds(measured)))
     return min(fits, measured.get("epochs", fits))
 
 
@@ -212,20 +217,16 @@ def measured_schedule(budget, flags):
     minutes = measured.pop("max_minutes") or budget    # a --max-minutes after -- wins
     epochs = whole_epochs(minutes, measured)
     decay_from, lr_decay = anneal(budget, epochs)
-    per_epoch = measured["train_tokens"] / measured["tokens_per_s"] + measured["valid_seconds"]
     capped = " (--epochs)" if epochs == measured.get("epochs") else ""
     rate = "constant" if lr_decay == 1 else f"full for {decay_from}, then /{lr_decay:g}"
-    print(f"measured here: {measured['tokens_per_s']:,.0f} tokens/s, about {per_epoch:.0f} s "
+    print(f"measured here: {measured['tokens_per_s']:,.0f} tokens/s, about {epoch_seconds(measured):.0f} s "
           f"an epoch with validation: about {epochs} whole epochs{capped} in {minutes:g} "
           f"minutes, so lr {rate}", flush=True)
-    if epochs == 0:
-        raise _NoEpoch(f"ptb_word_lm.py: no whole epoch of this model fits in {minutes:g} "
-                       f"minutes here: give a longer --max-minutes or a smaller model after --")
+    if epochs == 0:   # the run would save nothing to evaluate
+        print(f"ptb_word_lm.py: no whole epoch of this model fits in {minutes:g} minutes "
+              "here: give a longer --max-minutes or a smaller model after --", file=sys.stderr)
+        raise SystemExit(2)
     return ["--decay-from", str(decay_from), "--lr-decay", f"{lr_decay:g}"]
-
-
-class _NoEpoch(Exception):
-    """The budget buys no whole epoch: the run would save nothing to evaluate."""
 
 
 def lyricnn_command(*args):
@@ -243,11 +244,7 @@ def run_budget(budget, out, extra, print_only=False, dynamic=False, schedule="me
     anneal_flags = FIXED_SCHEDULES[budget]
     given = {str(flag).split("=", 1)[0] for flag in extra}
     if schedule == "measured" and not {"--decay-from", "--lr-decay"} & given:
-        try:
-            anneal_flags = measured_schedule(budget, _WORD_LANGUAGE_MODEL + list(extra))
-        except _NoEpoch as err:
-            print(err, file=sys.stderr)
-            return 2
+        anneal_flags = measured_schedule(budget, _WORD_LANGUAGE_MODEL + list(extra))
     train = ["train", *_WORD_LANGUAGE_MODEL, *anneal_flags, "--max-minutes", budget,
              "--out", out, "--force", *extra]
     evaluate = ["evaluate", "--checkpoint", Path(out) / "best", "--split", "test"]
