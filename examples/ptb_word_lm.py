@@ -199,8 +199,12 @@ def measured_schedule(budget, flags):
     flags for the whole epochs ``budget`` buys here; one line on stdout says what was
     measured and chosen."""
     started = time.monotonic()
-    child = subprocess.run([sys.executable, __file__, "--measure", "--", *map(str, flags)],
-                           capture_output=True, text=True)
+    child, interrupted = run_child([sys.executable, __file__, "--measure", "--",
+                                    *map(str, flags)], capture_output=True, text=True)
+    if interrupted:
+        print("ptb_word_lm.py: interrupted while timing the model; nothing was trained",
+              file=sys.stderr)
+        raise SystemExit(130)
     try:
         measured = json.loads(child.stdout.strip().splitlines()[-1]) if child.returncode == 0 \
             else None
@@ -219,14 +223,28 @@ def measured_schedule(budget, flags):
     decay_from, lr_decay = anneal(budget, epochs)
     capped = " (--epochs)" if epochs == measured.get("epochs") else ""
     rate = "constant" if lr_decay == 1 else f"full for {decay_from}, then /{lr_decay:g}"
-    print(f"measured here: {measured['tokens_per_s']:,.0f} tokens/s, about {epoch_seconds(measured):.0f} s "
-          f"an epoch with validation: about {epochs} whole epochs{capped} in {minutes:g} "
+    print(f"measured here: {measured['tokens_per_s']:,.0f} tokens/s, about "
+          f"{epoch_seconds(measured):.0f} s an epoch with validation: about {epochs} whole epochs{capped} in {minutes:g} "
           f"minutes, so lr {rate}", flush=True)
     if epochs == 0:   # the run would save nothing to evaluate
         print(f"ptb_word_lm.py: no whole epoch of this model fits in {minutes:g} minutes "
               "here: give a longer --max-minutes or a smaller model after --", file=sys.stderr)
         raise SystemExit(2)
     return ["--decay-from", str(decay_from), "--lr-decay", f"{lr_decay:g}"]
+
+
+def run_child(argv, **kwargs):
+    """``subprocess.run(argv)`` with Ctrl-C left to the child; ``(the CompletedProcess,
+    whether Ctrl-C came)``. A terminal's Ctrl-C reaches the whole process group: ``lyricnn
+    train`` then saves its last whole epoch and exits 130 -- unless this process's
+    ``KeyboardInterrupt`` made ``subprocess.run`` kill it first (it does, on any exception)
+    and printed a traceback."""
+    came = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: came.append(signum))
+    try:
+        return subprocess.run(argv, **kwargs), bool(came)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def lyricnn_command(*args):
@@ -254,16 +272,16 @@ def run_budget(budget, out, extra, print_only=False, dynamic=False, schedule="me
     if print_only:
         return 0
     start = time.time()
-    trained = subprocess.run(lyricnn_command(*train))
+    trained, interrupted = run_child(lyricnn_command(*train))
     train_minutes = (time.time() - start) / 60
-    if trained.returncode != 0:
-        return trained.returncode
+    if trained.returncode != 0 or interrupted:   # lyricnn train said what it kept
+        return trained.returncode or 130
     started = time.time()
-    scored = subprocess.run(lyricnn_command(*evaluate), capture_output=True, text=True)
+    scored, interrupted = run_child(lyricnn_command(*evaluate), capture_output=True, text=True)
     print(scored.stdout.strip(), flush=True)
-    if scored.returncode != 0:
+    if scored.returncode != 0 or interrupted:
         print(scored.stderr.strip(), file=sys.stderr)
-        return scored.returncode
+        return scored.returncode or 130
     history = json.loads((Path(out) / "checkpoint" / "history.json").read_text())
     curve = ", ".join(f"{v:.2f}" for v in history["valid_perplexity"])
     best = json.loads((Path(out) / "best" / "history.json").read_text())
@@ -276,12 +294,12 @@ def run_budget(budget, out, extra, print_only=False, dynamic=False, schedule="me
           f"processes); machine: {machine()}", flush=True)
     if dynamic:
         started = time.time()
-        scored = subprocess.run(lyricnn_command(*evaluate, "--dynamic"), capture_output=True,
-                                text=True)
+        scored, interrupted = run_child(lyricnn_command(*evaluate, "--dynamic"),
+                                        capture_output=True, text=True)
         print(scored.stdout.strip(), flush=True)
-        if scored.returncode != 0:
+        if scored.returncode != 0 or interrupted:
             print(scored.stderr.strip(), file=sys.stderr)
-            return scored.returncode
+            return scored.returncode or 130
         print(f"dynamic evaluation {time.time() - started:.0f} s", flush=True)
     return 0
 

@@ -234,6 +234,59 @@ def test_ptb_word_lm_budget_with_a_bad_flag_fails_in_one_line():
     assert "$ lyricnn" not in out.stdout
 
 
+def _ctrl_c(args, wait_for, cwd):
+    """Run the example in a process group of its own, press Ctrl-C (SIGINT to the whole
+    group, as a terminal does) once a line of stdout contains ``wait_for``; its
+    (returncode, stdout, stderr)."""
+    import signal
+    proc = subprocess.Popen([sys.executable, str(EXAMPLES / "ptb_word_lm.py"), *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
+                            start_new_session=True)
+    try:
+        lines = []
+        while not any(wait_for in line for line in lines):
+            line = proc.stdout.readline()
+            assert line, (lines, proc.stderr.read())
+            lines.append(line)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    return proc.returncode, "".join(lines) + out, err
+
+
+def test_ptb_word_lm_budget_ctrl_c_while_timing_stops_in_one_line(tmp_path):
+    """Ctrl-C while the model is timed (the full recipe: ~20 s): one line, exit 130, no
+    traceback, nothing trained."""
+    import signal
+    import time
+    proc = subprocess.Popen([sys.executable, str(EXAMPLES / "ptb_word_lm.py"), "--budget", "60",
+                             "--out", str(tmp_path / "run")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        time.sleep(4.0)                        # the timing child is loading or timing
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1] == ("ptb_word_lm.py: interrupted while timing the "
+                                            "model; nothing was trained")
+    assert "$ lyricnn" not in out and not (tmp_path / "run").exists()
+
+
+def test_ptb_word_lm_budget_ctrl_c_while_training_lets_lyricnn_train_save(tmp_path):
+    """Ctrl-C during the budget's lyricnn train: the child stops cleanly and keeps its
+    epoch (the example neither kills it nor prints a traceback), and nothing is evaluated."""
+    code, out, err = _ctrl_c(["--budget", "60", "--schedule", "fixed", "--out",
+                              tmp_path / "run", "--", "--epochs", "50", "--num-hiddens", "8",
+                              "--embed", "8", "--num-layers", "1", "--batch-size", "200",
+                              "--num-steps", "10", "--no-progress"], "epoch 1,", tmp_path)
+    assert code == 130 and "Traceback" not in err, err
+    assert "lyricnn train: interrupted by SIGINT" in err and "continue with" in err, err
+    assert (tmp_path / "run" / "checkpoint").is_dir() and "test perplexity" not in out
+
+
 def test_ptb_word_lm_stops_cleanly_on_ctrl_c():
     import signal
     import time
